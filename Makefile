@@ -1,0 +1,37 @@
+# Two commands do all the setup on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint bench-quick clean lock
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -c requirements.lock -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(PY) -m lake.demo
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/lint-imports
+
+lint: setup
+	$(VENV)/bin/ruff check lake catalog jobs tests benchmarks
+	$(VENV)/bin/mypy
+
+bench-quick: setup
+	for b in $$(ls benchmarks/*.py | xargs -n1 basename | grep -v __init__ | sed 's/\.py$$//'); do \
+		$(PY) -m benchmarks.$$b --quick || exit 1; done
+
+# Regenerate the pinned versions CI installs (run after changing dependencies).
+lock:
+	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+
+clean:
+	rm -rf $(VENV) lakehouse .pytest_cache
