@@ -1,0 +1,62 @@
+"""``lake``: the command line of the backbone.
+
+A user's mistake (any :class:`~lake.errors.LakeError`) prints one message and
+exits with status 1; only unexpected errors show a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from lake.cli import config_cmd, table_cmd
+from lake.cli.context import State
+from lake.cli.output import err_console
+from lake.errors import LakeError
+
+app = typer.Typer(
+    name="lake",
+    help="Data-lake and feature-store backbone: Spark jobs into Delta Lake, a lineage catalog, "
+    "Feast features, DuckDB queries.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(table_cmd.app, name="table")
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    root: Annotated[str | None, typer.Option("--root", help="Lake root (folder or s3://bucket/prefix).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings file (default ./lake.toml).")] = None,
+) -> None:
+    ctx.obj = State(root=root, config_file=config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    try:
+        result = app(args=argv, standalone_mode=False)
+    except LakeError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        return 1
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""One settings object for the whole backbone.
+
+Resolution order, first wins: explicit arguments, then ``LAKE_*`` environment
+variables, then a ``lake.toml`` file, then the embedded defaults (a local
+``./lakehouse/`` folder with the catalog's SQLite file beside the tables, Spark
+``local[*]``, Feast with a file registry and a SQLite online store).
+
+Environment variables are the upper-cased dotted field path with ``_`` for dots:
+``LAKE_ROOT``, ``LAKE_S3_ENDPOINT``, ``LAKE_S3_SECRET_KEY``, ``LAKE_CATALOG_URL``,
+``LAKE_SPARK_MASTER``, ``LAKE_FEAST_ONLINE_STORE``... ``LAKE_CONFIG`` names the
+TOML file (default ``./lake.toml``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from lake.errors import ConfigError
+
+DEFAULT_ROOT = "./lakehouse"
+CONFIG_FILE_ENV = "LAKE_CONFIG"
+DEFAULT_CONFIG_FILE = "lake.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class S3Settings(_Section):
+    """Object storage reached through the S3 API (MinIO, AWS, any compatible server)."""
+
+    endpoint: str | None = None
+    """Endpoint URL such as ``http://127.0.0.1:9000``; ``None`` means AWS itself."""
+    access_key: str | None = None
+    """Access key id."""
+    secret_key: SecretStr | None = None
+    """Secret access key (never printed, logged or stored in the catalog)."""
+    region: str = "us-east-1"
+    """Region name; MinIO accepts any."""
+    allow_http: bool | None = None
+    """Allow plain HTTP; by default true when the endpoint starts with ``http://``."""
+
+    @property
+    def http_allowed(self) -> bool:
+        if self.allow_http is not None:
+            return self.allow_http
+        return bool(self.endpoint and self.endpoint.startswith("http://"))
+
+
+class CatalogSettings(_Section):
+    """Where the metadata catalog lives."""
+
+    url: SecretStr | None = None
+    """SQLAlchemy URL; default ``sqlite:///<root>/catalog.db`` (beside the tables)."""
+    lineage_file: str | None = None
+    """JSON-lines file that receives every OpenLineage event, if set."""
+    openlineage_url: str | None = None
+    """HTTP endpoint (e.g. Marquez) that receives every OpenLineage event, if set."""
+    namespace: str = "lake"
+    """OpenLineage namespace of the jobs this project runs."""
+
+
+class SparkSettings(_Section):
+    """How Spark sessions are made."""
+
+    master: str = "local[*]"
+    """``local[*]`` or a cluster URL such as ``spark://host:7077``."""
+    shuffle_partitions: int = Field(default=8, ge=1)
+    """``spark.sql.shuffle.partitions``; the stock 200 is far too many on a laptop."""
+    driver_memory: str = "2g"
+    """``spark.driver.memory``."""
+    conf: dict[str, str] = Field(default_factory=dict)
+    """Extra Spark configuration, applied last."""
+
+
+class FeastSettings(_Section):
+    """Feast deployment generated from the lake settings."""
+
+    project: str = "lake"
+    """Feast project name."""
+    registry: SecretStr | None = None
+    """A SQLAlchemy URL for a SQL registry; default a file registry in the lake root."""
+    online_store: Literal["sqlite", "redis"] = "sqlite"
+    """Online store type."""
+    redis_url: str = "127.0.0.1:6379"
+    """Redis connection string used when ``online_store = "redis"``."""
+
+
+class Settings(_Section):
+    """The resolved configuration of the backbone.
+
+    Build it with :func:`load_settings`; pass it explicitly to what needs it.
+    """
+
+    root: str = DEFAULT_ROOT
+    """Lake root: a local folder or ``s3://bucket/prefix``."""
+    s3: S3Settings = Field(default_factory=S3Settings)
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    spark: SparkSettings = Field(default_factory=SparkSettings)
+    feast: FeastSettings = Field(default_factory=FeastSettings)
+    source_file: str | None = None
+    """The ``lake.toml`` these settings were read from, if any."""
+
+    @property
+    def is_s3(self) -> bool:
+        return self.root.startswith(("s3://", "s3a://"))
+
+    @property
+    def root_uri(self) -> str:
+        """The lake root as an absolute local path or an ``s3://`` URI, without a trailing slash."""
+        if self.is_s3:
+            return "s3://" + self.root.split("://", 1)[1].rstrip("/")
+        return str(Path(self.root).expanduser().resolve())
+
+    @property
+    def catalog_url(self) -> str:
+        """The catalog's SQLAlchemy URL (contains credentials: never print it as is)."""
+        if self.catalog.url is not None:
+            return self.catalog.url.get_secret_value()
+        if self.is_s3:
+            return f"sqlite:///{Path('lake-catalog.db').resolve()}"
+        return f"sqlite:///{Path(self.root_uri) / 'catalog.db'}"
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as plain data with every secret masked, for display."""
+        data = self.model_dump(mode="json")
+        data["s3"]["secret_key"] = "****" if self.s3.secret_key else None
+        data["catalog"]["url"] = redact_url(self.catalog_url)
+        if self.feast.registry is not None:
+            data["feast"]["registry"] = redact_url(self.feast.registry.get_secret_value())
+        data["root"] = self.root_uri
+        return data
+
+
+def redact_url(url: str) -> str:
+    """Replace the password of a URL (``scheme://user:pw@host``) with ``****``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    userinfo = netloc[0].split(":", 1)[0] + ":****"
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{netloc[1]}"))
+
+
+# Environment variables: every leaf field, named LAKE_<SECTION>_<FIELD>.
+def _env_names() -> dict[str, tuple[str, ...]]:
+    names: dict[str, tuple[str, ...]] = {}
+    for field in Settings.model_fields:
+        if field == "source_file":
+            continue
+        annotation = Settings.model_fields[field].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for sub in annotation.model_fields:
+                if sub == "conf":
+                    continue
+                names[f"LAKE_{field}_{sub}".upper()] = (field, sub)
+        else:
+            names[f"LAKE_{field}".upper()] = (field,)
+    return names
+
+
+def _set(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        tree = tree.setdefault(key, {})
+    tree[path[-1]] = value
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}. Fix the file or remove it.") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read the settings file {path}: {exc.strerror}") from exc
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    config_file: str | Path | None = None,
+) -> Settings:
+    """Resolve the settings: ``overrides`` > ``LAKE_*`` environment > ``lake.toml`` > defaults.
+
+    Args:
+        overrides: explicit values, nested like the TOML file
+            (``{"root": "...", "s3": {"endpoint": "..."}}``); ``None`` values are ignored.
+        env: the environment to read (default ``os.environ``).
+        config_file: the TOML file (default ``$LAKE_CONFIG`` or ``./lake.toml`` if present).
+
+    Returns:
+        The frozen, validated settings.
+
+    Raises:
+        ConfigError: a value is malformed or the file cannot be read.
+    """
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    explicit_file = config_file or env.get(CONFIG_FILE_ENV)
+    path = Path(explicit_file) if explicit_file else Path(DEFAULT_CONFIG_FILE)
+    if explicit_file and not path.is_file():
+        raise ConfigError(f"settings file {path} does not exist (from {CONFIG_FILE_ENV} or --config)")
+    if path.is_file():
+        data = _read_toml(path)
+        data["source_file"] = str(path.resolve())
+        root = data.get("root")
+        # A relative root in a settings file is relative to that file, not the working directory.
+        if isinstance(root, str) and "://" not in root and not Path(root).expanduser().is_absolute():
+            data["root"] = str((path.resolve().parent / root).resolve())
+    for name, fpath in _env_names().items():
+        if env.get(name) not in (None, ""):
+            _set(data, fpath, env[name])
+    data = _merge(data, _drop_none(overrides or {}))
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        where = f" (file {data.get('source_file')})" if data.get("source_file") else ""
+        raise ConfigError(f"invalid settings{where}: {problems}") from None
+
+
+def _drop_none(tree: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            value = _drop_none(value)
+            if value:
+                out[key] = value
+        elif value is not None:
+            out[key] = value
+    return out

@@ -1,0 +1,79 @@
+"""DuckDB connections that read the lake offline.
+
+DuckDB downloads extensions at first use, which fails here (and on locked-down
+machines). The ``delta`` and ``httpfs`` extensions ship as PyPI wheels
+(``duckdb-extension-delta``/``-httpfs``); install them from the wheel's file.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lake.errors import NotInstalledError
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from lake.storage import Storage
+
+_EXTENSIONS = {"delta": "duckdb_extension_delta", "httpfs": "duckdb_extension_httpfs"}
+
+
+def extension_file(name: str) -> Path:
+    """The extension binary shipped in its PyPI wheel."""
+    import duckdb
+
+    module = _EXTENSIONS[name]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise NotInstalledError(f"the DuckDB {name} extension is missing: pip install {module.replace('_', '-')}")
+    base = Path(next(iter(spec.submodule_search_locations))) / "extensions"
+    exact = base / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
+    if exact.is_file():
+        return exact
+    found = sorted(base.glob(f"*/{name}.duckdb_extension"))
+    if not found:
+        raise NotInstalledError(f"no {name}.duckdb_extension file in {base}: reinstall {module}")
+    return found[-1]
+
+
+def load_extensions(con: duckdb.DuckDBPyConnection, *names: str) -> None:
+    """Install (from the wheels) and load extensions into a connection."""
+    for name in names or tuple(_EXTENSIONS):
+        try:
+            con.load_extension(name)
+        except Exception:
+            con.install_extension(str(extension_file(name)))
+            con.load_extension(name)
+
+
+def configure_storage(con: duckdb.DuckDBPyConnection, storage: Storage) -> None:
+    """Give DuckDB the lake's S3 endpoint and credentials (as a secret, never echoed)."""
+    from lake.storage import S3Storage
+
+    if not isinstance(storage, S3Storage):
+        return
+    load_extensions(con, "httpfs")
+    s3 = storage.s3
+    parts = ["TYPE s3", f"REGION '{s3.region}'"]
+    if s3.access_key:
+        parts.append(f"KEY_ID '{s3.access_key}'")
+    if s3.secret_key:
+        parts.append(f"SECRET '{s3.secret_key.get_secret_value()}'")
+    if s3.endpoint:
+        scheme, _, host = s3.endpoint.partition("://")
+        parts += [f"ENDPOINT '{host or scheme}'", "URL_STYLE 'path'", f"USE_SSL {'false' if scheme == 'http' else 'true'}"]
+    con.execute(f"CREATE OR REPLACE SECRET lake_s3 ({', '.join(parts)})")
+
+
+def connect(storage: Storage | None = None, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with ``delta_scan`` available and the lake's storage configured."""
+    import duckdb
+
+    con = duckdb.connect(database)
+    load_extensions(con, "delta")
+    if storage is not None:
+        configure_storage(con, storage)
+    return con

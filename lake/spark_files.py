@@ -1,0 +1,235 @@
+"""Data files for Spark writes and reads that the JVM cannot reach by itself.
+
+Spark here has no s3a (no Maven, so no hadoop-aws), so for ``s3://`` tables the
+executors write and read Parquet with pyarrow's S3 file system: writes through
+``mapInArrow`` (each task writes its files and reports path, size, partition
+values and statistics back to the driver, which commits), reads through a
+Python data source. Everything in this module runs on executors too: it imports
+nothing from Spark at module level and takes only plain, picklable arguments.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote, unquote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from lake.stats import file_stats
+
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+ROWS_PER_FILE = 4_000_000
+FILE_RESULT_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("size", pa.int64()),
+        ("partition_values", pa.string()),
+        ("stats", pa.string()),
+        ("rows", pa.int64()),
+    ]
+)
+_SAFE = "-_.+ ~@!$&()"
+
+
+def partition_string(value: Any) -> str | None:
+    """A partition value as Delta stores it in ``partitionValues``."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value.isoformat(sep=" ", timespec="microseconds")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def partition_dir(columns: list[str], values: list[str | None]) -> str:
+    """Hive-style folder (``k=v/...``) for partition values, escaped as Spark escapes them."""
+    return "/".join(
+        f"{c}={HIVE_NULL if v is None else quote(v, safe=_SAFE)}" for c, v in zip(columns, values, strict=True)
+    )
+
+
+def parse_partition_dir(rel_path: str, columns: list[str]) -> dict[str, str | None] | None:
+    """Partition values encoded in a hive-style relative path, or ``None`` if it is not one."""
+    parts = rel_path.split("/")[:-1]
+    found: dict[str, str | None] = {}
+    for part in parts:
+        key, sep, raw = part.partition("=")
+        if sep and key in columns:
+            value = unquote(raw)
+            found[key] = None if value == HIVE_NULL else value
+    return found if set(found) == set(columns) else None
+
+
+def make_filesystem(kind: str, kwargs: dict[str, Any]) -> pafs.FileSystem:
+    if kind == "s3":
+        return pafs.S3FileSystem(**kwargs)
+    return pafs.LocalFileSystem()
+
+
+class _OpenFile:
+    def __init__(self, fs: pafs.FileSystem, root: str, rel: str, schema: pa.Schema, values: list[str | None]):
+        self.rel = rel
+        self.values = values
+        self.stream = fs.open_output_stream(f"{root}/{rel}")
+        self.writer = pq.ParquetWriter(self.stream, schema, compression="snappy", write_statistics=True)
+        self.rows = 0
+
+    def close(self, columns: list[str], schema: pa.Schema) -> dict[str, Any]:
+        self.writer.close()
+        size = self.stream.tell()
+        self.stream.close()
+        meta = self.writer.writer.metadata
+        return {
+            "path": self.rel,
+            "size": size,
+            "partition_values": json.dumps(dict(zip(columns, self.values, strict=True))),
+            "stats": file_stats(meta, schema),
+            "rows": self.rows,
+        }
+
+
+def arrow_file_writer(
+    fs_kind: str,
+    fs_kwargs: dict[str, Any],
+    root: str,
+    partition_by: list[str],
+    data_schema_bytes: bytes,
+    write_id: str,
+    rows_per_file: int = ROWS_PER_FILE,
+) -> Any:
+    """A ``mapInArrow`` function that writes each task's rows as Parquet files under ``root``.
+
+    It yields one record batch describing the files written (see ``FILE_RESULT_SCHEMA``).
+    ``data_schema_bytes`` is the serialized Arrow schema of the stored columns (the
+    partition columns excluded).
+    """
+
+    def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import TaskContext
+
+        ctx = TaskContext.get()
+        task = f"{ctx.partitionId():05d}-{ctx.attemptNumber()}" if ctx else "00000-0"
+        schema = pa.ipc.read_schema(pa.py_buffer(data_schema_bytes))
+        fs = make_filesystem(fs_kind, fs_kwargs)
+        open_files: dict[tuple[Any, ...], _OpenFile] = {}
+        done: list[dict[str, Any]] = []
+        counter = 0
+
+        def target(key: tuple[Any, ...]) -> _OpenFile:
+            nonlocal counter
+            f = open_files.get(key)
+            if f is None:
+                values = [partition_string(v) for v in key]
+                folder = partition_dir(partition_by, values) if partition_by else ""
+                name = f"part-{task}-{write_id}-{counter:04d}.snappy.parquet"
+                counter += 1
+                rel = f"{folder}/{name}" if folder else name
+                if folder:
+                    fs.create_dir(f"{root}/{folder}", recursive=True)
+                f = open_files[key] = _OpenFile(fs, root, rel, schema, values)
+            return f
+
+        def put(key: tuple[Any, ...], table: pa.Table) -> None:
+            f = target(key)
+            f.writer.write_table(table.select(schema.names).cast(schema))
+            f.rows += table.num_rows
+            if f.rows >= rows_per_file:
+                done.append(f.close(partition_by, schema))
+                del open_files[key]
+
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            table = pa.Table.from_batches([batch])
+            if not partition_by:
+                put((), table)
+                continue
+            keys = table.group_by(partition_by).aggregate([]).to_pylist()
+            for key in keys:
+                mask = None
+                for col in partition_by:
+                    v = key[col]
+                    cond = pc.is_null(table[col]) if v is None else pc.equal(table[col], pa.scalar(v, table[col].type))
+                    mask = cond if mask is None else pc.and_(mask, cond)
+                put(tuple(key[c] for c in partition_by), table.filter(mask))
+        for f in open_files.values():
+            done.append(f.close(partition_by, schema))
+        yield pa.RecordBatch.from_pylist(done, schema=FILE_RESULT_SCHEMA)
+
+    return write
+
+
+def local_file_infos(root: str, rel_paths: list[str], partition_by: list[str], schema: pa.Schema) -> list[dict[str, Any]]:
+    """File descriptions (like the Arrow writer's) for Parquet files Spark's JVM wrote locally."""
+    out = []
+    for rel in rel_paths:
+        meta = pq.read_metadata(f"{root}/{rel}")
+        values = parse_partition_dir(rel, partition_by) if partition_by else {}
+        if values is None:
+            raise ValueError(f"{rel} is not in a partition folder of {partition_by}")
+        out.append(
+            {
+                "path": rel,
+                "size": _size(f"{root}/{rel}"),
+                "partition_values": json.dumps(values),
+                "stats": file_stats(meta, schema),
+                "rows": meta.num_rows,
+            }
+        )
+    return out
+
+
+def _size(path: str) -> int:
+    import os
+
+    return os.path.getsize(path)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+# ------------------------------------------------------------------ reading
+
+
+def read_files(
+    fs_kind: str,
+    fs_kwargs: dict[str, Any],
+    root: str,
+    files: list[dict[str, Any]],
+    schema: pa.Schema,
+    path_column: str | None,
+) -> Iterator[pa.RecordBatch]:
+    """Read Delta data files and add their partition columns: the batches have ``schema``."""
+    fs = make_filesystem(fs_kind, fs_kwargs)
+    for f in files:
+        pf = pq.ParquetFile(fs.open_input_file(f"{root}/{unquote(f['path'])}"))
+        stored = set(pf.schema_arrow.names)
+        for batch in pf.iter_batches(batch_size=65_536, columns=[n for n in schema.names if n in stored]):
+            table = pa.Table.from_batches([batch])
+            cols = []
+            for field in schema:
+                if field.name == path_column:
+                    cols.append(pa.array([f["path"]] * table.num_rows, pa.string()))
+                elif field.name in f["partition_values"]:
+                    raw = f["partition_values"][field.name]
+                    cols.append(pa.array([raw] * table.num_rows, pa.string()).cast(field.type))
+                elif field.name in stored:
+                    cols.append(table.column(field.name).cast(field.type))
+                else:  # a column added to the table after this file was written
+                    cols.append(pa.nulls(table.num_rows, field.type))
+            yield from pa.Table.from_arrays(cols, schema=schema).to_batches()
