@@ -199,7 +199,7 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None,
     *,
     env: Mapping[str, str] | None = None,
-    config_file: str | Path | None = None,
+    config_file: str | Path | Literal[False] | None = None,
 ) -> Settings:
     """Resolve the settings: ``overrides`` > ``LAKE_*`` environment > ``lake.toml`` > defaults.
 
@@ -207,7 +207,8 @@ def load_settings(
         overrides: explicit values, nested like the TOML file
             (``{"root": "...", "s3": {"endpoint": "..."}}``); ``None`` values are ignored.
         env: the environment to read (default ``os.environ``).
-        config_file: the TOML file (default ``$LAKE_CONFIG`` or ``./lake.toml`` if present).
+        config_file: the TOML file (default ``$LAKE_CONFIG`` or ``./lake.toml`` if present);
+            ``False`` reads no file.
 
     Returns:
         The frozen, validated settings.
@@ -219,7 +220,9 @@ def load_settings(
     data: dict[str, Any] = {}
     explicit_file = config_file or env.get(CONFIG_FILE_ENV)
     path = Path(explicit_file) if explicit_file else Path(DEFAULT_CONFIG_FILE)
-    if explicit_file and not path.is_file():
+    if config_file is False:
+        path = Path("/nonexistent/lake.toml")
+    elif explicit_file and not path.is_file():
         raise ConfigError(f"settings file {path} does not exist (from {CONFIG_FILE_ENV} or --config)")
     if path.is_file():
         data = _read_toml(path)

@@ -25,6 +25,7 @@ __all__ = [
     "TableError",
     "TableExistsError",
     "TableNotFoundError",
+    "VersionNotFoundError",
     "UnsupportedTableFeatureError",
     "InvalidPredicateError",
     "MergeError",
@@ -59,6 +60,10 @@ class TableError(LakeError):
 
 class TableNotFoundError(TableError, LookupError):
     """No Delta table exists at the name or location given."""
+
+
+class VersionNotFoundError(TableError, LookupError):
+    """The table exists but has no such version (or none at that time)."""
 
 
 class TableExistsError(TableError):

@@ -35,7 +35,6 @@ FILE_RESULT_SCHEMA = pa.schema(
         ("rows", pa.int64()),
     ]
 )
-_SAFE = "-_.+ ~@!$&()"
 
 
 def partition_string(value: Any) -> str | None:
@@ -56,20 +55,30 @@ def partition_string(value: Any) -> str | None:
 
 
 def partition_dir(columns: list[str], values: list[str | None]) -> str:
-    """Hive-style folder (``k=v/...``) for partition values, escaped as Spark escapes them."""
+    """Hive-style folder (``k=v/...``) for partition values, percent-encoded as delta-rs does.
+
+    Only unreserved characters stay as they are, so every object store and reader
+    (object_store, DuckDB, Polars, Spark) addresses the same key.
+    """
     return "/".join(
-        f"{c}={HIVE_NULL if v is None else quote(v, safe=_SAFE)}" for c, v in zip(columns, values, strict=True)
+        f"{c}={HIVE_NULL if v is None else quote(v, safe='')}" for c, v in zip(columns, values, strict=True)
     )
 
 
-def parse_partition_dir(rel_path: str, columns: list[str]) -> dict[str, str | None] | None:
-    """Partition values encoded in a hive-style relative path, or ``None`` if it is not one."""
+def parse_partition_dir(
+    rel_path: str, columns: list[str], *, spark_semantics: bool = False
+) -> dict[str, str | None] | None:
+    """Partition values encoded in a hive-style relative path, or ``None`` if it is not one.
+
+    With ``spark_semantics``, decode as Spark's partition discovery does (each ``%XX``
+    is one character), so a mismatch with the log's values means Spark would misread it.
+    """
     parts = rel_path.split("/")[:-1]
     found: dict[str, str | None] = {}
     for part in parts:
         key, sep, raw = part.partition("=")
         if sep and key in columns:
-            value = unquote(raw)
+            value = unquote(raw, encoding="latin-1") if spark_semantics else unquote(raw)
             found[key] = None if value == HIVE_NULL else value
     return found if set(found) == set(columns) else None
 
@@ -217,14 +226,14 @@ def read_files(
     """Read Delta data files and add their partition columns: the batches have ``schema``."""
     fs = make_filesystem(fs_kind, fs_kwargs)
     for f in files:
-        pf = pq.ParquetFile(fs.open_input_file(f"{root}/{unquote(f['path'])}"))
+        pf = pq.ParquetFile(fs.open_input_file(f"{root}/{f['path']}"))
         stored = set(pf.schema_arrow.names)
         for batch in pf.iter_batches(batch_size=65_536, columns=[n for n in schema.names if n in stored]):
             table = pa.Table.from_batches([batch])
             cols = []
             for field in schema:
                 if field.name == path_column:
-                    cols.append(pa.array([f["path"]] * table.num_rows, pa.string()))
+                    cols.append(pa.array([f.get("key", f["path"])] * table.num_rows, pa.string()))
                 elif field.name in f["partition_values"]:
                     raw = f["partition_values"][field.name]
                     cols.append(pa.array([raw] * table.num_rows, pa.string()).cast(field.type))

@@ -19,7 +19,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
 from deltalake import DeltaTable
@@ -35,6 +35,7 @@ from lake.spark_files import (
     local_file_infos,
     now_ms,
     parse_partition_dir,
+    partition_dir,
     partition_string,
 )
 from lake.table import STAGING_DIR, Table, Txn, commit_properties, wrap_delta_error
@@ -90,11 +91,6 @@ def conform_spark(df: SparkDataFrame, fit: SchemaFit, carry: Sequence[str] = ())
 # ------------------------------------------------------------------- files
 
 
-def _delta_path(rel: str) -> str:
-    """Delta stores add/remove paths URI-encoded."""
-    return quote(rel, safe="/=-_.~+@!$&()")
-
-
 def write_files(table: Table, df: SparkDataFrame, partition_by: list[str], schema: pa.Schema) -> list[dict[str, Any]]:
     """Have the executors write ``df`` as Parquet files of ``table``; describe each file.
 
@@ -113,7 +109,13 @@ def write_files(table: Table, df: SparkDataFrame, partition_by: list[str], schem
         rels = sorted(f.path for f in storage.list_files(staging) if f.path.endswith(".parquet"))
         infos = local_file_infos(staging, rels, partition_by, data_schema)
         for info in infos:
-            storage.move(f"{staging}/{info['path']}", f"{table.uri}/{info['path']}")
+            # Spark leaves some characters raw in folder names; use delta-rs' encoding instead.
+            name = info["path"].rsplit("/", 1)[-1]
+            if partition_by:
+                values = json.loads(info["partition_values"])
+                name = partition_dir(partition_by, [values[c] for c in partition_by]) + "/" + name
+            storage.move(f"{staging}/{info['path']}", f"{table.uri}/{name}")
+            info["path"] = name
         storage.delete_tree(staging)
     else:
         s3 = storage  # the S3 backend: executors write with pyarrow
@@ -133,7 +135,8 @@ def write_files(table: Table, df: SparkDataFrame, partition_by: list[str], schem
 def _adds(infos: list[dict[str, Any]]) -> list[AddAction]:
     ts = now_ms()
     return [
-        AddAction(_delta_path(i["path"]), int(i["size"]), i["partition_values"], ts, True, i["stats"])
+        # delta-rs takes the plain relative path and URI-encodes it in the log itself.
+        AddAction(i["path"], int(i["size"]), i["partition_values"], ts, True, i["stats"])
         for i in infos
     ]
 
@@ -164,6 +167,7 @@ def _commit(
     txn: Txn | None,
     metrics: dict[str, Any],
     schema_changed: bool = False,
+    schema_replaced: bool = False,
     description: str | None = None,
     configuration: dict[str, str] | None = None,
 ) -> CommitResult:
@@ -171,7 +175,18 @@ def _commit(
 
     props, commit_id = commit_properties(operation, txn, {"lake.metrics": metrics})
     try:
-        if base is None:
+        if base is not None and mode == "overwrite" and schema_replaced:
+            # Replacing the schema: a create-or-replace commit swaps metadata and files at once.
+            create_table_with_add_actions(
+                table.uri,
+                DeltaSchema.from_arrow(schema),
+                _adds(infos),
+                mode="overwrite",
+                partition_by=partition_by or None,
+                storage_options=table.options,
+                commit_properties=props,
+            )
+        elif base is None:
             create_table_with_add_actions(
                 table.uri,
                 DeltaSchema.from_arrow(schema),
@@ -184,6 +199,12 @@ def _commit(
                 commit_properties=props,
             )
         else:
+            current = {f.name for f in pa.schema(base.schema().to_arrow())}
+            added = [f for f in schema if f.name not in current]
+            if added:
+                # delta-rs commits file actions without a metadata change, so new (nullable)
+                # columns join the table first; a reader in between sees them as null.
+                base.alter.add_columns(list(DeltaSchema.from_arrow(pa.schema(added)).fields))
             actions: list[AddAction | RemoveAction] = [*_adds(infos), *_removes(removes)]
             base.create_write_transaction(
                 actions, mode, schema, partition_by=partition_by or None, commit_properties=props
@@ -249,7 +270,8 @@ def table_files(table: DeltaTable, tree: Any | None = None) -> list[dict[str, An
                 continue
         out.append(
             {
-                "path": row["path"],
+                # get_add_actions gives the log's URI-encoded form; work with the plain path.
+                "path": unquote(row["path"]),
                 "size": row["size_bytes"],
                 "rows": row.get("num_records"),
                 "partition_values": {c: partition_string(v) for c, v in part.items()},
@@ -265,7 +287,7 @@ def file_key(uri_or_path: str) -> str:
         parts = urlsplit(uri_or_path)
         path = unquote(parts.path)
         return f"{parts.netloc}{path}" if parts.scheme not in ("file", "") else path
-    return unquote(uri_or_path)
+    return uri_or_path
 
 
 def scan_files(
@@ -284,7 +306,9 @@ def scan_files(
 
     spark_schema = spark_schema_of(schema)
     storage = table.storage
-    hive = all(parse_partition_dir(unquote(f["path"]), partition_by) == f["partition_values"] for f in files)
+    hive = all(
+        parse_partition_dir(f["path"], partition_by, spark_semantics=True) == f["partition_values"] for f in files
+    )
     if not files:
         from pyspark.sql.types import StringType, StructField, StructType
 
@@ -293,7 +317,7 @@ def scan_files(
             fields.append(StructField(path_column, StringType()))
         return spark.createDataFrame([], StructType(fields))
     if storage.spark_reachable() and (hive or not partition_by):
-        paths = [f"{table.uri}/{unquote(f['path'])}" for f in files]
+        paths = [f"{table.uri}/{f['path']}" for f in files]
         reader = spark.read.schema(spark_schema)
         if partition_by:
             reader = reader.option("basePath", table.uri)
@@ -312,6 +336,8 @@ def _python_scan(
 
     spark.dataSource.register(LakeFilesSource)
     full = schema.append(pa.field(path_column, pa.string())) if path_column else schema
+    # A DDL schema is all-nullable; the batches must say the same.
+    full = pa.schema([f.with_nullable(True) for f in full])
     storage = table.storage
     kind = "local" if storage.is_local else "s3"
     kwargs = {} if storage.is_local else storage.arrow_kwargs()  # type: ignore[attr-defined]
@@ -403,7 +429,8 @@ def write_spark(
     removed = len(table_files(base)) if mode == "overwrite" else 0
     return _commit(table, base, infos, [], schema, partition_by, mode=mode, operation=operation, txn=txn,
                    metrics={"rows_written": _rows(infos), "files_added": len(infos), "files_removed": removed},
-                   schema_changed=schema_changed or schema_mode == "overwrite")
+                   schema_changed=schema_changed or schema_mode == "overwrite",
+                   schema_replaced=schema_mode == "overwrite")
 
 
 def _matches(predicate: str) -> Column:

@@ -32,6 +32,7 @@ from lake.errors import (
     TableError,
     TableExistsError,
     TableNotFoundError,
+    VersionNotFoundError,
 )
 from lake.results import CommitResult
 from lake.schema import fit_schema, normalize_schema
@@ -115,17 +116,30 @@ class Table:
                 version=version,
             ) from None
         except Exception as exc:
+            if version is not None and self.exists():
+                latest = DeltaTable(self.uri, storage_options=self.options).version()
+                raise VersionNotFoundError(
+                    f"table {self.name} has no version {version} (versions run up to {latest}, older ones "
+                    "may have been cleaned up); `lake table history` lists them",
+                    table=self.name,
+                    version=version,
+                ) from None
             raise wrap_delta_error(exc, self.name, "open") from exc
         if as_of is not None:
             when = as_of if isinstance(as_of, dt.datetime) else _parse_when(as_of)
-            try:
-                table.load_as_version(when)
-            except Exception as exc:
-                raise TableError(
-                    f"table {self.name} has no version at or before {when.isoformat()} "
-                    f"({str(exc).splitlines()[0]}); `lake table history {self.name}` lists versions",
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=dt.UTC)
+            # Resolve by the commit timestamps in the log, not file modification times
+            # (object stores keep those to the second only).
+            limit_ms = when.timestamp() * 1000
+            candidates = [h["version"] for h in table.history() if h.get("timestamp", 0) <= limit_ms]
+            if not candidates:
+                raise VersionNotFoundError(
+                    f"table {self.name} has no version at or before {when.isoformat()} (it was created "
+                    f"later); `lake table history {self.name}` lists versions",
                     table=self.name,
-                ) from None
+                )
+            table.load_as_version(max(candidates))
         return table
 
     def version(self) -> int:
@@ -148,8 +162,9 @@ class Table:
         """Commits newest first: version, timestamp, operation, parameters and metrics."""
         out = []
         for entry in self.delta().history(limit):
-            metrics = dict(entry.get("operationMetrics") or {})
-            metrics.update(entry.get("lake.metrics") or {})
+            raw = dict(entry.get("operationMetrics") or {})
+            raw.update(entry.get("lake.metrics") or {})
+            metrics = _normalize_metrics(raw)
             out.append(
                 {
                     "version": entry.get("version"),

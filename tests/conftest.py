@@ -1,0 +1,84 @@
+"""Fixtures shared by the whole suite: settings, lakes on each storage, Spark, an S3 server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lake.config import Settings, load_settings
+from lake.lakehouse import Lake
+from tests.services import S3_KEY, S3_SECRET, S3Server, free_port, reachable
+
+os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Settings from explicit values only (no environment, no lake.toml)."""
+    return load_settings(overrides, env={}, config_file=False)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3 HTTP endpoint (moto's server) on 127.0.0.1, in its own process.
+
+    Not a thread of the test process: some delta-rs calls hold the GIL while they
+    wait for the server, which would deadlock an in-process server.
+    """
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 30
+    while not reachable("127.0.0.1", port):
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"the S3 test server (moto) did not start on port {port}", pytrace=False)
+        time.sleep(0.1)
+    yield S3Server(f"http://127.0.0.1:{port}", "127.0.0.1", port)
+    proc.terminate()
+    proc.wait(10)
+
+
+def s3_settings(server: S3Server, bucket: str, **overrides: Any) -> Settings:
+    return make_settings(
+        root=f"s3://{bucket}/lake",
+        s3={"endpoint": server.endpoint, "access_key": S3_KEY, "secret_key": S3_SECRET},
+        **overrides,
+    )
+
+
+@pytest.fixture
+def local_lake(tmp_path: Path) -> Lake:
+    return Lake(make_settings(root=str(tmp_path / "lakehouse")))
+
+
+@pytest.fixture
+def s3_lake(s3_server: S3Server) -> Lake:
+    return Lake(s3_settings(s3_server, s3_server.new_bucket()))
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def lake(request: pytest.FixtureRequest) -> Lake:
+    """The same tests on a local folder and on the S3 API."""
+    name = "local_lake" if request.param == "local" else "s3_lake"
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One local Spark session for the suite (starting one costs seconds)."""
+    from lake.spark import get_spark
+
+    settings = make_settings(root=str(tmp_path_factory.mktemp("spark-root")), spark={"shuffle_partitions": 4})
+    session = get_spark(settings, app_name="lake-tests")
+    yield session
+    session.stop()
