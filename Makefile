@@ -18,8 +18,9 @@ demo: setup
 	$(PY) -m lake.demo
 
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/ruff check lake catalog jobs tests benchmarks
 	$(VENV)/bin/lint-imports
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check lake catalog jobs tests benchmarks

@@ -59,8 +59,8 @@ def main() -> None:
 
     step("3. Time travel: the same query on version 0 and on the latest version")
     query = "symbol = 'IBM' AND date >= DATE '2010-01-01'"
-    v0 = stocks.to_spark(spark, version=0, filter=query).agg({"price": "avg"}).first()[0]
-    now = stocks.to_spark(spark, filter=query).agg({"price": "avg"}).first()[0]
+    v0 = stocks.to_spark(spark, version=0, filter=query).agg({"price": "avg"}).collect()[0][0]
+    now = stocks.to_spark(spark, filter=query).agg({"price": "avg"}).collect()[0][0]
     console.print(f"average IBM price since 2010: v0 {v0:.2f} -> latest {now:.2f}")
 
     step("4. Schema enforcement: a write with the wrong type is refused, nothing changes")

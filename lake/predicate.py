@@ -176,8 +176,8 @@ class _Parser:
             lo = self.literal()
             self.expect("AND")
             hi = self.literal()
-            node: Any = And((Cmp(">=", left, lo), Cmp("<=", left, hi)))
-            return Not(node) if negated else node
+            between: Any = And((Cmp(">=", left, lo), Cmp("<=", left, hi)))
+            return Not(between) if negated else between
         if negated:
             raise _Unsupported("NOT without IN/BETWEEN")
         kind, op = self.take()

@@ -14,6 +14,7 @@ removes exactly those files while adding the new ones.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 import uuid
@@ -38,7 +39,7 @@ from lake.spark_files import (
     partition_dir,
     partition_string,
 )
-from lake.table import STAGING_DIR, Table, Txn, commit_properties, wrap_delta_error
+from lake.table import STAGING_DIR, SchemaMode, Table, Txn, commit_properties, wrap_delta_error
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, SparkSession
@@ -148,10 +149,8 @@ def _removes(files: list[dict[str, Any]]) -> list[RemoveAction]:
 
 def _discard(table: Table, infos: list[dict[str, Any]]) -> None:
     for info in infos:
-        try:
+        with contextlib.suppress(OSError):  # vacuum removes what is left
             table.storage.delete_file(f"{table.uri}/{info['path']}")
-        except OSError:
-            pass  # vacuum removes what is left
 
 
 def _commit(
@@ -396,7 +395,7 @@ def write_spark(
     mode: str,
     partition_by: list[str],
     replace_where: str | None,
-    schema_mode: str | None,
+    schema_mode: SchemaMode,
     txn: Txn | None,
     description: str | None,
     configuration: dict[str, str] | None,
@@ -505,7 +504,7 @@ def merge_spark(
     insert: bool,
     delete_when: str | None,
     delete_not_matched_by_source: bool,
-    schema_mode: str | None,
+    schema_mode: SchemaMode,
     txn: Txn | None,
 ) -> CommitResult:
     """Upsert a Spark DataFrame by keys (see :meth:`lake.table.Table.merge`).

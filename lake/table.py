@@ -389,19 +389,19 @@ class Table:
         operation = "CREATE" if not exists else ("OVERWRITE" if mode == "overwrite" else "APPEND")
         props, commit_id = commit_properties(operation, txn)
         rows = data.num_rows if isinstance(data, pa.Table) else None
+        common: dict[str, Any] = {
+            "partition_by": partition_by or None,
+            "schema_mode": schema_mode,
+            "storage_options": self.options,
+            "commit_properties": props,
+            "description": description,
+            "configuration": configuration,
+        }
         try:
-            write_deltalake(
-                self.uri,
-                data,
-                mode="overwrite" if mode == "overwrite" else "append",
-                partition_by=partition_by or None,
-                predicate=replace_where,
-                schema_mode=schema_mode,
-                storage_options=self.options,
-                commit_properties=props,
-                description=description,
-                configuration=configuration,
-            )
+            if mode == "overwrite":
+                write_deltalake(self.uri, data, mode="overwrite", predicate=replace_where, **common)
+            else:
+                write_deltalake(self.uri, data, mode="append", **common)
         except Exception as exc:
             raise wrap_delta_error(exc, self.name, "write") from exc
         return self._result(operation, commit_id, rows, schema_changed=bool(fit and fit.added))
