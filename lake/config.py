@@ -18,11 +18,13 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from catalog.redact import redact_url
 from lake.errors import ConfigError
+
+__all__ = ["Settings", "load_settings", "redact_url"]
 
 DEFAULT_ROOT = "./lakehouse"
 CONFIG_FILE_ENV = "LAKE_CONFIG"
@@ -124,8 +126,8 @@ class Settings(_Section):
         """The catalog's SQLAlchemy URL (contains credentials: never print it as is)."""
         if self.catalog.url is not None:
             return self.catalog.url.get_secret_value()
-        if self.is_s3:
-            return f"sqlite:///{Path('lake-catalog.db').resolve()}"
+        if self.is_s3:  # tables in object storage, the embedded catalog still in ./lakehouse/
+            return f"sqlite:///{Path(DEFAULT_ROOT, 'catalog.db').resolve()}"
         return f"sqlite:///{Path(self.root_uri) / 'catalog.db'}"
 
     def masked(self) -> dict[str, Any]:
@@ -137,19 +139,6 @@ class Settings(_Section):
             data["feast"]["registry"] = redact_url(self.feast.registry.get_secret_value())
         data["root"] = self.root_uri
         return data
-
-
-def redact_url(url: str) -> str:
-    """Replace the password of a URL (``scheme://user:pw@host``) with ``****``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    userinfo = netloc[0].split(":", 1)[0] + ":****"
-    return urlunsplit(parts._replace(netloc=f"{userinfo}@{netloc[1]}"))
 
 
 # Environment variables: every leaf field, named LAKE_<SECTION>_<FIELD>.

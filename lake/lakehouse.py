@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from lake.config import Settings, load_settings
 from lake.errors import LakeError, TableNotFoundError
 from lake.results import CommitResult
 from lake.storage import Storage, storage_for
 from lake.table import Table
+
+if TYPE_CHECKING:
+    from catalog.store import Catalog, RunContext
+    from lake.recording import Recorder
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
 CommitListener = Callable[[Table, CommitResult], None]
@@ -40,10 +45,17 @@ class Lake:
         >>> events.to_pandas(version=0)        # time travel
     """
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, catalog: Catalog | Literal[False] | None = None) -> None:
+        """Args:
+            settings: resolved settings (default: :func:`lake.config.load_settings`).
+            catalog: the catalog that records every commit and read; default the one the
+                settings name (opened on first use); ``False`` records nothing.
+        """
         self.settings = settings or load_settings()
         self.storage: Storage = storage_for(self.settings)
         self._listeners: list[CommitListener] = []
+        self._catalog = catalog
+        self._recorder: Recorder | None = None
 
     def __repr__(self) -> str:
         return f"Lake({self.storage.root!r})"
@@ -98,8 +110,55 @@ class Lake:
         self._listeners.append(listener)
 
     def committed(self, table: Table, result: CommitResult) -> None:
+        recorder = self.recorder
+        if recorder is not None:
+            recorder.committed(table, result)
         for listener in list(self._listeners):
             listener(table, result)
+
+    def read(self, table: Table, version: int) -> None:
+        """Called by tables when they are read (an input of the current run)."""
+        recorder = self.recorder
+        if recorder is not None:
+            recorder.read(table, version)
+
+    # ------------------------------------------------------------------ catalog
+
+    @property
+    def catalog(self) -> Catalog:
+        """The lineage catalog (raises when this lake was made with ``catalog=False``)."""
+        if self._catalog is False:
+            raise LakeError("this Lake was created with catalog=False")
+        if self._catalog is None:
+            from lake.recording import open_catalog
+
+            self._catalog = open_catalog(self.settings)
+        return self._catalog
+
+    @property
+    def recorder(self) -> Recorder | None:
+        if self._catalog is False:
+            return None
+        if self._recorder is None:
+            from lake.recording import Recorder
+
+            self._recorder = Recorder(self, self.catalog)
+        return self._recorder
+
+    @contextlib.contextmanager
+    def run(self, job: str, **kwargs: Any) -> Iterator[RunContext]:
+        """A catalog run: tables read inside are its inputs, commits its outputs.
+
+        Example:
+            >>> with lake.run("silver.customers", parameters={"day": "2024-05-01"}) as run:
+            ...     df = lake.table("bronze.customers").to_spark(spark)   # input @ version
+            ...     lake.table("silver.customers").merge(clean(df), keys=["id"])  # output @ version
+        """
+        recorder = self.recorder
+        if recorder is None:
+            raise LakeError("runs need the catalog; this Lake was created with catalog=False")
+        with recorder.run(job, **kwargs) as ctx:
+            yield ctx
 
     def spark(self, app_name: str = "lake", master: str | None = None) -> Any:
         """A Spark session configured for this lake (see :func:`lake.spark.get_spark`)."""

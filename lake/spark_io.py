@@ -375,6 +375,7 @@ def read_spark(
     tree = pred.check_columns(filter, schema.names, table.name) if filter is not None else None
     files = table_files(base, tree)
     df = scan_files(spark, table, files, schema, list(base.metadata().partition_columns))
+    table.lake.read(table, int(base.version()))
     if filter is not None:
         df = df.filter(filter)
     if columns:

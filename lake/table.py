@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake import exceptions as dlx
 
+from lake import delta_log
 from lake import predicate as pred
 from lake.data import conform, is_spark_dataframe, normalized, to_arrow
 from lake.errors import (
@@ -132,14 +133,21 @@ class Table:
             # Resolve by the commit timestamps in the log, not file modification times
             # (object stores keep those to the second only).
             limit_ms = when.timestamp() * 1000
-            candidates = [h["version"] for h in table.history() if h.get("timestamp", 0) <= limit_ms]
-            if not candidates:
+            match = next(
+                (
+                    info["version"]
+                    for info in delta_log.commits(self.storage, self.uri, int(table.version()))
+                    if info.get("timestamp", 0) <= limit_ms
+                ),
+                None,
+            )
+            if match is None:
                 raise VersionNotFoundError(
                     f"table {self.name} has no version at or before {when.isoformat()} (it was created "
                     f"later); `lake table history {self.name}` lists versions",
                     table=self.name,
                 )
-            table.load_as_version(max(candidates))
+            table.load_as_version(int(match))
         return table
 
     def version(self) -> int:
@@ -161,7 +169,7 @@ class Table:
     def history(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Commits newest first: version, timestamp, operation, parameters and metrics."""
         out = []
-        for entry in self.delta().history(limit):
+        for entry in delta_log.commits(self.storage, self.uri, self.version(), limit):
             raw = dict(entry.get("operationMetrics") or {})
             raw.update(entry.get("lake.metrics") or {})
             metrics = _normalize_metrics(raw)
@@ -229,6 +237,7 @@ class Table:
         cols = list(columns) if columns else None
         if filter is not None:
             pred.check_columns(filter, [f.name for f in pa.schema(table.schema().to_arrow())], self.name)
+        self.lake.read(self, int(table.version()))
         try:
             if filter is None:
                 dataset = table.to_pyarrow_dataset()
@@ -411,7 +420,7 @@ class Table:
     ) -> CommitResult:
         """Find the version our commit landed at (other writers may have committed since)."""
         table = self.delta()
-        for entry in table.history(64):
+        for entry in delta_log.commits(self.storage, self.uri, int(table.version()), 64):
             if entry.get("lake.commit_id") == commit_id:
                 m = dict(entry.get("operationMetrics") or {})
                 m.update(entry.get("lake.metrics") or {})

@@ -62,8 +62,8 @@ def local_lake(tmp_path: Path) -> Lake:
 
 
 @pytest.fixture
-def s3_lake(s3_server: S3Server) -> Lake:
-    return Lake(s3_settings(s3_server, s3_server.new_bucket()))
+def s3_lake(s3_server: S3Server, tmp_path: Path) -> Lake:
+    return Lake(s3_settings(s3_server, s3_server.new_bucket(), catalog={"url": f"sqlite:///{tmp_path}/catalog.db"}))
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])

@@ -36,6 +36,7 @@ def _settings_json(lake: Lake) -> str:
     data = lake.settings.model_dump(mode="json")
     if lake.settings.s3.secret_key is not None:
         data["s3"]["secret_key"] = lake.settings.s3.secret_key.get_secret_value()
+    data["catalog"]["url"] = lake.settings.catalog_url
     return json.dumps(data)
 
 
@@ -53,6 +54,11 @@ def test_concurrent_writer_processes_lose_nothing(lake: Lake) -> None:
     assert sorted(ids) == list(range(WRITERS * COMMITS_EACH * ROWS))
     assert table.version() == WRITERS * COMMITS_EACH
     assert len(table.history()) == WRITERS * COMMITS_EACH + 1
+    # The catalog, written by the same 4 processes at once, kept every version exactly once.
+    shown = lake.catalog.show(table.name)
+    assert shown["current_version"] == WRITERS * COMMITS_EACH
+    assert lake.catalog.counts()["versions"] == WRITERS * COMMITS_EACH + 1
+    assert len(lake.catalog.runs(dataset=table.name, limit=100)) == WRITERS * COMMITS_EACH + 1
 
 
 @pytest.mark.spark
@@ -82,6 +88,7 @@ def test_concurrent_spark_writers_lose_nothing(lake: Lake, spark: Any) -> None:
 def _env_for(lake: Lake) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKE_")}
     env["LAKE_ROOT"] = lake.storage.root
+    env["LAKE_CATALOG_URL"] = lake.settings.catalog_url
     s3 = lake.settings.s3
     if s3.endpoint:
         env.update(

@@ -1,0 +1,256 @@
+"""The catalog's tables (SQLAlchemy 2.x). Schema changes go through Alembic migrations.
+
+Identity: a dataset is ``(namespace, name)``; the lake's own tables live in the
+settings' namespace (default ``lake``) under their table names (``bronze.events``).
+Versions are Delta versions. Runs are UUIDs. Lineage is kept twice on purpose:
+exact run inputs/outputs (dataset@version, for historical lineage) and one
+dataset-level edge per (upstream, downstream) pair (for fast graph traversal).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+UNKNOWN_VERSION = -1
+"""Stored when a lineage input's version is unknown (e.g. a source file, an external table)."""
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timestamps are stored and returned as UTC-aware (SQLite drops the zone otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(dt.UTC)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("namespace", "name", name="uq_datasets_namespace_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(512))
+    kind: Mapped[str] = mapped_column(String(32), default="table")
+    layer: Mapped[str | None] = mapped_column(String(64), index=True)
+    location: Mapped[str | None] = mapped_column(Text)
+    format: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(Text)
+    current_version: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class DatasetOwner(Base):
+    __tablename__ = "dataset_owners"
+
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    propagate: Mapped[bool] = mapped_column(Boolean, default=False)
+    description: Mapped[str | None] = mapped_column(Text)
+
+
+class DatasetTag(Base):
+    """A tag on a dataset; ``source_id`` is 0 when set directly, else the upstream it came from."""
+
+    __tablename__ = "dataset_tags"
+    __table_args__ = (Index("ix_dataset_tags_tag", "tag", "dataset_id"),)
+
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(128), primary_key=True)
+    source_id: Mapped[int] = mapped_column(Integer, primary_key=True, default=0)
+
+
+class Column(Base):
+    __tablename__ = "columns"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "name", name="uq_columns_dataset_name"),
+        Index("ix_columns_name", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(512))
+    type: Mapped[str | None] = mapped_column(String(255))
+    nullable: Mapped[bool] = mapped_column(Boolean, default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    description: Mapped[str | None] = mapped_column(Text)
+
+
+class ColumnTag(Base):
+    __tablename__ = "column_tags"
+
+    column_id: Mapped[int] = mapped_column(ForeignKey("columns.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(128), primary_key=True, index=True)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("namespace", "name", name="uq_jobs_namespace_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(512))
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_job_started", "job_id", "started_at"), Index("ix_runs_status", "status"))
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    code_version: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    parent_run_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class DatasetVersion(Base):
+    __tablename__ = "dataset_versions"
+    __table_args__ = (UniqueConstraint("dataset_id", "version", name="uq_dataset_versions"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    committed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    operation: Mapped[str | None] = mapped_column(String(32))
+    schema: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    schema_hash: Mapped[str | None] = mapped_column(String(64))
+    row_count: Mapped[int | None] = mapped_column(BigInteger)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    file_count: Mapped[int | None] = mapped_column(Integer)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)
+
+
+class RunInput(Base):
+    __tablename__ = "run_inputs"
+    __table_args__ = (Index("ix_run_inputs_dataset", "dataset_id", "version"),)
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, default=UNKNOWN_VERSION)
+
+
+class RunOutput(Base):
+    __tablename__ = "run_outputs"
+    __table_args__ = (Index("ix_run_outputs_dataset", "dataset_id", "version"),)
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, default=UNKNOWN_VERSION)
+
+
+class LineageEdge(Base):
+    """Dataset-level lineage: ``src`` feeds ``dst`` (the latest graph)."""
+
+    __tablename__ = "lineage_edges"
+    __table_args__ = (Index("ix_lineage_edges_dst", "dst_id", "src_id"),)
+
+    src_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    dst_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    last_run_id: Mapped[str | None] = mapped_column(String(36))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ColumnLineage(Base):
+    __tablename__ = "column_lineage"
+    __table_args__ = (Index("ix_column_lineage_dst", "dst_dataset_id", "dst_column"),)
+
+    src_dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    src_column: Mapped[str] = mapped_column(String(512), primary_key=True)
+    dst_dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    dst_column: Mapped[str] = mapped_column(String(512), primary_key=True)
+    transformation: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class QualityResult(Base):
+    __tablename__ = "quality_results"
+    __table_args__ = (Index("ix_quality_dataset_version", "dataset_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer, default=UNKNOWN_VERSION)
+    suite: Mapped[str] = mapped_column(String(255))
+    success: Mapped[bool] = mapped_column(Boolean)
+    policy: Mapped[str | None] = mapped_column(String(16))
+    statistics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    results: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class LineageEvent(Base):
+    """Every OpenLineage event the catalog produced or ingested (credentials redacted)."""
+
+    __tablename__ = "lineage_events"
+    __table_args__ = (Index("ix_lineage_events_run", "run_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(36))
+    event_type: Mapped[str | None] = mapped_column(String(16))
+    event_time: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    producer: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class SearchDoc(Base):
+    """The text a dataset is found by (kept current by the store; indexed per dialect)."""
+
+    __tablename__ = "search_docs"
+
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[str] = mapped_column(Text, default="")
+    owners: Mapped[str] = mapped_column(Text, default="")
+    columns: Mapped[str] = mapped_column(Text, default="")
+    doc: Mapped[str] = mapped_column(Text, default="")
+    """Everything above, lower-cased in one string (PostgreSQL's trigram index is on it)."""
