@@ -84,7 +84,6 @@ def lineage(
     ).all()
     edges, jobs = [], {}
     for src, dst, job in edge_rows:
-        # Keep edges that follow the walk (up: toward the root; down: away from it).
         if _on_path(dist[src], dist[dst]):
             key = (names[src].name, names[dst].name)
             edges.append(key)
@@ -96,11 +95,8 @@ def lineage(
 
 
 def _on_path(d_src: int, d_dst: int) -> bool:
-    if d_src <= 0 and d_dst <= 0:
-        return d_dst == d_src + 1
-    if d_src >= 0 and d_dst >= 0:
-        return d_dst == d_src + 1
-    return False
+    """Keep edges within the upstream side or within the downstream side of the root."""
+    return (d_src <= 0 and d_dst <= 0) or (d_src >= 0 and d_dst >= 0)
 
 
 def _columns(session: Session, ds: m.Dataset, column: str, direction: str, depth: int) -> LineageGraph:

@@ -227,12 +227,16 @@ class _sqlite:  # noqa: N801 - a namespace of the two SQLite queries
     @staticmethod
     def _fts(session: Session, match: str, conds: list[Any], k: int) -> list[tuple[int, float]]:
         weights = ", ".join(str(w) for w in _WEIGHTS)
-        fts = text(f"SELECT rowid AS id, bm25(search_fts, {weights}) AS rank FROM search_fts "
-                   "WHERE search_fts MATCH :match ORDER BY rank LIMIT :k").bindparams(match=match, k=k * 4)
         if not conds:
-            return [(int(i), -float(r)) for i, r in session.execute(fts.bindparams(k=k))]
+            fts = text(f"SELECT rowid AS id, bm25(search_fts, {weights}) AS rank FROM search_fts "
+                       "WHERE search_fts MATCH :match ORDER BY rank LIMIT :k")
+            return [(int(i), -float(r)) for i, r in session.execute(fts, {"match": match, "k": k})]
+        # With filters, rank every match: a LIMIT before filtering could drop the only hits.
+        fts = text(f"SELECT rowid AS id, bm25(search_fts, {weights}) AS rank FROM search_fts "
+                   "WHERE search_fts MATCH :match").bindparams(match=match)
         sub = fts.columns(id=Integer, rank=Float).subquery()  # type: ignore[attr-defined]
         q = (select(sub.c.id, sub.c.rank).join(m.Dataset, m.Dataset.id == sub.c.id)
+             .join(m.SearchDoc, m.SearchDoc.dataset_id == sub.c.id)
              .where(and_(*conds)).order_by(sub.c.rank).limit(k))
         return [(int(i), -float(r)) for i, r in session.execute(q)]
 

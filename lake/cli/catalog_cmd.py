@@ -1,0 +1,234 @@
+"""``lake catalog``: search, inspect and annotate datasets; lineage; runs; OpenLineage in."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lake.cli.context import state
+from lake.cli.output import console, human_bytes, print_json, print_table
+
+app = typer.Typer(help="Search and annotate datasets, follow lineage, list runs.", no_args_is_help=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+NsOpt = Annotated[str | None, typer.Option("--namespace", help="Dataset namespace (default: the lake's).")]
+
+
+def _catalog(ctx: typer.Context) -> Any:
+    return state(ctx).lake().catalog
+
+
+@app.command("search")
+def search(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="Words to find (partial words and typos are fine).")] = "",
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Only datasets with this tag (repeat).")] = None,
+    owner: Annotated[str | None, typer.Option(help="Only datasets this owner owns.")] = None,
+    layer: Annotated[str | None, typer.Option(help="bronze, silver, gold, feature, training...")] = None,
+    column: Annotated[str | None, typer.Option(help="Only datasets with a column of this name.")] = None,
+    namespace: NsOpt = None,
+    quality: Annotated[str | None, typer.Option(help="failed or passed: quality of the current version.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many results.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ranked search over names, descriptions, tags, owners and column names."""
+    hits = _catalog(ctx).search(query, tags=tag or [], owner=owner, layer=layer, column=column,
+                                namespace=namespace, quality=quality, limit=limit)
+    if as_json:
+        print_json([h.as_dict() for h in hits])
+        return
+    if not hits:
+        console.print(f"nothing found for {query!r}")
+        return
+    rows = [{"name": h.name, "layer": h.layer, "version": h.current_version, "tags": h.tags, "owners": h.owners,
+             "matched": h.matched, "quality": h.quality, "description": (h.description or "")[:60]} for h in hits]
+    print_table(rows, ["name", "layer", "version", "tags", "owners", "matched", "quality", "description"])
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    name: str,
+    version: Annotated[int | None, typer.Option(help="A past version.")] = None,
+    namespace: NsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Schema, versions, owners, tags, last runs, quality, upstream and downstream of a dataset."""
+    d = _catalog(ctx).show(name, version=version, namespace=namespace)
+    if as_json:
+        print_json(d)
+        return
+    v = d["version"] or {}
+    console.print(f"[bold]{d['name']}[/]  ({d['namespace']}, {d['kind']}, layer {d['layer'] or '-'})")
+    if d["description"]:
+        console.print(d["description"])
+    console.print(f"location: {d['location'] or '-'}   format: {d['format'] or '-'}")
+    if v:
+        console.print(f"version {v['version']} ({v['operation'] or '-'}, {v['committed_at']:%Y-%m-%d %H:%M:%S}): "
+                      f"{v['rows'] if v['rows'] is not None else '?'} rows, {v['files'] or 0} files, "
+                      f"{human_bytes(v['bytes'] or 0)}")
+    console.print(f"owners: {', '.join(d['owners']) or '-'}   tags: {', '.join(d['tags']) or '-'}"
+                  + (f"   inherited: {', '.join(d['inherited_tags'])}" if d["inherited_tags"] else ""))
+    console.print(f"quality: {d['quality_status'] or 'not validated'}")
+    console.print(f"upstream: {', '.join(d['upstream']) or '-'}")
+    console.print(f"downstream: {', '.join(d['downstream']) or '-'}")
+    print_table(d["schema"], ["name", "type", "nullable", "tags", "description"], title="schema")
+    if d["versions"]:
+        print_table(d["versions"][:5], ["version", "committed_at", "operation", "rows", "files", "run_id"],
+                    title="versions")
+    if d["runs"]:
+        print_table(d["runs"], ["run_id", "job", "status", "started_at", "duration_s"], title="last runs")
+
+
+@app.command("lineage")
+def lineage(
+    ctx: typer.Context,
+    name: str,
+    upstream: Annotated[bool, typer.Option("--upstream", help="Only what it is built from.")] = False,
+    downstream: Annotated[bool, typer.Option("--downstream", help="Only what uses it.")] = False,
+    depth: Annotated[int, typer.Option(help="Hops to follow.")] = 5,
+    column: Annotated[str | None, typer.Option(help="Column-level lineage of this column.")] = None,
+    version: Annotated[int | None, typer.Option(help="What this version was built from (exact versions).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text, json, mermaid or dot.")] = "text",
+    namespace: NsOpt = None,
+) -> None:
+    """The lineage graph around a dataset, at dataset or column level, latest or historical."""
+    from catalog.lineage import render
+
+    direction = "upstream" if upstream and not downstream else "downstream" if downstream and not upstream else "both"
+    graph = _catalog(ctx).lineage(name, direction=direction, depth=depth, column=column, version=version,
+                                  namespace=namespace)
+    out = render(graph, fmt)
+    if fmt == "json":
+        print_json(out)
+    else:
+        sys.stdout.write(out + "\n")
+
+
+@app.command("runs")
+def runs(
+    ctx: typer.Context,
+    job: Annotated[str | None, typer.Option(help="Only runs of this job.")] = None,
+    status: Annotated[str | None, typer.Option(help="running, completed, failed or aborted.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Only runs that read or wrote this dataset.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 30,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recent runs, newest first."""
+    rows = _catalog(ctx).runs(job=job, status=status, dataset=dataset, limit=limit)
+    if as_json:
+        print_json(rows)
+        return
+    print_table(rows, ["run_id", "job", "status", "started_at", "duration_s", "error"])
+
+
+@app.command("run")
+def run(ctx: typer.Context, run_id: str, as_json: JsonOpt = False) -> None:
+    """One run: status, parameters, inputs and outputs with versions."""
+    info = _catalog(ctx).run_info(run_id)
+    if as_json:
+        print_json(info)
+        return
+    console.print(f"[bold]{info['job']}[/] run {info['run_id']}: {info['status']}"
+                  f" ({info['duration_s'] if info['duration_s'] is not None else '-'} s)")
+    if info["error"]:
+        console.print(f"[red]{info['error']}[/]")
+    print_table(info["inputs"], ["namespace", "name", "version"], title="inputs")
+    print_table(info["outputs"], ["namespace", "name", "version"], title="outputs")
+
+
+@app.command("tag")
+def tag(
+    ctx: typer.Context,
+    name: str,
+    tag_name: Annotated[str, typer.Argument(metavar="TAG")],
+    column: Annotated[str | None, typer.Option(help="Tag this column.")] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove the tag.")] = False,
+    namespace: NsOpt = None,
+) -> None:
+    """Tag a dataset or one of its columns (``--remove`` to untag)."""
+    cat = _catalog(ctx)
+    if remove:
+        cat.untag(name, tag_name, column=column, namespace=namespace)
+    else:
+        cat.tag(name, tag_name, column=column, namespace=namespace)
+    console.print(f"{'untagged' if remove else 'tagged'} {name}{'.' + column if column else ''}: {tag_name}")
+
+
+@app.command("propagate")
+def propagate(
+    ctx: typer.Context,
+    tag_name: Annotated[str, typer.Argument(metavar="TAG")],
+    off: Annotated[bool, typer.Option("--off", help="Stop propagating it.")] = False,
+) -> None:
+    """Make a tag (e.g. pii) show on every dataset downstream of one that has it."""
+    _catalog(ctx).define_tag(tag_name, propagate=not off)
+    console.print(f"tag {tag_name}: {'no longer propagates' if off else 'propagates downstream'}")
+
+
+@app.command("describe")
+def describe(
+    ctx: typer.Context,
+    name: str,
+    text: str,
+    column: Annotated[str | None, typer.Option(help="Describe this column.")] = None,
+    namespace: NsOpt = None,
+) -> None:
+    """Set the description of a dataset or a column."""
+    _catalog(ctx).describe(name, text, column=column, namespace=namespace)
+    console.print(f"described {name}{'.' + column if column else ''}")
+
+
+@app.command("owner")
+def owner(
+    ctx: typer.Context,
+    name: str,
+    owner_name: Annotated[str, typer.Argument(metavar="OWNER")],
+    remove: Annotated[bool, typer.Option("--remove", help="Remove this owner.")] = False,
+    namespace: NsOpt = None,
+) -> None:
+    """Add (or ``--remove``) an owner of a dataset."""
+    cat = _catalog(ctx)
+    if remove:
+        cat.remove_owner(name, owner_name, namespace=namespace)
+    else:
+        cat.add_owner(name, owner_name, namespace=namespace)
+    console.print(f"{name}: owner {owner_name} {'removed' if remove else 'added'}")
+
+
+@app.command("ingest")
+def ingest(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="JSON-lines file of OpenLineage events, or - for stdin.")],
+) -> None:
+    """Add OpenLineage events from other producers (Airflow, dbt, Spark...) to the catalog."""
+    from catalog.openlineage import ingest_lines
+
+    cat = _catalog(ctx)
+    if file == "-":
+        count = ingest_lines(cat, sys.stdin, "stdin")
+    else:
+        path = Path(file)
+        if not path.is_file():
+            from lake.errors import LakeError
+
+            raise LakeError(f"no such file: {file}")
+        with path.open(encoding="utf-8") as fh:
+            count = ingest_lines(cat, fh, str(path))
+    console.print(f"ingested {count} events")
+
+
+@app.command("serve")
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 5000,
+) -> None:
+    """HTTP API: POST /api/v1/lineage (OpenLineage events in), search, datasets, lineage, health."""
+    import uvicorn
+
+    from catalog.server import create_app
+
+    uvicorn.run(create_app(_catalog(ctx)), host=host, port=port, log_level="warning")

@@ -1,0 +1,96 @@
+"""Lineage at dataset and column level, historical by version, and its renderings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from catalog.entities import ColumnSpec, VersionRecord
+from catalog.errors import CatalogError
+from catalog.lineage import render
+from catalog.store import Catalog
+from tests.catalog.helpers import build_graph
+
+
+def test_upstream_downstream_and_depth(catalog: Catalog) -> None:
+    build_graph(catalog)
+    up = catalog.lineage("gold.churn_features", direction="upstream", depth=5)
+    assert {n.name: n.depth for n in up.nodes} == {
+        "gold.churn_features": 0, "silver.customers": -1, "gold.customer_stats": -1,
+        "bronze.customers": -2, "raw.customers_csv": -3,
+    }
+    assert ("silver.customers", "gold.customer_stats") in up.edges
+    assert up.jobs[("bronze.customers", "silver.customers")] == "clean.customers"
+    shallow = catalog.lineage("gold.churn_features", direction="upstream", depth=1)
+    assert {n.name for n in shallow.nodes} == {"gold.churn_features", "silver.customers", "gold.customer_stats"}
+    down = catalog.lineage("bronze.customers", direction="downstream", depth=10)
+    assert {n.name: n.depth for n in down.nodes} == {
+        "bronze.customers": 0, "silver.customers": 1, "gold.customer_stats": 2, "gold.churn_features": 2,
+    }
+    both = catalog.lineage("silver.customers", depth=2)
+    assert {n.name for n in both.nodes} == {"raw.customers_csv", "bronze.customers", "silver.customers",
+                                            "gold.customer_stats", "gold.churn_features"}
+    with pytest.raises(CatalogError, match="depth"):
+        catalog.lineage("silver.customers", depth=0)
+
+
+def test_cycles_terminate(catalog: Catalog) -> None:
+    with catalog.run("a_to_b") as r:
+        r.input("x.a")
+        r.output("x.b")
+    with catalog.run("b_to_a") as r:
+        r.input("x.b")
+        r.output("x.a")
+    graph = catalog.lineage("x.a", direction="upstream", depth=50)
+    assert {n.name for n in graph.nodes} == {"x.a", "x.b"}
+
+
+def test_column_lineage(catalog: Catalog) -> None:
+    build_graph(catalog)
+    graph = catalog.lineage("gold.customer_stats", column="country", direction="upstream")
+    assert graph.root == "gold.customer_stats.country"
+    assert set(graph.edges) == {("silver.customers.country", "gold.customer_stats.country"),
+                                ("bronze.customers.country", "silver.customers.country")}
+    down = catalog.lineage("bronze.customers", column="id", direction="downstream")
+    assert ("silver.customers.id", "gold.customer_stats.customers") in down.edges
+
+
+def test_historical_lineage_survives_new_versions(catalog: Catalog) -> None:
+    build_graph(catalog)
+    # bronze and silver move on to version 1; gold.customer_stats v0 was built from silver v0.
+    for name, job in (("bronze.customers", "ingest.customers"), ("silver.customers", "clean.customers")):
+        with catalog.run(job) as r:
+            if name == "silver.customers":
+                r.input("bronze.customers", 1)
+            catalog.record_version(name, VersionRecord(1, [ColumnSpec("id")]), run_id=r.run_id)
+    with catalog.run("aggregate.customers") as r:
+        r.input("silver.customers", 1)
+        catalog.record_version("gold.customer_stats", VersionRecord(1, [ColumnSpec("country")]), run_id=r.run_id)
+    v0 = catalog.lineage("gold.customer_stats", version=0)
+    assert {(n.name, n.version) for n in v0.nodes} >= {("gold.customer_stats", 0), ("silver.customers", 0),
+                                                        ("bronze.customers", 0)}
+    assert ("silver.customers@0", "gold.customer_stats@0") in v0.edges
+    v1 = catalog.lineage("gold.customer_stats", version=1)
+    assert ("silver.customers@1", "gold.customer_stats@1") in v1.edges
+    assert ("bronze.customers@1", "silver.customers@1") in v1.edges
+    with pytest.raises(CatalogError, match="no recorded version 7"):
+        catalog.lineage("gold.customer_stats", version=7)
+
+
+def test_renderings(catalog: Catalog) -> None:
+    build_graph(catalog)
+    graph = catalog.lineage("silver.customers", depth=3)
+    mermaid = render(graph, "mermaid")
+    assert mermaid.startswith("flowchart LR") and '(["silver.customers"])' in mermaid
+    assert "-->|clean.customers|" in mermaid
+    dot = render(graph, "dot")
+    assert dot.startswith("digraph lineage") and '"bronze.customers" -> "silver.customers"' in dot
+    as_json = render(graph, "json")
+    json.dumps(as_json)
+    assert {"from": "bronze.customers", "to": "silver.customers", "job": "clean.customers"} in as_json["edges"]
+    text = render(graph, "text")
+    assert text.splitlines()[0] == "silver.customers" and "<- bronze.customers" in text
+    assert "-> gold.customer_stats" in text
+    with pytest.raises(CatalogError, match="unknown lineage format"):
+        render(graph, "svg")
