@@ -254,3 +254,11 @@ class SearchDoc(Base):
     columns: Mapped[str] = mapped_column(Text, default="")
     doc: Mapped[str] = mapped_column(Text, default="")
     """Everything above, lower-cased in one string (PostgreSQL's trigram index is on it)."""
+
+
+class SearchTerm(Base):
+    """Every word datasets are found by: the vocabulary typos are corrected against."""
+
+    __tablename__ = "search_terms"
+
+    term: Mapped[str] = mapped_column(String(128), primary_key=True)

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from difflib import SequenceMatcher
 from typing import Any
 
-from sqlalchemy import Float, Integer, and_, exists, func, or_, select, text
+from sqlalchemy import Float, Integer, and_, exists, func, literal, or_, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from catalog import models as m
@@ -70,6 +71,12 @@ def refresh_doc(session: Session, ds: m.Dataset) -> None:
             if getattr(doc, key) != value:
                 setattr(doc, key, value)
     session.flush()
+    terms = vocabulary(values)
+    if terms:
+        dialect = session.get_bind().dialect.name
+        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(m.SearchTerm)
+        session.execute(insert.values([{"term": t} for t in sorted(terms)]).on_conflict_do_nothing(
+            index_elements=["term"]))
 
 
 def _filters(
@@ -110,7 +117,7 @@ def search(
     kind: str | None = None,
     limit: int = 20,
 ) -> list[SearchHit]:
-    """Datasets matching ``query`` (every word, as a substring; or, failing that, closely),
+    """Datasets matching ``query`` (every word, as a substring; or, failing that, a close word),
     best first, narrowed by the filters. An empty query lists by filters, newest first."""
     limit = max(1, min(int(limit), 500))
     conds = _filters(tags, owner, layer, column, namespace, quality, kind)
@@ -118,45 +125,80 @@ def search(
     if not terms:
         ids = list(session.scalars(select(m.Dataset.id).where(and_(*conds)).order_by(
             m.Dataset.updated_at.desc(), m.Dataset.name).limit(limit)))
-        return _hits(session, [(i, 0.0) for i in ids], terms)
+        return _hits(session, [(i, 0.0) for i in ids], terms, limit)
     backend = _sqlite if session.get_bind().dialect.name == "sqlite" else _postgres
-    ranked = backend.exact(session, terms, conds, limit * 3)
+    ranked = _staged(session, backend, [[t] for t in terms], conds, limit)
+    if not ranked:
+        # No dataset has every word: correct each word against the vocabulary (typos), retry.
+        groups = [[t, *corrections(session, t)] for t in terms]
+        if any(len(g) > 1 for g in groups):
+            ranked = [(i, score * 0.5) for i, score in _staged(session, backend, groups, conds, limit)]
+    return _hits(session, ranked, terms, limit)
+
+
+def _staged(session: Session, backend: Any, groups: list[list[str]], conds: list[Any],
+            limit: int) -> list[tuple[int, float]]:
+    """Matches in names first (ranked); only if too few, matches anywhere else."""
+    ranked = backend.match(session, groups, conds, limit * 3, names_only=True)
     if len(ranked) < limit:
         seen = {i for i, _ in ranked}
-        fuzzy = [(i, s) for i, s in backend.fuzzy(session, terms, conds, limit * 5) if i not in seen]
-        ranked += _rescore_fuzzy(session, fuzzy, terms)
-    return _hits(session, ranked, terms)[:limit]
+        ranked += [(i, score * 0.5) for i, score in backend.match(session, groups, conds, limit * 3)
+                   if i not in seen]
+    return ranked
 
 
-def _rescore_fuzzy(session: Session, cands: list[tuple[int, float]], terms: list[str]) -> list[tuple[int, float]]:
-    """Keep candidates where every query word is close to some word of the dataset."""
-    if not cands:
-        return []
-    docs = dict(session.execute(select(m.SearchDoc.dataset_id, m.SearchDoc.doc)
-                                .where(m.SearchDoc.dataset_id.in_([i for i, _ in cands]))).all())
-    out = []
-    for ds_id, _ in cands:
-        vocab = set(_split(docs.get(ds_id, "")))
-        score = 0.0
-        for term in terms:
-            best = max((SequenceMatcher(None, term, w).ratio() for w in vocab), default=0.0)
-            if not _close_enough(term, best):
-                break
-            score += best
-        else:
-            out.append((ds_id, score / len(terms)))
-    out.sort(key=lambda r: -r[1])
+def vocabulary(values: dict[str, str]) -> set[str]:
+    """The words a search document contributes to the typo-correction vocabulary."""
+    out: set[str] = set()
+    for field in FIELDS:
+        for token in _WORD.findall(values[field].lower()):
+            for word in {token, *_split(token)}:
+                if 3 <= len(word) <= 64 and word.isalpha():
+                    out.add(word)
     return out
 
 
-def _hits(session: Session, ranked: list[tuple[int, float]], terms: list[str]) -> list[SearchHit]:
+def corrections(session: Session, term: str, k: int = 3) -> list[str]:
+    """Vocabulary words within a typo or two of ``term`` (closest first), ``term`` excluded."""
+    if len(term) < 4 or not term.isalpha():  # ids and snake_case names are not typo-corrected
+        return []
+    if session.get_bind().dialect.name == "sqlite":
+        grams = " OR ".join(f'"{g}"' for g in sorted(set(_trigrams(term))))
+        rows = session.execute(text("SELECT term FROM terms_fts WHERE terms_fts MATCH :m ORDER BY rank LIMIT 40"),
+                               {"m": grams})
+    else:
+        session.execute(text("SET LOCAL pg_trgm.similarity_threshold = 0.3"))
+        rows = session.execute(text("SELECT term FROM search_terms WHERE term % :t "
+                                    "ORDER BY similarity(term, :t) DESC LIMIT 40"), {"t": term})
+    scored = [(SequenceMatcher(None, term, w).ratio(), w) for (w,) in rows if w != term]
+    close = [w for r, w in sorted(scored, reverse=True) if _close_enough(term, r)][:k]
+    # "session" already matches "sessions": keep only words no other candidate is part of.
+    return [w for w in close if not any(o != w and o in w for o in close)]
+
+
+def _name_bonus(name: str, terms: list[str]) -> float:
+    name = name.lower()
+    if terms and " ".join(terms) in (name, name.replace(".", " "), name.split(".")[-1]):
+        return 100.0
+    if terms and all(t in name for t in terms):
+        return 10.0
+    return 0.0
+
+
+def _hits(session: Session, ranked: list[tuple[int, float]], terms: list[str], limit: int) -> list[SearchHit]:
+    """Re-rank candidates (names matching the query first) and describe the best ``limit``."""
     if not ranked:
         return []
-    ids = [i for i, _ in ranked]
-    rows = {d.id: d for d in session.scalars(select(m.Dataset).where(m.Dataset.id.in_(ids)))}
-    docs = {d.dataset_id: d for d in session.scalars(select(m.SearchDoc).where(m.SearchDoc.dataset_id.in_(ids)))}
+    d = m.Dataset
+    rows = {r.id: r for r in session.execute(
+        select(d.id, d.namespace, d.name, d.layer, d.description, d.current_version)
+        .where(d.id.in_([i for i, _ in ranked])))}
+    scored = sorted(((score + _name_bonus(rows[i].name, terms), i) for i, score in ranked if i in rows),
+                    key=lambda r: (-r[0], rows[r[1]].name))[:limit]
+    ids = [i for _, i in scored]
     tags: dict[int, set[str]] = {}
-    for ds, tag in session.execute(select(m.DatasetTag.dataset_id, m.DatasetTag.tag).where(m.DatasetTag.dataset_id.in_(ids))):
+    for ds, tag in session.execute(select(m.DatasetTag.dataset_id, m.DatasetTag.tag)
+                                   .where(m.DatasetTag.dataset_id.in_(ids))):
         tags.setdefault(ds, set()).add(tag)
     owners: dict[int, list[str]] = {}
     for ds, owner in session.execute(select(m.DatasetOwner.dataset_id, m.DatasetOwner.owner)
@@ -165,30 +207,24 @@ def _hits(session: Session, ranked: list[tuple[int, float]], terms: list[str]) -
     quality: dict[int, bool] = {}
     for ds, ok in session.execute(
         select(m.QualityResult.dataset_id, func.min(m.QualityResult.success.cast(Integer)))
-        .join(m.Dataset, m.Dataset.id == m.QualityResult.dataset_id)
-        .where(m.QualityResult.dataset_id.in_(ids), m.QualityResult.version == m.Dataset.current_version)
+        .join(d, d.id == m.QualityResult.dataset_id)
+        .where(m.QualityResult.dataset_id.in_(ids), m.QualityResult.version == d.current_version)
         .group_by(m.QualityResult.dataset_id)
     ):
         quality[ds] = bool(ok)
+    docs = {r.dataset_id: r for r in session.execute(
+        select(m.SearchDoc.dataset_id, *[getattr(m.SearchDoc, f) for f in FIELDS])
+        .where(m.SearchDoc.dataset_id.in_(ids)))} if terms else {}
     hits = []
-    for ds_id, score in ranked:
-        d, doc = rows.get(ds_id), docs.get(ds_id)
-        if d is None:
-            continue
+    for score, ds_id in scored:
+        r, doc = rows[ds_id], docs.get(ds_id)
         matched = [f for f in FIELDS if doc is not None and any(t in str(getattr(doc, f)).lower() for t in terms)]
-        bonus = 0.0
-        name = d.name.lower()
-        if terms and " ".join(terms) in (name, name.replace(".", " "), name.split(".")[-1]):
-            bonus = 100.0
-        elif terms and all(t in name for t in terms):
-            bonus = 10.0
         hits.append(SearchHit(
-            namespace=d.namespace, name=d.name, layer=d.layer, description=d.description,
-            score=round(score + bonus, 4), tags=sorted(tags.get(ds_id, set())), owners=sorted(owners.get(ds_id, [])),
-            matched=matched or (["similar"] if terms else []), current_version=d.current_version,
+            namespace=r.namespace, name=r.name, layer=r.layer, description=r.description, score=round(score, 4),
+            tags=sorted(tags.get(ds_id, set())), owners=sorted(owners.get(ds_id, [])),
+            matched=matched or (["similar"] if terms else []), current_version=r.current_version,
             quality=None if ds_id not in quality else ("passed" if quality[ds_id] else "failed"),
         ))
-    hits.sort(key=lambda h: (-h.score, h.name))
     return hits
 
 
@@ -202,27 +238,25 @@ def _trigrams(term: str) -> list[str]:
     return [term[i : i + 3] for i in range(len(term) - 2)] if len(term) >= 3 else []
 
 
-class _sqlite:  # noqa: N801 - a namespace of the two SQLite queries
+class _sqlite:  # noqa: N801 - a namespace for the SQLite query
     @staticmethod
-    def exact(session: Session, terms: list[str], conds: list[Any], k: int) -> list[tuple[int, float]]:
-        long_terms = [t for t in terms if len(t) >= 3]
-        short = [t for t in terms if len(t) < 3]
+    def match(session: Session, groups: list[list[str]], conds: list[Any], k: int,
+              names_only: bool = False) -> list[tuple[int, float]]:
+        """Datasets containing, for every group, one of its words (FTS5 trigram, BM25-ranked)."""
         where = list(conds)
-        for t in short:  # the trigram index cannot look up 1-2 letter words
-            where.append(m.SearchDoc.doc.like(f"%{_escape_like(t)}%", escape="\\"))
-        if not long_terms:
+        fts_groups = []
+        for group in groups:
+            if all(len(w) >= 3 for w in group):
+                fts_groups.append("(" + " OR ".join(f'"{w}"' for w in group) + ")")
+            else:  # the trigram index cannot look up 1-2 letter words
+                column = m.SearchDoc.name if names_only else m.SearchDoc.doc
+                where.append(or_(*[func.lower(column).like(f"%{_escape_like(w)}%", escape="\\") for w in group]))
+        if not fts_groups:
             q = (select(m.Dataset.id).join(m.SearchDoc, m.SearchDoc.dataset_id == m.Dataset.id)
                  .where(and_(*where)).order_by(func.length(m.Dataset.name)).limit(k))
             return [(i, 1.0) for i in session.scalars(q)]
-        match = " AND ".join(f'"{t}"' for t in long_terms)
-        return _sqlite._fts(session, match, where, k)
-
-    @staticmethod
-    def fuzzy(session: Session, terms: list[str], conds: list[Any], k: int) -> list[tuple[int, float]]:
-        grams = sorted({g for t in terms for g in _trigrams(t)})
-        if not grams:
-            return []
-        return _sqlite._fts(session, " OR ".join(f'"{g}"' for g in grams), conds, k)
+        match = " AND ".join(fts_groups)
+        return _sqlite._fts(session, f"name : ({match})" if names_only else match, where, k)
 
     @staticmethod
     def _fts(session: Session, match: str, conds: list[Any], k: int) -> list[tuple[int, float]]:
@@ -241,27 +275,26 @@ class _sqlite:  # noqa: N801 - a namespace of the two SQLite queries
         return [(int(i), -float(r)) for i, r in session.execute(q)]
 
 
-class _postgres:  # noqa: N801 - a namespace of the two PostgreSQL queries
+class _postgres:  # noqa: N801 - a namespace for the PostgreSQL query
     @staticmethod
-    def exact(session: Session, terms: list[str], conds: list[Any], k: int) -> list[tuple[int, float]]:
-        doc = m.SearchDoc
-        likes = [doc.doc.like(f"%{_escape_like(t)}%", escape="\\") for t in terms]
-        q_text = " ".join(terms)
-        rank = func.similarity(doc.name, q_text) * 3 + func.word_similarity(q_text, doc.doc)
-        q = (select(doc.dataset_id, rank).join(m.Dataset, m.Dataset.id == doc.dataset_id)
-             .where(and_(*likes, *conds)).order_by(rank.desc()).limit(k))
-        return [(int(i), float(r)) for i, r in session.execute(q)]
+    def match(session: Session, groups: list[list[str]], conds: list[Any], k: int,
+              names_only: bool = False) -> list[tuple[int, float]]:
+        """Datasets containing, for every group, one of its words (pg_trgm GIN indexes).
 
-    @staticmethod
-    def fuzzy(session: Session, terms: list[str], conds: list[Any], k: int) -> list[tuple[int, float]]:
+        Name matches are ranked by trigram similarity to the query; matches elsewhere
+        (columns, descriptions...) are many and alike, so they are taken in id order
+        instead of ranking them all.
+        """
         doc = m.SearchDoc
-        session.execute(text("SET LOCAL pg_trgm.word_similarity_threshold = 0.45"))
-        close = [doc.doc.op("%>")(t) for t in terms if len(t) >= 3]
-        if not close:
-            return []
-        rank = sum((func.word_similarity(t, doc.doc) for t in terms), start=func.similarity(doc.name, " ".join(terms)))
+        column = func.lower(doc.name) if names_only else doc.doc
+        likes = [or_(*[column.like(f"%{_escape_like(w)}%", escape="\\") for w in group]) for group in groups]
+        if names_only:
+            rank: Any = func.similarity(doc.name, " ".join(g[0] for g in groups))
+            order = [rank.desc(), doc.dataset_id]
+        else:
+            rank, order = literal(0.0), [doc.dataset_id]
         q = (select(doc.dataset_id, rank).join(m.Dataset, m.Dataset.id == doc.dataset_id)
-             .where(or_(*close), *conds).order_by(rank.desc()).limit(k))
+             .where(and_(*likes, *conds)).order_by(*order).limit(k))
         return [(int(i), float(r)) for i, r in session.execute(q)]
 
 

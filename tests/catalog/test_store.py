@@ -34,10 +34,9 @@ def test_runs_record_inputs_outputs_and_versions(catalog: Catalog) -> None:
 
 
 def test_failed_run_keeps_its_error(catalog: Catalog) -> None:
-    with pytest.raises(ValueError, match="boom"):
-        with catalog.run("broken.job", parameters={"day": "2024-05-01"}) as r:
-            r.input("bronze.customers", 3)
-            raise ValueError("boom")
+    with pytest.raises(ValueError, match="boom"), catalog.run("broken.job", parameters={"day": "2024-05-01"}) as r:
+        r.input("bronze.customers", 3)
+        raise ValueError("boom")
     failed = catalog.runs(status="failed")
     assert len(failed) == 1 and failed[0]["job"] == "broken.job"
     assert "ValueError: boom" in failed[0]["error"] and failed[0]["parameters"] == {"day": "2024-05-01"}
@@ -134,12 +133,11 @@ def test_credentials_never_stored(catalog_url: str, tmp_path: Path) -> None:
     cat = Catalog(catalog_url, emitter=Emitter(file=str(events)))
     secret = "s3cr3t-P4ss"
     url = f"postgresql://etl:{secret}@db.internal:5432/sales"
-    with pytest.raises(RuntimeError):
-        with cat.run("ingest.sales", parameters={"source": url, "password": secret, "options": {"token": secret}}) as r:
-            r.input("public.sales", namespace="postgres://db.internal:5432", location=url)
-            cat.record_version("bronze.sales", VersionRecord(0, CUSTOMERS, metrics={"AWS_SECRET_ACCESS_KEY": secret}),
-                               run_id=r.run_id, location=f"s3://bucket/x?secret_key={secret}")
-            raise RuntimeError(f"could not connect to {url}")
+    with pytest.raises(RuntimeError), cat.run("ingest.sales", parameters={"source": url, "password": secret, "options": {"token": secret}}) as r:
+        r.input("public.sales", namespace="postgres://db.internal:5432", location=url)
+        cat.record_version("bronze.sales", VersionRecord(0, CUSTOMERS, metrics={"AWS_SECRET_ACCESS_KEY": secret}),
+                           run_id=r.run_id, location=f"s3://bucket/x?secret_key={secret}")
+        raise RuntimeError(f"could not connect to {url}")
     engine = create_engine(catalog_url)
     meta = MetaData()
     meta.reflect(engine)

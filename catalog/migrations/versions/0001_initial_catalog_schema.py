@@ -162,6 +162,10 @@ def upgrade() -> None:
         batch_op.create_index('ix_runs_job_started', ['job_id', 'started_at'], unique=False)
         batch_op.create_index('ix_runs_status', ['status'], unique=False)
 
+    op.create_table('search_terms',
+    sa.Column('term', sa.String(length=128), nullable=False),
+    sa.PrimaryKeyConstraint('term')
+    )
     op.create_table('search_docs',
     sa.Column('dataset_id', sa.Integer(), nullable=False),
     sa.Column('name', sa.Text(), nullable=False),
@@ -247,12 +251,20 @@ _SQLITE_SEARCH = [
         INSERT INTO search_fts(rowid, name, description, tags, owners, columns)
         VALUES (new.dataset_id, new.name, new.description, new.tags, new.owners, new.columns);
     END""",
+    "CREATE VIRTUAL TABLE terms_fts USING fts5(term, content='search_terms', tokenize='trigram')",
+    """CREATE TRIGGER search_terms_ai AFTER INSERT ON search_terms BEGIN
+        INSERT INTO terms_fts(rowid, term) VALUES (new.rowid, new.term);
+    END""",
+    """CREATE TRIGGER search_terms_ad AFTER DELETE ON search_terms BEGIN
+        INSERT INTO terms_fts(terms_fts, rowid, term) VALUES ('delete', old.rowid, old.term);
+    END""",
 ]
 
 _POSTGRES_SEARCH = [
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",
     "CREATE INDEX ix_search_docs_doc_trgm ON search_docs USING gin (doc gin_trgm_ops)",
-    "CREATE INDEX ix_search_docs_name_trgm ON search_docs USING gin (name gin_trgm_ops)",
+    "CREATE INDEX ix_search_docs_name_trgm ON search_docs USING gin (lower(name) gin_trgm_ops)",
+    "CREATE INDEX ix_search_terms_trgm ON search_terms USING gin (term gin_trgm_ops)",
 ]
 
 
@@ -265,12 +277,14 @@ def _create_search_index() -> None:
 def _drop_search_index() -> None:
     dialect = op.get_bind().dialect.name
     if dialect == "sqlite":
-        for name in ("search_docs_ai", "search_docs_ad", "search_docs_au"):
+        for name in ("search_docs_ai", "search_docs_ad", "search_docs_au", "search_terms_ai", "search_terms_ad"):
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
         op.execute("DROP TABLE IF EXISTS search_fts")
+        op.execute("DROP TABLE IF EXISTS terms_fts")
     elif dialect == "postgresql":
         op.execute("DROP INDEX IF EXISTS ix_search_docs_doc_trgm")
         op.execute("DROP INDEX IF EXISTS ix_search_docs_name_trgm")
+        op.execute("DROP INDEX IF EXISTS ix_search_terms_trgm")
 
 
 def downgrade() -> None:
@@ -293,6 +307,7 @@ def downgrade() -> None:
 
     op.drop_table('column_tags')
     op.drop_table('search_docs')
+    op.drop_table('search_terms')
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.drop_index('ix_runs_status')
         batch_op.drop_index('ix_runs_job_started')
