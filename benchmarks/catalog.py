@@ -160,7 +160,8 @@ def measure(url: str, datasets: int) -> dict[str, Any]:
     deep = [rng.randint(0, datasets // PIPELINE - 1) * PIPELINE + rng.randint(90, 100) for _ in range(50)]
     names = {}
     with engine.connect() as conn:
-        for i, n in conn.execute(text("SELECT id, name FROM datasets WHERE id IN (%s)" % ",".join(map(str, deep)))):
+        ids = ",".join(map(str, deep))
+        for i, n in conn.execute(text(f"SELECT id, name FROM datasets WHERE id IN ({ids})")):
             names[i] = n
     starts = [names[i] for i in deep]
     hits = [len(cat.search(q)) for q in qs]

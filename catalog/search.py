@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from difflib import SequenceMatcher
 from typing import Any
 
-from sqlalchemy import Float, Integer, and_, exists, func, literal, or_, select, text
+from sqlalchemy import Column as SAColumn
+from sqlalchemy import Float, Integer, MetaData, Table, and_, exists, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Session
 
 from catalog import models as m
@@ -26,6 +28,7 @@ from catalog.entities import SearchHit
 _WORD = re.compile(r"\w+", re.UNICODE)
 FIELDS = ("name", "description", "tags", "owners", "columns")
 _WEIGHTS = (10.0, 1.0, 4.0, 2.0, 3.0)
+RANK_CAP = 1000
 
 
 def _close_enough(term: str, ratio: float) -> bool:
@@ -127,13 +130,25 @@ def search(
             m.Dataset.updated_at.desc(), m.Dataset.name).limit(limit)))
         return _hits(session, [(i, 0.0) for i in ids], terms, limit)
     backend = _sqlite if session.get_bind().dialect.name == "sqlite" else _postgres
-    ranked = _staged(session, backend, [[t] for t in terms], conds, limit)
+    # A word that starts no word of the vocabulary cannot match: skip straight to typos.
+    unknown = [t for t in terms if t.isalpha() and len(t) >= 3 and not _starts_a_word(session, t)]
+    ranked = [] if unknown else _staged(session, backend, [[t] for t in terms], conds, limit)
     if not ranked:
-        # No dataset has every word: correct each word against the vocabulary (typos), retry.
-        groups = [[t, *corrections(session, t)] for t in terms]
+        # Correct the words the vocabulary lacks against it, and retry.
+        groups = [[t, *(f"={c}" for c in corrections(session, t))] if t in unknown or not unknown else [t]
+                  for t in terms]
         if any(len(g) > 1 for g in groups):
             ranked = [(i, score * 0.5) for i, score in _staged(session, backend, groups, conds, limit)]
     return _hits(session, ranked, terms, limit)
+
+
+def _starts_a_word(session: Session, prefix: str) -> bool:
+    """Whether some vocabulary word starts with ``prefix`` (an index range scan)."""
+    t: Any = m.SearchTerm.term
+    if session.get_bind().dialect.name == "postgresql":
+        t = t.collate("C")  # byte order, served by ix_search_terms_prefix
+    hit = session.scalar(select(m.SearchTerm.term).where(t >= prefix, t < prefix + "\uffff").limit(1))
+    return hit is not None and hit.startswith(prefix)
 
 
 def _staged(session: Session, backend: Any, groups: list[list[str]], conds: list[Any],
@@ -238,39 +253,48 @@ def _trigrams(term: str) -> list[str]:
     return [term[i : i + 3] for i in range(len(term) - 2)] if len(term) >= 3 else []
 
 
+def _parts(word: str) -> list[str]:
+    """A query word as the word index sees it (``customer_orders`` -> customer, orders)."""
+    return [p for p in re.split(r"[\W_]+", word) if p]
+
+
 class _sqlite:  # noqa: N801 - a namespace for the SQLite query
     @staticmethod
     def match(session: Session, groups: list[list[str]], conds: list[Any], k: int,
               names_only: bool = False) -> list[tuple[int, float]]:
-        """Datasets containing, for every group, one of its words (FTS5 trigram, BM25-ranked)."""
-        where = list(conds)
-        fts_groups = []
+        """Datasets with, for every group, one of its words as a word prefix (FTS5, BM25-ranked)."""
+        clauses = []
         for group in groups:
-            if all(len(w) >= 3 for w in group):
-                fts_groups.append("(" + " OR ".join(f'"{w}"' for w in group) + ")")
-            else:  # the trigram index cannot look up 1-2 letter words
-                column = m.SearchDoc.name if names_only else m.SearchDoc.doc
-                where.append(or_(*[func.lower(column).like(f"%{_escape_like(w)}%", escape="\\") for w in group]))
-        if not fts_groups:
-            q = (select(m.Dataset.id).join(m.SearchDoc, m.SearchDoc.dataset_id == m.Dataset.id)
-                 .where(and_(*where)).order_by(func.length(m.Dataset.name)).limit(k))
-            return [(i, 1.0) for i in session.scalars(q)]
-        match = " AND ".join(fts_groups)
-        return _sqlite._fts(session, f"name : ({match})" if names_only else match, where, k)
+            alts = []
+            for w in group:
+                parts = _parts(w)  # "=word": a corrected, whole word (no prefix match)
+                if parts:
+                    alts.append(" ".join(f'"{p}"' for p in parts) + ("" if w.startswith("=") else "*"))
+            if alts:
+                clauses.append("(" + " OR ".join(f"({a.strip()})" for a in alts) + ")")
+        if not clauses:
+            return []
+        query = " AND ".join(clauses)
+        return _sqlite._fts(session, f"name : ({query})" if names_only else query, conds, k)
 
     @staticmethod
     def _fts(session: Session, match: str, conds: list[Any], k: int) -> list[tuple[int, float]]:
         weights = ", ".join(str(w) for w in _WEIGHTS)
         if not conds:
+            # A word half the catalog contains: BM25-ranking every match costs tens of
+            # milliseconds and orders near-ties, so past RANK_CAP matches take them as stored.
+            probe = text("SELECT rowid FROM search_fts WHERE search_fts MATCH :match LIMIT :cap")
+            ids = [int(i) for (i,) in session.execute(probe, {"match": match, "cap": RANK_CAP})]
+            if len(ids) == RANK_CAP:
+                return [(i, 0.0) for i in ids[:k]]
             fts = text(f"SELECT rowid AS id, bm25(search_fts, {weights}) AS rank FROM search_fts "
                        "WHERE search_fts MATCH :match ORDER BY rank LIMIT :k")
             return [(int(i), -float(r)) for i, r in session.execute(fts, {"match": match, "k": k})]
-        # With filters, rank every match: a LIMIT before filtering could drop the only hits.
+        # With filters, filter first (a cap before filtering could drop the only hits).
         fts = text(f"SELECT rowid AS id, bm25(search_fts, {weights}) AS rank FROM search_fts "
                    "WHERE search_fts MATCH :match").bindparams(match=match)
         sub = fts.columns(id=Integer, rank=Float).subquery()  # type: ignore[attr-defined]
         q = (select(sub.c.id, sub.c.rank).join(m.Dataset, m.Dataset.id == sub.c.id)
-             .join(m.SearchDoc, m.SearchDoc.dataset_id == sub.c.id)
              .where(and_(*conds)).order_by(sub.c.rank).limit(k))
         return [(int(i), -float(r)) for i, r in session.execute(q)]
 
@@ -279,23 +303,33 @@ class _postgres:  # noqa: N801 - a namespace for the PostgreSQL query
     @staticmethod
     def match(session: Session, groups: list[list[str]], conds: list[Any], k: int,
               names_only: bool = False) -> list[tuple[int, float]]:
-        """Datasets containing, for every group, one of its words (pg_trgm GIN indexes).
-
-        Name matches are ranked by trigram similarity to the query; matches elsewhere
-        (columns, descriptions...) are many and alike, so they are taken in id order
-        instead of ranking them all.
-        """
-        doc = m.SearchDoc
-        column = func.lower(doc.name) if names_only else doc.doc
-        likes = [or_(*[column.like(f"%{_escape_like(w)}%", escape="\\") for w in group]) for group in groups]
-        if names_only:
-            rank: Any = func.similarity(doc.name, " ".join(g[0] for g in groups))
-            order = [rank.desc(), doc.dataset_id]
-        else:
-            rank, order = literal(0.0), [doc.dataset_id]
-        q = (select(doc.dataset_id, rank).join(m.Dataset, m.Dataset.id == doc.dataset_id)
-             .where(and_(*likes, *conds)).order_by(*order).limit(k))
+        """Datasets with, for every group, one of its words as a word prefix (weighted tsvector, GIN)."""
+        clauses = []
+        for group in groups:
+            alts = []
+            for w in group:
+                parts = [p.replace("'", "") for p in _parts(w)]  # "=word": a corrected, whole word
+                if parts:
+                    last = f"'{parts[-1]}'" + ("" if w.startswith("=") else ":*")
+                    alts.append("(" + " & ".join([*(f"'{p}'" for p in parts[:-1]), last]) + ")")
+            if alts:
+                clauses.append("(" + " | ".join(alts) + ")")
+        if not clauses:
+            return []
+        col = _PG_DOCS.c.name_tsv if names_only else _PG_DOCS.c.doc_tsv
+        tsq = func.to_tsquery("simple", " & ".join(clauses))
+        # Rank at most the first RANK_CAP matches (filters applied first): ranking every row
+        # of a word half the catalog contains is what makes naive search slow.
+        matches = (select(_PG_DOCS.c.dataset_id, func.ts_rank(col, tsq).label("r"))
+                   .join(m.Dataset, m.Dataset.id == _PG_DOCS.c.dataset_id)
+                   .where(col.op("@@")(tsq), *conds).limit(RANK_CAP).subquery())
+        q = select(matches.c.dataset_id, matches.c.r).order_by(matches.c.r.desc(), matches.c.dataset_id).limit(k)
         return [(int(i), float(r)) for i, r in session.execute(q)]
+
+
+# The PostgreSQL-only generated columns of search_docs (created by the migration).
+_PG_DOCS = Table("search_docs", MetaData(), SAColumn("dataset_id", Integer), SAColumn("name_tsv", TSVECTOR),
+                 SAColumn("doc_tsv", TSVECTOR))
 
 
 def _escape_like(term: str) -> str:

@@ -37,6 +37,8 @@ def main() -> None:
         shutil.rmtree(settings.root_uri)  # the demo starts from an empty lake every time
     console.print(f"lake root: {lake.storage.root}")
 
+    from pyspark.sql import functions as F
+
     step("1. Spark writes a Delta table (executors write Parquet, the driver commits via delta-rs)")
     spark = lake.spark(app_name="lake-demo")
     raw = (
@@ -44,7 +46,9 @@ def main() -> None:
         .selectExpr("symbol", "to_date(date, 'MMM d yyyy') as date", "cast(price as double) as price")
     )
     stocks = lake.table("bronze.stocks")
-    created = stocks.write(raw, partition_by=["symbol"], description="Monthly closing prices (vega-datasets)")
+    with lake.run("ingest.stocks", parameters={"source": stocks_csv()}) as run:
+        run.input(stocks_csv(), namespace="file", format="csv")
+        created = stocks.write(raw, partition_by=["symbol"], description="Monthly closing prices (vega-datasets)")
     console.print(f"created {stocks.name} v{created.version}: {created.rows_written} rows, "
                   f"{created.metrics['files_added']} files, partitioned by symbol")
 
@@ -74,9 +78,40 @@ def main() -> None:
 
     step("5. History")
     print_table(stocks.history(), ["version", "timestamp", "operation", "metrics"])
+
+    step("6. A gold table built inside a catalog run: its input version is recorded")
+    with lake.run("aggregate.stock_stats") as run:
+        src = stocks.to_spark(spark)
+        stats = src.groupBy("symbol").agg(
+            F.min("price").alias("min_price"), F.max("price").alias("max_price"),
+            F.avg("price").alias("avg_price"), F.count("*").alias("months"))
+        gold = lake.table("gold.stock_stats").write(stats)
+        run.column_lineage("gold.stock_stats", {
+            "min_price": [("bronze.stocks", "price", "min")], "max_price": [("bronze.stocks", "price", "max")],
+            "avg_price": [("bronze.stocks", "price", "avg")], "symbol": [("bronze.stocks", "symbol")]})
+    console.print(f"gold.stock_stats v{gold.version}: {gold.rows_written} symbols")
+    catalog = lake.catalog
+    catalog.describe("gold.stock_stats", "Price statistics per stock symbol over the whole history")
+    catalog.add_owner("gold.stock_stats", "quant-team")
+    catalog.tag("bronze.stocks", "market-data")
+    catalog.define_tag("market-data", propagate=True)
+
+    step("7. Catalog: search (a typo is fine), show, lineage")
+    hits = catalog.search("stok prices")
+    print_table([{"name": h.name, "layer": h.layer, "version": h.current_version, "tags": h.tags,
+                  "matched": h.matched} for h in hits], ["name", "layer", "version", "tags", "matched"])
+    shown = catalog.show("gold.stock_stats")
+    console.print(f"{shown['name']}: v{shown['current_version']}, {shown['version']['rows']} rows, owners "
+                  f"{shown['owners']}, tags {shown['inherited_tags']}, upstream {shown['upstream']}")
+    from catalog.lineage import render
+
+    console.print(render(catalog.lineage("gold.stock_stats", direction="upstream"), "text"), highlight=False, markup=False)
+    console.print(render(catalog.lineage("gold.stock_stats", direction="upstream"), "mermaid"), highlight=False, markup=False)
+    console.print(render(catalog.lineage("gold.stock_stats", column="avg_price", direction="upstream"), "text"),
+                  highlight=False)
     spark.stop()
-    console.print(f"[bold green]demo finished in {time.time() - started:.0f} s[/]; try: "
-                  f".venv/bin/lake table ls, .venv/bin/lake table history bronze.stocks")
+    console.print(f"[bold green]demo finished in {time.time() - started:.0f} s[/]; try: .venv/bin/lake table ls, "
+                  ".venv/bin/lake catalog search stock, .venv/bin/lake catalog lineage gold.stock_stats")
 
 
 if __name__ == "__main__":

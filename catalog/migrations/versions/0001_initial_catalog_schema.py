@@ -4,8 +4,9 @@ Revision ID: 0001
 Revises: 
 Create Date: 2026-11-24
 
-Plus the search indexes, per dialect: an FTS5 trigram table kept in sync by triggers
-on SQLite, pg_trgm GIN indexes on PostgreSQL.
+Plus the search indexes, per dialect: on SQLite an FTS5 word index (prefix-indexed) over
+search_docs and an FTS5 trigram index over the vocabulary, kept in sync by triggers; on
+PostgreSQL weighted tsvector columns with GIN indexes and a pg_trgm index on the vocabulary.
 """
 
 from __future__ import annotations
@@ -236,7 +237,8 @@ def upgrade() -> None:
 _SQLITE_SEARCH = [
     """CREATE VIRTUAL TABLE search_fts USING fts5(
         name, description, tags, owners, columns,
-        content='search_docs', content_rowid='dataset_id', tokenize='trigram')""",
+        content='search_docs', content_rowid='dataset_id',
+        tokenize='unicode61 remove_diacritics 2', prefix='2 3 4')""",
     """CREATE TRIGGER search_docs_ai AFTER INSERT ON search_docs BEGIN
         INSERT INTO search_fts(rowid, name, description, tags, owners, columns)
         VALUES (new.dataset_id, new.name, new.description, new.tags, new.owners, new.columns);
@@ -260,11 +262,22 @@ _SQLITE_SEARCH = [
     END""",
 ]
 
+def _pg_words(column: str) -> str:
+    return f"to_tsvector('simple', regexp_replace({column}, '[^[:alnum:]]+', ' ', 'g'))"
+
+
 _POSTGRES_SEARCH = [
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",
-    "CREATE INDEX ix_search_docs_doc_trgm ON search_docs USING gin (doc gin_trgm_ops)",
-    "CREATE INDEX ix_search_docs_name_trgm ON search_docs USING gin (lower(name) gin_trgm_ops)",
+    f"ALTER TABLE search_docs ADD COLUMN name_tsv tsvector GENERATED ALWAYS AS ({_pg_words('name')}) STORED",
+    f"""ALTER TABLE search_docs ADD COLUMN doc_tsv tsvector GENERATED ALWAYS AS (
+        setweight({_pg_words('name')}, 'A') || setweight({_pg_words('tags')}, 'B') ||
+        setweight({_pg_words('columns')}, 'C') || setweight({_pg_words("description || ' ' || owners")}, 'D')
+    ) STORED""",
+    "CREATE INDEX ix_search_docs_name_tsv ON search_docs USING gin (name_tsv)",
+    "CREATE INDEX ix_search_docs_doc_tsv ON search_docs USING gin (doc_tsv)",
     "CREATE INDEX ix_search_terms_trgm ON search_terms USING gin (term gin_trgm_ops)",
+    # Byte-order index for prefix ranges whatever the database collation.
+    'CREATE INDEX ix_search_terms_prefix ON search_terms (term COLLATE "C")',
 ]
 
 
@@ -282,9 +295,9 @@ def _drop_search_index() -> None:
         op.execute("DROP TABLE IF EXISTS search_fts")
         op.execute("DROP TABLE IF EXISTS terms_fts")
     elif dialect == "postgresql":
-        op.execute("DROP INDEX IF EXISTS ix_search_docs_doc_trgm")
-        op.execute("DROP INDEX IF EXISTS ix_search_docs_name_trgm")
-        op.execute("DROP INDEX IF EXISTS ix_search_terms_trgm")
+        for index in ("ix_search_docs_name_tsv", "ix_search_docs_doc_tsv", "ix_search_terms_trgm",
+                      "ix_search_terms_prefix"):
+            op.execute(f"DROP INDEX IF EXISTS {index}")
 
 
 def downgrade() -> None:
