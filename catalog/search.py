@@ -135,7 +135,7 @@ def search(
     ranked = [] if unknown else _staged(session, backend, [[t] for t in terms], conds, limit)
     if not ranked:
         # Correct the words the vocabulary lacks against it, and retry.
-        groups = [[t, *(f"={c}" for c in corrections(session, t))] if t in unknown or not unknown else [t]
+        groups = [[t, *corrections(session, t)] if t in unknown or not unknown else [t]
                   for t in terms]
         if any(len(g) > 1 for g in groups):
             ranked = [(i, score * 0.5) for i, score in _staged(session, backend, groups, conds, limit)]
@@ -267,9 +267,9 @@ class _sqlite:  # noqa: N801 - a namespace for the SQLite query
         for group in groups:
             alts = []
             for w in group:
-                parts = _parts(w)  # "=word": a corrected, whole word (no prefix match)
+                parts = _parts(w)
                 if parts:
-                    alts.append(" ".join(f'"{p}"' for p in parts) + ("" if w.startswith("=") else "*"))
+                    alts.append(" ".join(f'"{p}"' for p in parts) + "*")
             if alts:
                 clauses.append("(" + " OR ".join(f"({a.strip()})" for a in alts) + ")")
         if not clauses:
@@ -308,10 +308,9 @@ class _postgres:  # noqa: N801 - a namespace for the PostgreSQL query
         for group in groups:
             alts = []
             for w in group:
-                parts = [p.replace("'", "") for p in _parts(w)]  # "=word": a corrected, whole word
+                parts = [p.replace("'", "") for p in _parts(w)]
                 if parts:
-                    last = f"'{parts[-1]}'" + ("" if w.startswith("=") else ":*")
-                    alts.append("(" + " & ".join([*(f"'{p}'" for p in parts[:-1]), last]) + ")")
+                    alts.append("(" + " & ".join([*(f"'{p}'" for p in parts[:-1]), f"'{parts[-1]}':*"]) + ")")
             if alts:
                 clauses.append("(" + " | ".join(alts) + ")")
         if not clauses:
