@@ -53,7 +53,7 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     try:
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        return create_engine(url, pool_recycle=1800, pool_size=5, max_overflow=10)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise CatalogConnectionError(f"bad catalog URL {redact_url(url)}: {exc}") from exc
 

@@ -262,3 +262,5 @@ class SearchTerm(Base):
     __tablename__ = "search_terms"
 
     term: Mapped[str] = mapped_column(String(128), primary_key=True)
+    in_name: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Whether some dataset name contains the word (else only other fields do)."""

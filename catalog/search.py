@@ -17,7 +17,21 @@ from difflib import SequenceMatcher
 from typing import Any
 
 from sqlalchemy import Column as SAColumn
-from sqlalchemy import Float, Integer, MetaData, Table, and_, exists, func, select, text
+from sqlalchemy import (
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Session
@@ -78,8 +92,9 @@ def refresh_doc(session: Session, ds: m.Dataset) -> None:
     if terms:
         dialect = session.get_bind().dialect.name
         insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(m.SearchTerm)
-        session.execute(insert.values([{"term": t} for t in sorted(terms)]).on_conflict_do_nothing(
-            index_elements=["term"]))
+        stmt = insert.values([{"term": t, "in_name": n} for t, n in sorted(terms.items())])
+        session.execute(stmt.on_conflict_do_update(
+            index_elements=["term"], set_={"in_name": or_(m.SearchTerm.in_name, stmt.excluded.in_name)}))
 
 
 def _filters(
@@ -130,9 +145,11 @@ def search(
             m.Dataset.updated_at.desc(), m.Dataset.name).limit(limit)))
         return _hits(session, [(i, 0.0) for i in ids], terms, limit)
     backend = _sqlite if session.get_bind().dialect.name == "sqlite" else _postgres
+    reach = {t: _reach(session, t) for t in terms}
     # A word that starts no word of the vocabulary cannot match: skip straight to typos.
-    unknown = [t for t in terms if t.isalpha() and len(t) >= 3 and not _starts_a_word(session, t)]
-    ranked = [] if unknown else _staged(session, backend, [[t] for t in terms], conds, limit)
+    unknown = [t for t in terms if reach[t] is not None and not reach[t][0]]
+    ranked = [] if unknown else _staged(session, backend, [[t] for t in terms], conds, limit,
+                                        names=all(r is None or r[1] for r in reach.values()))
     if not ranked:
         # Correct the words the vocabulary lacks against it, and retry.
         groups = [[t, *corrections(session, t)] if t in unknown or not unknown else [t]
@@ -142,19 +159,28 @@ def search(
     return _hits(session, ranked, terms, limit)
 
 
-def _starts_a_word(session: Session, prefix: str) -> bool:
-    """Whether some vocabulary word starts with ``prefix`` (an index range scan)."""
+def _reach(session: Session, prefix: str) -> tuple[bool, bool] | None:
+    """Whether vocabulary words start with ``prefix``, and whether one is in a dataset name.
+
+    ``None`` for words the vocabulary does not hold (numbers, 1-2 letters, snake_case).
+    """
+    if not (prefix.isalpha() and len(prefix) >= 3):
+        return None
     t: Any = m.SearchTerm.term
     if session.get_bind().dialect.name == "postgresql":
         t = t.collate("C")  # byte order, served by ix_search_terms_prefix
-    hit = session.scalar(select(m.SearchTerm.term).where(t >= prefix, t < prefix + "\uffff").limit(1))
-    return hit is not None and hit.startswith(prefix)
+    row = session.execute(select(func.count(), func.max(m.SearchTerm.in_name.cast(Integer)))
+                          .where(t >= prefix, t < prefix + "\uffff")).one()
+    return bool(row[0]), bool(row[1])
 
 
 def _staged(session: Session, backend: Any, groups: list[list[str]], conds: list[Any],
-            limit: int) -> list[tuple[int, float]]:
-    """Matches in names first (ranked); only if too few, matches anywhere else."""
-    ranked = backend.match(session, groups, conds, limit * 3, names_only=True)
+            limit: int, names: bool = True) -> list[tuple[int, float]]:
+    """Matches in names first (ranked); only if too few, matches anywhere else.
+
+    ``names=False`` skips the first step when no dataset name holds the words.
+    """
+    ranked = backend.match(session, groups, conds, limit * 3, names_only=True) if names else []
     if len(ranked) < limit:
         seen = {i for i, _ in ranked}
         ranked += [(i, score * 0.5) for i, score in backend.match(session, groups, conds, limit * 3)
@@ -162,14 +188,14 @@ def _staged(session: Session, backend: Any, groups: list[list[str]], conds: list
     return ranked
 
 
-def vocabulary(values: dict[str, str]) -> set[str]:
-    """The words a search document contributes to the typo-correction vocabulary."""
-    out: set[str] = set()
+def vocabulary(values: dict[str, str]) -> dict[str, bool]:
+    """The words a search document contributes to the vocabulary -> whether the name holds it."""
+    out: dict[str, bool] = {}
     for field in FIELDS:
         for token in _WORD.findall(values[field].lower()):
             for word in {token, *_split(token)}:
                 if 3 <= len(word) <= 64 and word.isalpha():
-                    out.add(word)
+                    out[word] = out.get(word, False) or field == "name"
     return out
 
 
@@ -212,21 +238,25 @@ def _hits(session: Session, ranked: list[tuple[int, float]], terms: list[str], l
                     key=lambda r: (-r[0], rows[r[1]].name))[:limit]
     ids = [i for _, i in scored]
     tags: dict[int, set[str]] = {}
-    for ds, tag in session.execute(select(m.DatasetTag.dataset_id, m.DatasetTag.tag)
-                                   .where(m.DatasetTag.dataset_id.in_(ids))):
-        tags.setdefault(ds, set()).add(tag)
     owners: dict[int, list[str]] = {}
-    for ds, owner in session.execute(select(m.DatasetOwner.dataset_id, m.DatasetOwner.owner)
-                                     .where(m.DatasetOwner.dataset_id.in_(ids))):
-        owners.setdefault(ds, []).append(owner)
     quality: dict[int, bool] = {}
-    for ds, ok in session.execute(
-        select(m.QualityResult.dataset_id, func.min(m.QualityResult.success.cast(Integer)))
-        .join(d, d.id == m.QualityResult.dataset_id)
-        .where(m.QualityResult.dataset_id.in_(ids), m.QualityResult.version == d.current_version)
-        .group_by(m.QualityResult.dataset_id)
-    ):
-        quality[ds] = bool(ok)
+    # Tags, owners and quality of the current version in one round trip.
+    q = m.QualityResult
+    facts = union_all(
+        select(m.DatasetTag.dataset_id, literal("t").label("k"), m.DatasetTag.tag.label("v"))
+        .where(m.DatasetTag.dataset_id.in_(ids)),
+        select(m.DatasetOwner.dataset_id, literal("o"), m.DatasetOwner.owner).where(m.DatasetOwner.dataset_id.in_(ids)),
+        select(q.dataset_id, literal("q"), func.min(q.success.cast(Integer)).cast(String))
+        .join(d, d.id == q.dataset_id).where(q.dataset_id.in_(ids), q.version == d.current_version)
+        .group_by(q.dataset_id),
+    )
+    for ds, kind, value in session.execute(facts):
+        if kind == "t":
+            tags.setdefault(ds, set()).add(value)
+        elif kind == "o":
+            owners.setdefault(ds, []).append(value)
+        else:
+            quality[ds] = value == "1"
     docs = {r.dataset_id: r for r in session.execute(
         select(m.SearchDoc.dataset_id, *[getattr(m.SearchDoc, f) for f in FIELDS])
         .where(m.SearchDoc.dataset_id.in_(ids)))} if terms else {}

@@ -165,6 +165,7 @@ def upgrade() -> None:
 
     op.create_table('search_terms',
     sa.Column('term', sa.String(length=128), nullable=False),
+    sa.Column('in_name', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('term')
     )
     op.create_table('search_docs',
