@@ -19,6 +19,7 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/ruff check lake catalog jobs tests benchmarks
+	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -132,7 +132,7 @@ def build_event(catalog: Catalog, run_id: str, event_type: str) -> Any:
                              .where(model.run_id == run_id).order_by(m.Dataset.name))
             return [(d, v) for d, v in rows]
 
-        def facets(d: m.Dataset, version: int) -> dict[str, Any]:
+        def facets(d: m.Dataset, version: int) -> tuple[dict[str, Any], m.DatasetVersion | None]:
             row = None
             if version != m.UNKNOWN_VERSION:
                 row = s.scalar(select(m.DatasetVersion).where(m.DatasetVersion.dataset_id == d.id,
@@ -165,15 +165,15 @@ def build_event(catalog: Catalog, run_id: str, event_type: str) -> Any:
             if assertions:
                 out["dataQualityAssertions"] = data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
                     assertions=assertions, producer=PRODUCER)
-            return out, row  # type: ignore[return-value]
+            return out, row
 
         inputs = []
         for d, v in datasets(m.RunInput):
-            f, _ = facets(d, v)  # type: ignore[misc]
+            f, _ = facets(d, v)
             inputs.append(ol.InputDataset(namespace=d.namespace, name=d.name, facets=f))
         outputs = []
         for d, v in datasets(m.RunOutput):
-            f, row = facets(d, v)  # type: ignore[misc]
+            f, row = facets(d, v)
             lineage_rows = s.execute(
                 select(m.ColumnLineage, m.Dataset.namespace, m.Dataset.name)
                 .join(m.Dataset, m.Dataset.id == m.ColumnLineage.src_dataset_id)
@@ -181,12 +181,15 @@ def build_event(catalog: Catalog, run_id: str, event_type: str) -> Any:
             if lineage_rows:
                 fields: dict[str, list[Any]] = {}
                 for cl, ns, name in lineage_rows:
-                    fields.setdefault(cl.dst_column, []).append(
-                        column_lineage_dataset.InputField(namespace=ns, name=name, field=cl.src_column))
+                    how = column_lineage_dataset.Transformation(
+                        type="DIRECT", subtype="TRANSFORMATION" if cl.transformation else "IDENTITY",
+                        description=cl.transformation, masking=False)
+                    fields.setdefault(cl.dst_column, []).append(column_lineage_dataset.InputField(
+                        namespace=ns, name=name, field=cl.src_column, transformations=[how]))
                 f["columnLineage"] = column_lineage_dataset.ColumnLineageDatasetFacet(
                     fields={k: column_lineage_dataset.Fields(inputFields=v) for k, v in fields.items()},
                     producer=PRODUCER)
-            out_facets = {}
+            out_facets: dict[str, Any] = {}
             if row is not None and (row.row_count is not None or row.size_bytes is not None):
                 out_facets["outputStatistics"] = output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
                     rowCount=row.row_count, size=row.size_bytes, fileCount=row.file_count, producer=PRODUCER)

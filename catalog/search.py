@@ -147,7 +147,7 @@ def search(
     backend = _sqlite if session.get_bind().dialect.name == "sqlite" else _postgres
     reach = {t: _reach(session, t) for t in terms}
     # A word that starts no word of the vocabulary cannot match: skip straight to typos.
-    unknown = [t for t in terms if reach[t] is not None and not reach[t][0]]
+    unknown = [t for t, r in reach.items() if r is not None and not r[0]]
     ranked = [] if unknown else _staged(session, backend, [[t] for t in terms], conds, limit,
                                         names=all(r is None or r[1] for r in reach.values()))
     if not ranked:

@@ -160,9 +160,9 @@ class Catalog:
     def _set_columns(self, session: Session, ds: m.Dataset, columns: list[ColumnSpec]) -> None:
         existing = {c.name: c for c in session.scalars(select(m.Column).where(m.Column.dataset_id == ds.id))}
         keep = {c.name for c in columns}
-        for name, col in existing.items():
+        for name, gone in existing.items():
             if name not in keep:
-                session.delete(col)
+                session.delete(gone)
         for pos, spec in enumerate(columns):
             col = existing.get(spec.name)
             if col is None:
