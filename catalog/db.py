@@ -105,7 +105,12 @@ def _unreachable(exc: Exception) -> bool:
 
 
 def session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
-    bind = engine.execution_options(catalog_read_only=True) if read_only else engine
+    bind = engine
+    if read_only:
+        # Reads need no transaction on PostgreSQL (no BEGIN/COMMIT round trips); on SQLite a
+        # deferred BEGIN gives them one consistent snapshot without taking the write lock.
+        options = {"isolation_level": "AUTOCOMMIT"} if engine.dialect.name == "postgresql" else {}
+        bind = engine.execution_options(catalog_read_only=True, **options)
     return sessionmaker(bind, expire_on_commit=False)
 
 

@@ -145,7 +145,7 @@ def search(
             m.Dataset.updated_at.desc(), m.Dataset.name).limit(limit)))
         return _hits(session, [(i, 0.0) for i in ids], terms, limit)
     backend = _sqlite if session.get_bind().dialect.name == "sqlite" else _postgres
-    reach = {t: _reach(session, t) for t in terms}
+    reach = _reach(session, terms)
     # A word that starts no word of the vocabulary cannot match: skip straight to typos.
     unknown = [t for t, r in reach.items() if r is not None and not r[0]]
     ranked = [] if unknown else _staged(session, backend, [[t] for t in terms], conds, limit,
@@ -159,19 +159,28 @@ def search(
     return _hits(session, ranked, terms, limit)
 
 
-def _reach(session: Session, prefix: str) -> tuple[bool, bool] | None:
-    """Whether vocabulary words start with ``prefix``, and whether one is in a dataset name.
+def _reach(session: Session, terms: list[str]) -> dict[str, tuple[bool, bool] | None]:
+    """For each word: do vocabulary words start with it, and is one in a dataset name?
 
     ``None`` for words the vocabulary does not hold (numbers, 1-2 letters, snake_case).
+    One round trip: an index range scan per word.
     """
-    if not (prefix.isalpha() and len(prefix) >= 3):
-        return None
-    t: Any = m.SearchTerm.term
+    out: dict[str, tuple[bool, bool] | None] = {t: None for t in terms}
+    words_ = [t for t in dict.fromkeys(terms) if t.isalpha() and len(t) >= 3]
+    if not words_:
+        return out
+    col: Any = m.SearchTerm.term
     if session.get_bind().dialect.name == "postgresql":
-        t = t.collate("C")  # byte order, served by ix_search_terms_prefix
-    row = session.execute(select(func.count(), func.max(m.SearchTerm.in_name.cast(Integer)))
-                          .where(t >= prefix, t < prefix + "\uffff")).one()
-    return bool(row[0]), bool(row[1])
+        col = col.collate("C")  # byte order, served by ix_search_terms_prefix
+    parts = [
+        select(literal(i).label("i"), func.count().label("n"),
+               func.max(m.SearchTerm.in_name.cast(Integer)).label("names"))
+        .where(col >= w, col < w + "\uffff")
+        for i, w in enumerate(words_)
+    ]
+    for i, n, names in session.execute(union_all(*parts)):
+        out[words_[i]] = (bool(n), bool(names))
+    return out
 
 
 def _staged(session: Session, backend: Any, groups: list[list[str]], conds: list[Any],
@@ -208,7 +217,6 @@ def corrections(session: Session, term: str, k: int = 3) -> list[str]:
         rows = session.execute(text("SELECT term FROM terms_fts WHERE terms_fts MATCH :m ORDER BY rank LIMIT 40"),
                                {"m": grams})
     else:
-        session.execute(text("SET LOCAL pg_trgm.similarity_threshold = 0.3"))
         rows = session.execute(text("SELECT term FROM search_terms WHERE term % :t "
                                     "ORDER BY similarity(term, :t) DESC LIMIT 40"), {"t": term})
     scored = [(SequenceMatcher(None, term, w).ratio(), w) for (w,) in rows if w != term]
@@ -231,8 +239,10 @@ def _hits(session: Session, ranked: list[tuple[int, float]], terms: list[str], l
     if not ranked:
         return []
     d = m.Dataset
+    doc_cols = [getattr(m.SearchDoc, f).label(f"doc_{f}") for f in FIELDS] if terms else []
     rows = {r.id: r for r in session.execute(
-        select(d.id, d.namespace, d.name, d.layer, d.description, d.current_version)
+        select(d.id, d.namespace, d.name, d.layer, d.description, d.current_version, *doc_cols)
+        .outerjoin(m.SearchDoc, m.SearchDoc.dataset_id == d.id)
         .where(d.id.in_([i for i, _ in ranked])))}
     scored = sorted(((score + _name_bonus(rows[i].name, terms), i) for i, score in ranked if i in rows),
                     key=lambda r: (-r[0], rows[r[1]].name))[:limit]
@@ -257,13 +267,10 @@ def _hits(session: Session, ranked: list[tuple[int, float]], terms: list[str], l
             owners.setdefault(ds, []).append(value)
         else:
             quality[ds] = value == "1"
-    docs = {r.dataset_id: r for r in session.execute(
-        select(m.SearchDoc.dataset_id, *[getattr(m.SearchDoc, f) for f in FIELDS])
-        .where(m.SearchDoc.dataset_id.in_(ids)))} if terms else {}
     hits = []
     for score, ds_id in scored:
-        r, doc = rows[ds_id], docs.get(ds_id)
-        matched = [f for f in FIELDS if doc is not None and any(t in str(getattr(doc, f)).lower() for t in terms)]
+        r = rows[ds_id]
+        matched = [f for f in FIELDS if terms and any(t in str(getattr(r, f"doc_{f}") or "").lower() for t in terms)]
         hits.append(SearchHit(
             namespace=r.namespace, name=r.name, layer=r.layer, description=r.description, score=round(score, 4),
             tags=sorted(tags.get(ds_id, set())), owners=sorted(owners.get(ds_id, [])),
