@@ -9,12 +9,11 @@ SQLite writers take the write lock at ``BEGIN``.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -525,14 +524,6 @@ class Catalog:
                 "runs": s.scalar(select(func.count()).select_from(m.Run)) or 0,
                 "edges": s.scalar(select(func.count()).select_from(m.LineageEdge)) or 0,
             }
-
-    def mark_stale_runs(self, older_than: dt.timedelta) -> int:
-        """Mark runs still ``running`` after ``older_than`` as aborted (their process died)."""
-        cutoff = m.utcnow() - older_than
-        with self.writing() as s:
-            result = s.execute(update(m.Run).where(m.Run.status == "running", m.Run.started_at < cutoff)
-                               .values(status="aborted", ended_at=m.utcnow(), error="no end reported"))
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 class RunContext:

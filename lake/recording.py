@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime as dt
+import functools
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +31,17 @@ if TYPE_CHECKING:
     from lake.table import Table
 
 _current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar("lake_run", default=None)
+
+
+@functools.cache
+def code_version() -> str | None:
+    """The git commit of the working directory's repository, when there is one."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    commit = out.stdout.strip()
+    return commit if out.returncode == 0 and len(commit) == 40 else None
 
 
 def current_run() -> RunContext | None:
@@ -85,7 +98,7 @@ class Recorder:
         if run is not None:
             self.catalog.record_version(table.name, record, run_id=run.run_id, location=table.uri, format="delta")
             return
-        run_id = self.catalog.start_run(f"lake.{result.operation.lower()}.{table.name}")
+        run_id = self.catalog.start_run(f"lake.{result.operation.lower()}.{table.name}", code_version=code_version())
         try:
             self.catalog.record_version(table.name, record, run_id=run_id, location=table.uri, format="delta")
         except BaseException as exc:
@@ -100,6 +113,7 @@ class Recorder:
 
     @contextlib.contextmanager
     def run(self, job: str, **kwargs: Any) -> Iterator[RunContext]:
+        kwargs.setdefault("code_version", code_version())
         with self.catalog.run(job, **kwargs) as ctx:
             token = _current.set(ctx)
             try:

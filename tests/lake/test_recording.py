@@ -37,6 +37,10 @@ def test_spark_job_inside_a_run_records_exact_input_versions(local_lake: Lake, s
     assert info["inputs"] == [{"namespace": "lake", "name": "bronze.src", "version": 0}]
     assert info["outputs"] == [{"namespace": "lake", "name": "gold.sum", "version": 0}]
     assert info["parameters"] == {"mode": "test"}
+    import subprocess
+
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert info["code_version"] == (head.stdout.strip() if head.returncode == 0 else None)
     graph = local_lake.catalog.lineage("gold.sum", version=0)
     assert ("bronze.src@0", "gold.sum@0") in graph.edges
 
