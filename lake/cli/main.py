@@ -13,7 +13,7 @@ from typing import Annotated
 import click
 import typer
 
-from lake.cli import catalog_cmd, config_cmd, table_cmd
+from lake.cli import catalog_cmd, config_cmd, sql_cmd, table_cmd
 from lake.cli.context import State
 from lake.cli.output import err_console
 from lake.errors import LakeError
@@ -29,6 +29,7 @@ app = typer.Typer(
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(table_cmd.app, name="table")
 app.add_typer(catalog_cmd.app, name="catalog")
+app.command("sql")(sql_cmd.sql)
 
 
 @app.callback()

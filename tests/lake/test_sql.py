@@ -1,0 +1,130 @@
+"""DuckDB over the lake by table name: local and S3, time travel, read-only, file skipping."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lake.cli.main import main
+from lake.errors import TableNotFoundError
+from lake.lakehouse import Lake
+from lake.sql import LakeSQL, ReadOnlyError, SQLError
+
+
+@pytest.fixture
+def filled(lake: Lake) -> Lake:
+    flights = lake.table("silver.flights")
+    for day in range(5):
+        flights.write(pa.table({
+            "id": list(range(day * 100, day * 100 + 100)),
+            "carrier": [["AA", "DL", "UA", "WN"][i % 4] for i in range(100)],
+            "delay": [float(i % 30) for i in range(100)],
+            "day": [f"2024-05-0{day + 1}"] * 100,
+        }), partition_by=["day"])
+    lake.table("gold.carriers").write(pa.table({"carrier": ["AA", "DL", "UA", "WN"],
+                                                "name": ["American", "Delta", "United", "Southwest"]}))
+    return lake
+
+
+def test_tables_by_name_with_joins_and_group_bys(filled: Lake) -> None:
+    db = LakeSQL(filled)
+    got = db.sql("SELECT c.name, count(*) AS n, avg(f.delay) AS d FROM silver.flights f "
+                 "JOIN gold.carriers c USING (carrier) GROUP BY 1 ORDER BY 1").fetchall()
+    assert [(r[0], r[1]) for r in got] == [("American", 125), ("Delta", 125), ("Southwest", 125), ("United", 125)]
+    assert set(db.tables()) >= {"silver.flights", "gold.carriers"}
+    assert db.schema("gold.carriers") == [("carrier", "VARCHAR"), ("name", "VARCHAR")]
+    frame = db.sql("SELECT * FROM silver.flights WHERE id < 3").pl()
+    assert frame.height == 3 and frame.columns == ["id", "carrier", "delay", "day"]
+    assert db.sql("SELECT count(*) FROM silver.flights").fetch_arrow_table().column(0)[0].as_py() == 500
+
+
+def test_time_travel(filled: Lake) -> None:
+    db = LakeSQL(filled)
+    assert db.sql("SELECT count(*) FROM lake_at('silver.flights', 0)").fetchone() == (100,)
+    assert db.sql("SELECT count(*) FROM lake_at('silver.flights', 2)").fetchone() == (300,)
+    v1_time = filled.table("silver.flights").history()[-2]["timestamp"].isoformat()
+    assert db.sql(f"SELECT count(*) FROM lake_at('silver.flights', '{v1_time}')").fetchone() == (200,)
+    assert LakeSQL(filled, as_of=1).sql("SELECT count(*) FROM silver.flights").fetchone() == (200,)
+    with pytest.raises(SQLError, match="no version 9"):
+        db.sql("SELECT * FROM lake_at('silver.flights', 9)")
+    with pytest.raises(TableNotFoundError):
+        db.sql("SELECT * FROM lake_at('silver.nope', 1)")
+
+
+def test_read_only_over_the_lake_but_scratch_tables_are_fine(filled: Lake) -> None:
+    db = LakeSQL(filled)
+    for statement in ["INSERT INTO silver.flights VALUES (1, 'AA', 1.0, '2024-05-01')",
+                      "DELETE FROM silver.flights", "DROP VIEW silver.flights",
+                      "UPDATE gold.carriers SET name = 'x'",
+                      "CREATE OR REPLACE TABLE gold.carriers AS SELECT 1"]:
+        with pytest.raises(ReadOnlyError, match="read-only"):
+            db.sql(statement)
+    db.sql("CREATE TABLE scratch AS SELECT carrier, max(delay) AS m FROM silver.flights GROUP BY 1")
+    assert db.sql("SELECT count(*) FROM scratch").fetchone() == (4,)
+    assert filled.table("silver.flights").version() == 4
+
+
+def test_errors_are_one_readable_message(filled: Lake) -> None:
+    db = LakeSQL(filled)
+    with pytest.raises(SQLError, match=r"(?s)Parser Error.*LINE 1"):
+        db.sql("SELEC * FROM silver.flights")
+    with pytest.raises(SQLError, match="not found"):
+        db.sql("SELECT nope FROM silver.flights")
+    with pytest.raises(SQLError, match="does not exist"):
+        db.sql("SELECT * FROM silver.missing_table")
+
+
+def test_selective_query_reads_a_fraction_of_the_files(local_lake: Lake) -> None:
+    t = local_lake.table("silver.parts")
+    for day in range(10):
+        t.write(pa.table({"id": list(range(day * 10, day * 10 + 10)), "day": [day] * 10}), partition_by=["day"])
+    db = LakeSQL(local_lake)
+    plan = "\n".join(r[1] for r in db.sql("EXPLAIN ANALYZE SELECT count(*) FROM silver.parts WHERE day = 3").fetchall())
+    scanned = re.search(r"Scanning Files: (\d+)/(\d+)", plan)
+    assert scanned is not None, plan
+    assert (int(scanned.group(1)), int(scanned.group(2))) == (1, 10)
+    assert db.sql("SELECT count(*) FROM silver.parts WHERE day = 3").fetchone() == (10,)
+    stats_plan = "\n".join(r[1] for r in db.sql("EXPLAIN ANALYZE SELECT * FROM silver.parts WHERE id >= 95").fetchall())
+    files = re.search(r"Scanning Files: (\d+)/(\d+)", stats_plan)
+    assert files is not None and int(files.group(1)) == 1  # min/max statistics skip the other nine
+
+
+def test_cli_formats_and_output(filled: Lake, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    if not filled.storage.is_local:
+        monkeypatch.setenv("LAKE_S3_ENDPOINT", filled.settings.s3.endpoint or "")
+        monkeypatch.setenv("LAKE_S3_ACCESS_KEY", filled.settings.s3.access_key or "")
+        monkeypatch.setenv("LAKE_S3_SECRET_KEY", filled.settings.s3.secret_key.get_secret_value())  # type: ignore[union-attr]
+    monkeypatch.setenv("LAKE_CATALOG_URL", filled.settings.catalog_url)
+    root = ["--root", filled.storage.root, "sql"]
+    assert main([*root, "SELECT carrier, count(*) AS n FROM silver.flights GROUP BY 1 ORDER BY 1", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"carrier": c, "n": 125} for c in ["AA", "DL", "UA", "WN"]]
+    assert main([*root, "SELECT id FROM silver.flights ORDER BY id", "--format", "csv", "--limit", "3"]) == 0
+    assert capsys.readouterr().out.split() == ["id", "0", "1", "2"]
+    out = tmp_path / "r.parquet"
+    assert main([*root, "SELECT * FROM gold.carriers", "--format", "parquet", "--out", str(out)]) == 0
+    assert pq.read_table(out).num_rows == 4
+    assert main([*root, "SELECT * FROM silver.flights"]) == 0
+    shown = capsys.readouterr().out
+    assert "first 100 shown" in shown and "carrier" in shown
+    assert main([*root, "--as-of", "0", "SELECT count(*) AS n FROM silver.flights", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"n": 100}]
+    assert main([*root, "DELETE FROM silver.flights"]) == 1
+    assert "read-only" in capsys.readouterr().err
+
+
+def test_s3_credentials_never_printed(s3_lake: Lake, capsys: pytest.CaptureFixture[str]) -> None:
+    s3_lake.table("bronze.x").write(pa.table({"a": [1]}))
+    db = LakeSQL(s3_lake)
+    assert db.sql("SELECT a FROM bronze.x").fetchall() == [(1,)]
+    secret = s3_lake.settings.s3.secret_key.get_secret_value()  # type: ignore[union-attr]
+    with pytest.raises(SQLError) as err:
+        db.sql("SELECT * FROM delta_scan('s3://no-such-bucket-here/t')")
+    assert secret not in str(err.value)
+    secrets = db.sql("SELECT * FROM duckdb_secrets()").fetchall()
+    assert secret not in str(secrets)
