@@ -6,6 +6,7 @@ import csv
 import json
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -80,7 +81,7 @@ def write_result(rel: duckdb.DuckDBPyRelation, fmt: str, out: Path | None) -> No
     if fmt == "csv":
         _write_csv(rel, out)
         return
-    table = rel.fetch_arrow_table()
+    table = rel.to_arrow_table()
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -102,7 +103,7 @@ def _write_csv(rel: duckdb.DuckDBPyRelation, out: Path | None) -> None:
     try:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(rel.columns)
-        reader = rel.fetch_record_batch(65_536)
+        reader = rel.to_arrow_reader(65_536)
         for batch in reader:
             for row in zip(*(col.to_pylist() for col in batch.columns), strict=True):
                 writer.writerow(["" if v is None else v for v in row])
@@ -122,35 +123,51 @@ Statements end with ; and may span lines."""
 
 def shell(db: LakeSQL) -> None:
     """Interactive: history, multi-line statements, dot commands. Piped stdin runs as a script."""
-    timer = False
-    if not sys.stdin.isatty():
-        for statement in _statements(sys.stdin.read()):
-            _shell_run(db, statement, timer)
-        return
-    from prompt_toolkit import PromptSession
-    from prompt_toolkit.history import FileHistory
+    if sys.stdin.isatty():
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.history import FileHistory
 
-    history = Path.home() / ".lake_sql_history"
-    session: PromptSession[str] = PromptSession(history=FileHistory(str(history)))
-    console.print(f"lake sql on {db.lake.storage.root} - .help for commands, statements end with ;")
+        session: PromptSession[str] = PromptSession(history=FileHistory(str(Path.home() / ".lake_sql_history")))
+        console.print(f"lake sql on {db.lake.storage.root} - .help for commands, statements end with ;")
+
+        def lines() -> Iterator[str]:
+            buffer_empty = True
+            while True:
+                try:
+                    line = session.prompt("lake> " if buffer_empty else "  ... ")
+                except KeyboardInterrupt:
+                    yield "\x03"
+                    buffer_empty = True
+                    continue
+                except EOFError:
+                    return
+                buffer_empty = line.strip().endswith(";") or line.strip().startswith(".")
+                yield line
+
+        _loop(db, lines())
+    else:
+        _loop(db, (line.rstrip("\n") for line in sys.stdin))
+
+
+def _loop(db: LakeSQL, lines: Iterable[str]) -> None:
+    timer: bool | None = False
     buffer = ""
-    while True:
-        try:
-            line = session.prompt("lake> " if not buffer else "  ... ")
-        except KeyboardInterrupt:
+    for line in lines:
+        if line == "\x03":  # Ctrl-C drops the statement being typed
             buffer = ""
             continue
-        except EOFError:
-            return
         if not buffer and line.strip().startswith("."):
-            timer = _dot(db, line.strip(), timer)
+            timer = _dot(db, line.strip(), bool(timer))
             if timer is None:
                 return
             continue
         buffer += line + "\n"
         if buffer.strip().endswith(";"):
-            _shell_run(db, buffer, timer)
+            for statement in _statements(buffer):
+                _shell_run(db, statement, bool(timer))
             buffer = ""
+    if buffer.strip():
+        _shell_run(db, buffer, bool(timer))
 
 
 def _statements(script: str) -> list[str]:

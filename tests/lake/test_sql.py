@@ -40,7 +40,7 @@ def test_tables_by_name_with_joins_and_group_bys(filled: Lake) -> None:
     assert db.schema("gold.carriers") == [("carrier", "VARCHAR"), ("name", "VARCHAR")]
     frame = db.sql("SELECT * FROM silver.flights WHERE id < 3").pl()
     assert frame.height == 3 and frame.columns == ["id", "carrier", "delay", "day"]
-    assert db.sql("SELECT count(*) FROM silver.flights").fetch_arrow_table().column(0)[0].as_py() == 500
+    assert db.sql("SELECT count(*) FROM silver.flights").to_arrow_table().column(0)[0].as_py() == 500
 
 
 def test_time_travel(filled: Lake) -> None:
@@ -128,3 +128,48 @@ def test_s3_credentials_never_printed(s3_lake: Lake, capsys: pytest.CaptureFixtu
     assert secret not in str(err.value)
     secrets = db.sql("SELECT * FROM duckdb_secrets()").fetchall()
     assert secret not in str(secrets)
+
+
+def _env(lake: Lake, tmp_path: Path) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKE_")}
+    env.update(LAKE_ROOT=lake.storage.root, LAKE_CATALOG_URL=lake.settings.catalog_url, LAKE_CONFIG="",
+               HOME=str(tmp_path), COLUMNS="120")
+    return env
+
+
+def test_shell_script_from_stdin(local_lake: Lake, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    local_lake.table("gold.carriers").write(pa.table({"carrier": ["AA", "DL"], "name": ["American", "Delta"]}))
+    script = ".tables\n.schema gold.carriers\nSELECT count(*) AS n\n  FROM gold.carriers;\n.timer on\nSELEC 1;\nSELECT 42 AS answer;\n"
+    proc = subprocess.run([sys.executable, "-m", "lake.cli.main", "sql"], input=script, text=True,
+                          capture_output=True, env=_env(local_lake, tmp_path), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "gold.carriers" in proc.stdout and "VARCHAR" in proc.stdout
+    assert "│ 2 │" in proc.stdout and "42" in proc.stdout  # the multi-line statement ran, and the rest went on
+    assert "Parser Error" in proc.stderr and "time:" in proc.stderr
+
+
+def test_interactive_shell_in_a_terminal(local_lake: Lake, tmp_path: Path) -> None:
+    import sys
+
+    import pexpect
+
+    local_lake.table("gold.carriers").write(pa.table({"carrier": ["AA", "DL"], "name": ["American", "Delta"]}))
+    env = {**_env(local_lake, tmp_path), "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"}
+    child = pexpect.spawn(sys.executable, ["-m", "lake.cli.main", "sql"], env=env,
+                          encoding="utf-8", timeout=60, dimensions=(40, 120))
+    child.expect("lake>")
+    child.sendline("SELECT name")
+    child.expect(r"\.\.\.")  # continuation prompt: the statement is not finished
+    child.sendline("FROM gold.carriers ORDER BY 1;")
+    child.expect("Delta")
+    child.expect("lake>")
+    child.sendline(".schema gold.carriers")
+    child.expect("VARCHAR")
+    child.sendline(".quit")
+    child.expect(pexpect.EOF)
+    assert "SELECT name" in (tmp_path / ".lake_sql_history").read_text()
