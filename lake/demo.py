@@ -110,6 +110,21 @@ def main() -> None:
     console.print(render(catalog.lineage("gold.stock_stats", column="avg_price", direction="upstream"), "text"),
                   highlight=False)
     spark.stop()
+
+    step("8. DuckDB by catalog name, no Spark: `lake sql`")
+    from lake.sql import LakeSQL
+
+    db = LakeSQL(lake)
+    query = ("SELECT s.symbol, round(g.avg_price, 2) AS avg_price, max(s.date) AS last_month "
+             "FROM bronze.stocks s JOIN gold.stock_stats g USING (symbol) GROUP BY ALL ORDER BY 1")
+    console.print(query, markup=False)
+    rows = db.sql(query).fetchall()
+    print_table([dict(zip(["symbol", "avg_price", "last_month"], r, strict=True)) for r in rows],
+                ["symbol", "avg_price", "last_month"])
+    then = db.sql("SELECT count(*) FROM lake_at('bronze.stocks', 0)").fetchone()
+    now = db.sql("SELECT count(*) FROM bronze.stocks").fetchone()
+    console.print(f"time travel in SQL: bronze.stocks had {then[0] if then else '?'} rows at v0, "
+                  f"{now[0] if now else '?'} now")
     console.print(f"[bold green]demo finished in {time.time() - started:.0f} s[/]; try: .venv/bin/lake table ls, "
                   ".venv/bin/lake catalog search stock, .venv/bin/lake catalog lineage gold.stock_stats")
 
