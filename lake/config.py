@@ -107,6 +107,8 @@ class Settings(_Section):
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
     feast: FeastSettings = Field(default_factory=FeastSettings)
+    jobs_dir: str | None = None
+    """Folder of job modules and YAML files; default ``./jobs`` or the project's ``jobs`` package."""
     source_file: str | None = None
     """The ``lake.toml`` these settings were read from, if any."""
 

@@ -91,8 +91,8 @@ class Recorder:
         self.catalog = catalog
 
     def committed(self, table: Table, result: CommitResult) -> None:
-        if result.skipped or result.version is None or result.operation == "VACUUM":
-            return
+        if result.skipped or result.version is None or result.operation == "VACUUM" or table.name.startswith("_"):
+            return  # system tables (the ingest ledger) are bookkeeping, not datasets
         record = version_record(table, result)
         run = current_run()
         if run is not None:
@@ -108,7 +108,7 @@ class Recorder:
 
     def read(self, table: Table, version: int) -> None:
         run = current_run()
-        if run is not None:
+        if run is not None and not table.name.startswith("_"):
             self.catalog.add_input(run.run_id, table.name, version, location=table.uri, format="delta")
 
     @contextlib.contextmanager

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -111,6 +111,66 @@ class _OpenFile:
         }
 
 
+def write_batches(
+    fs: pafs.FileSystem,
+    root: str,
+    batches: Iterable[pa.RecordBatch],
+    schema: pa.Schema,
+    partition_by: list[str],
+    prefix: str,
+    rows_per_file: int = ROWS_PER_FILE,
+) -> list[dict[str, Any]]:
+    """Write record batches as Parquet files under ``root`` (hive folders per partition).
+
+    ``schema`` is the stored columns (the partition columns are folders, not columns).
+    Returns one description per file: path (relative), size, partition values (JSON),
+    Delta statistics (JSON) and rows.
+    """
+    open_files: dict[tuple[Any, ...], _OpenFile] = {}
+    done: list[dict[str, Any]] = []
+    counter = 0
+
+    def target(key: tuple[Any, ...]) -> _OpenFile:
+        nonlocal counter
+        f = open_files.get(key)
+        if f is None:
+            values = [partition_string(v) for v in key]
+            folder = partition_dir(partition_by, values) if partition_by else ""
+            name = f"part-{prefix}-{counter:04d}.snappy.parquet"
+            counter += 1
+            rel = f"{folder}/{name}" if folder else name
+            fs.create_dir(f"{root}/{folder}" if folder else root, recursive=True)
+            f = open_files[key] = _OpenFile(fs, root, rel, schema, values)
+        return f
+
+    def put(key: tuple[Any, ...], table: pa.Table) -> None:
+        f = target(key)
+        f.writer.write_table(table.select(schema.names).cast(schema))
+        f.rows += table.num_rows
+        if f.rows >= rows_per_file:
+            done.append(f.close(partition_by, schema))
+            del open_files[key]
+
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        table = pa.Table.from_batches([batch])
+        if not partition_by:
+            put((), table)
+            continue
+        keys = table.group_by(partition_by).aggregate([]).to_pylist()
+        for key in keys:
+            mask = None
+            for col in partition_by:
+                v = key[col]
+                cond = pc.is_null(table[col]) if v is None else pc.equal(table[col], pa.scalar(v, table[col].type))
+                mask = cond if mask is None else pc.and_(mask, cond)
+            put(tuple(key[c] for c in partition_by), table.filter(mask))
+    for f in open_files.values():
+        done.append(f.close(partition_by, schema))
+    return done
+
+
 def arrow_file_writer(
     fs_kind: str,
     fs_kwargs: dict[str, Any],
@@ -134,49 +194,7 @@ def arrow_file_writer(
         task = f"{ctx.partitionId():05d}-{ctx.attemptNumber()}" if ctx else "00000-0"
         schema = pa.ipc.read_schema(pa.py_buffer(data_schema_bytes))
         fs = make_filesystem(fs_kind, fs_kwargs)
-        open_files: dict[tuple[Any, ...], _OpenFile] = {}
-        done: list[dict[str, Any]] = []
-        counter = 0
-
-        def target(key: tuple[Any, ...]) -> _OpenFile:
-            nonlocal counter
-            f = open_files.get(key)
-            if f is None:
-                values = [partition_string(v) for v in key]
-                folder = partition_dir(partition_by, values) if partition_by else ""
-                name = f"part-{task}-{write_id}-{counter:04d}.snappy.parquet"
-                counter += 1
-                rel = f"{folder}/{name}" if folder else name
-                if folder:
-                    fs.create_dir(f"{root}/{folder}", recursive=True)
-                f = open_files[key] = _OpenFile(fs, root, rel, schema, values)
-            return f
-
-        def put(key: tuple[Any, ...], table: pa.Table) -> None:
-            f = target(key)
-            f.writer.write_table(table.select(schema.names).cast(schema))
-            f.rows += table.num_rows
-            if f.rows >= rows_per_file:
-                done.append(f.close(partition_by, schema))
-                del open_files[key]
-
-        for batch in batches:
-            if batch.num_rows == 0:
-                continue
-            table = pa.Table.from_batches([batch])
-            if not partition_by:
-                put((), table)
-                continue
-            keys = table.group_by(partition_by).aggregate([]).to_pylist()
-            for key in keys:
-                mask = None
-                for col in partition_by:
-                    v = key[col]
-                    cond = pc.is_null(table[col]) if v is None else pc.equal(table[col], pa.scalar(v, table[col].type))
-                    mask = cond if mask is None else pc.and_(mask, cond)
-                put(tuple(key[c] for c in partition_by), table.filter(mask))
-        for f in open_files.values():
-            done.append(f.close(partition_by, schema))
+        done = write_batches(fs, root, batches, schema, partition_by, f"{task}-{write_id}", rows_per_file)
         yield pa.RecordBatch.from_pylist(done, schema=FILE_RESULT_SCHEMA)
 
     return write

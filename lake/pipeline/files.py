@@ -1,0 +1,307 @@
+"""File sources: discover new or changed files, parse them on the executors, commit once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import json
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from lake.errors import SchemaMismatchError, StorageError
+from lake.pipeline import ledger, parse
+from lake.pipeline.runner import JobError, commit_files, quarantine_name
+from lake.pipeline.spec import FileSource, Job
+from lake.schema import normalize_schema, widens_to
+from lake.storage import S3Storage, Storage, storage_for
+from lake.table import STAGING_DIR
+
+if TYPE_CHECKING:
+    from catalog.store import RunContext
+    from lake.pipeline.runner import JobRunner, RunReport
+
+_GLOB = set("*?[")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: str
+    """Path inside the file system (no scheme)."""
+    uri: str
+    """What DuckDB opens (a local path or ``s3://bucket/key``)."""
+    size: int
+    mtime: float
+
+
+def _storage(runner: JobRunner, path: str) -> tuple[Storage, str]:
+    """The storage that reaches ``path``, and the absolute location (relative = under the lake root)."""
+    lake = runner.lake
+    if path.startswith(("s3://", "s3a://")):
+        loc = "s3://" + path.split("://", 1)[1]
+        storage: Storage = lake.storage if isinstance(lake.storage, S3Storage) else S3Storage(loc, lake.settings)
+        return storage, loc
+    if os.path.isabs(path) or lake.storage.is_local:
+        loc = path if os.path.isabs(path) else lake.storage.uri(path)
+        return (lake.storage if lake.storage.is_local else storage_for(lake.settings.model_copy(
+            update={"root": os.path.dirname(loc)}))), loc
+    return lake.storage, lake.storage.uri(path)
+
+
+def discover(runner: JobRunner, source: FileSource) -> tuple[Storage, list[SourceFile]]:
+    """Every file the source's path or glob names, sorted by path."""
+    storage, loc = _storage(runner, source.path)
+    fs = storage.arrow_fs()
+    parts = loc.split("/")
+    fixed = []
+    for part in parts:
+        if _GLOB & set(part):
+            break
+        fixed.append(part)
+    base = "/".join(fixed)
+    pattern = loc[len(base):].lstrip("/") or None
+    base_path = storage.fs_path(base)
+    try:
+        info = fs.get_file_info(base_path)
+    except OSError as exc:
+        raise StorageError(f"cannot read the source {source.path}: {exc}") from exc
+    if info.type == pafs.FileType.File and pattern is None:
+        infos = [info]
+    elif info.type == pafs.FileType.NotFound:
+        raise JobError(f"the source path {source.path} does not exist ({loc}); check the job's FileSource path")
+    else:
+        infos = [i for i in fs.get_file_info(pafs.FileSelector(base_path, recursive=True))
+                 if i.type == pafs.FileType.File and not i.base_name.startswith((".", "_"))]
+        if pattern:
+            infos = [i for i in infos if _match(i.path[len(base_path):].lstrip("/"), pattern)]
+    scheme = "s3://" if isinstance(storage, S3Storage) else ""
+    files = [SourceFile(i.path, scheme + i.path, int(i.size or 0), i.mtime.timestamp() if i.mtime else 0.0)
+             for i in infos]
+    return storage, sorted(files, key=lambda f: f.path)
+
+
+def _match(rel: str, pattern: str) -> bool:
+    if "**" in pattern:
+        head, _, tail = pattern.partition("**/")
+        return rel.startswith(head.rstrip("*")) and fnmatch.fnmatch(rel.split("/")[-1], tail or "*")
+    return fnmatch.fnmatch(rel, pattern) and rel.count("/") == pattern.count("/")
+
+
+def _task_base(runner: JobRunner, storage: Storage, job: Job) -> dict[str, Any]:
+    s3 = None
+    if isinstance(storage, S3Storage) or isinstance(runner.lake.storage, S3Storage):
+        cfg = runner.lake.settings.s3
+        scheme, _, host = (cfg.endpoint or "").partition("://")
+        s3 = {"region": cfg.region, "key_id": cfg.access_key,
+              "secret": cfg.secret_key.get_secret_value() if cfg.secret_key else None,
+              "endpoint": host or None, "ssl": scheme != "http"}
+    lake_storage = runner.lake.storage
+    return {
+        "fs_kind": "s3" if isinstance(lake_storage, S3Storage) else "local",
+        "fs_kwargs": lake_storage.arrow_kwargs() if isinstance(lake_storage, S3Storage) else {},
+        "s3": s3, "job": job.name,
+        "ingested_at": dt.datetime.now(dt.UTC).isoformat(),
+    }
+
+
+def _source_fs(storage: Storage) -> tuple[str, dict[str, Any]]:
+    return ("s3", storage.arrow_kwargs()) if isinstance(storage, S3Storage) else ("local", {})
+
+
+def _duck_types(schema: pa.Schema) -> list[tuple[str, str]]:
+    """Arrow schema -> DuckDB types for reading (the table's types decide once it exists)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("t", pa.Table.from_batches([], schema=schema))
+    rel = con.sql("SELECT * FROM t")
+    return [(c, str(t)) for c, t in zip(rel.columns, rel.types, strict=True)]
+
+
+def _arrow_schema(columns: list[tuple[str, str]]) -> pa.Schema:
+    import duckdb
+
+    select = ", ".join(f'CAST(NULL AS {t}) AS "{n}"' for n, t in columns) or "1 AS _"
+    return normalize_schema(duckdb.sql(f"SELECT {select} LIMIT 0").to_arrow_table().schema)
+
+
+SYSTEM = pa.schema([("_source_file", pa.string()), ("_batch", pa.int64()),
+                    ("_ingested_at", pa.timestamp("us", tz="UTC"))])
+
+
+def plan_columns(runner: JobRunner, job: Job, storage: Storage, files: list[Any], table_schema: pa.Schema | None,
+                 base: dict[str, Any]) -> tuple[list[tuple[str, str]], dict[str, list[tuple[str, str]]]]:
+    """The columns to read, and for each file the table columns it lacks.
+
+    Raises:
+        SchemaMismatchError: a file adds a column under ``schema_policy="strict"``, or a
+            column's type changed; nothing is committed.
+    """
+    source = job.source
+    assert isinstance(source, FileSource)
+    opts = source.csv.__dict__ | {"null_values": list(source.csv.null_values)}
+    if source.columns:
+        declared = [(n, t.upper()) for n, t in source.columns.items()]
+    elif table_schema is not None:
+        declared = [c for c in _duck_types(table_schema) if c[0] not in SYSTEM.names]
+    else:
+        first = files[0]
+        if source.format == "csv":
+            declared = parse.sniff_csv(first.uri, opts, base)
+        elif source.format == "json":
+            import duckdb
+
+            con = parse.duck(base)
+            rel = con.sql(f"SELECT * FROM read_json({parse._q(first.uri)}, format='newline_delimited', "
+                          "ignore_errors=true, sample_size=20000) LIMIT 0")
+            declared = [(c, str(t)) for c, t in zip(rel.columns, rel.types, strict=True)]
+            del duckdb
+        else:
+            declared = _duck_types(_parquet_schema(storage, first))
+    if table_schema is not None:
+        known = {f.name: f for f in table_schema}
+        changed = [
+            f"column {n!r}: the table has {known[n].type}, the job now reads {t}"
+            for n, t in declared
+            if n in known and not widens_to(_arrow_schema([(n, t)]).field(n).type, known[n].type)
+        ]
+        if changed:
+            raise SchemaMismatchError(f"job {job.name}: a column type changed; nothing was committed:\n  - "
+                                      + "\n  - ".join(changed), table=job.target)
+    types = dict(declared)
+    missing: dict[str, list[tuple[str, str]]] = {}
+    added: list[str] = []
+    for f in files:
+        names = _file_columns(storage, f, source, opts, base)
+        if names is None:
+            continue
+        for n in names:
+            if n not in types:
+                added.append(f"{n!r} (in {f.uri})")
+                types[n] = "VARCHAR"
+        missing[f.path] = [(n, t) for n, t in types.items() if n not in names]
+    if added and (table_schema is not None or source.columns) and job.schema_policy != "add_columns":
+        raise SchemaMismatchError(
+            f"job {job.name}: the source has new column(s) {', '.join(sorted(set(added)))}; nothing was "
+            "committed. Declare them, or set schema_policy='add_columns' to add them as nullable columns.",
+            table=job.target)
+    return list(types.items()), missing
+
+
+def _file_columns(storage: Storage, f: Any, source: FileSource, opts: dict[str, Any],
+                  base: dict[str, Any]) -> list[str] | None:
+    if source.format == "csv":
+        return parse.csv_header(f.uri, opts, base) if source.csv.header else None
+    if source.format == "parquet":
+        return list(_parquet_schema(storage, f).names)
+    return None  # JSON lines: any key may be absent on any line
+
+
+def _parquet_schema(storage: Storage, f: Any) -> pa.Schema:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_schema(storage.arrow_fs().open_input_file(f.path))
+    except Exception as exc:
+        raise JobError(f"{f.uri} is not a readable Parquet file: {exc}") from None
+
+
+def run_files(runner: JobRunner, job: Job, state: ledger.JobState, batch: int, full_refresh: bool,
+              report: RunReport, run: RunContext) -> list[dict[str, Any]]:
+    source = job.source
+    assert isinstance(source, FileSource)
+    lake = runner.lake
+    target = lake.table(job.target)
+    storage, files = discover(runner, source)
+    run.input(source.path, namespace="file" if storage.is_local else "s3", format=source.format)
+    if full_refresh:
+        todo, changed = files, []
+    else:
+        todo = [f for f in files if f.path not in state.files
+                or (state.files[f.path].size, state.files[f.path].mtime) != (f.size, f.mtime)]
+        changed = [f for f in todo if f.path in state.files]
+    if not todo:
+        report.notes.append(f"no new or changed files among {len(files)}")
+        report.skipped = True
+        return []
+    runner.progress(f"{len(todo)} file(s) to ingest ({len(changed)} changed)")
+    exists = target.exists() and not full_refresh
+    table_schema = target.schema() if exists else None
+    base = _task_base(runner, storage, job)
+    try:
+        columns, missing = plan_columns(runner, job, storage, todo, table_schema, base)
+    except parse.SourceFileError as exc:
+        raise JobError(f"job {job.name}: {exc}; nothing was committed") from None
+    data_schema = pa.schema([*_arrow_schema(columns), *SYSTEM])
+    if table_schema is not None:
+        fit = target.check_fit(data_schema, "merge")
+        data_schema = fit.target
+    partition_by = list(job.partition_by) if not exists else target.partition_columns
+    staged = job.mode == "merge" and exists  # merge: parse into a staging folder, then upsert
+    write_id = runner.write_id()
+    target_root = lake.storage.fs_path(target.uri) + (f"/{STAGING_DIR}/{write_id}" if staged else "")
+    file_partitions = [] if staged else partition_by
+    stored = pa.schema([f for f in data_schema if f.name not in file_partitions])
+    quarantine = lake.table(quarantine_name(job.target))
+    fs_kind, fs_kwargs = _source_fs(storage)
+    threads = max(1, (os.cpu_count() or 2) // max(1, min(len(todo), os.cpu_count() or 2)))
+    tasks = [{
+        **base, "index": i, "path": f.path, "uri": f.uri, "size": f.size, "mtime": f.mtime,
+        "format": source.format, "columns": columns, "missing": missing.get(f.path, []),
+        "csv": source.csv.__dict__ | {"null_values": list(source.csv.null_values)},
+        "batch": batch, "write_id": write_id, "threads": threads,
+        "target_root": target_root, "quarantine_root": lake.storage.fs_path(quarantine.uri),
+        "partition_by": file_partitions, "data_schema": stored.serialize().to_pybytes(),
+        # The source's own file system (it may differ from the lake's).
+        "src_fs_kind": fs_kind, "src_fs_kwargs": fs_kwargs,
+    } for i, f in enumerate(todo)]
+    results = runner.spark.sparkContext.parallelize(tasks, len(tasks)).map(parse.ingest_file).collect()
+    data = [info for r in results for info in r["data_files"]]
+    bad = [info for r in results for info in r["quarantine_files"]]
+    report.rows_written = sum(r["rows_written"] for r in results)
+    report.rows_quarantined = sum(r["rows_quarantined"] for r in results)
+    report.rows_read = sum(r["rows_read"] for r in results)
+    report.files = len(results)
+    metrics = {"rows_written": report.rows_written, "rows_quarantined": report.rows_quarantined,
+               "source_files": len(results), "files_added": len(data)}
+    txn = (f"job:{job.name}", batch)
+    removes = [p for f in changed for p in state.files[f.path].data_files]
+    if staged:
+        result = _merge_staged(runner, job, target, target_root, data, batch)
+    else:
+        result = commit_files(target, data, data_schema, partition_by,
+                              mode="overwrite" if (job.mode == "overwrite" or full_refresh) else "append",
+                              txn=txn, operation="APPEND", metrics=metrics, removes=removes)
+    report.version = result.version
+    if bad or quarantine.exists():
+        from lake.pipeline.parse import QUARANTINE_SCHEMA
+
+        q = commit_files(quarantine, bad, QUARANTINE_SCHEMA, [], mode="append", txn=txn, operation="APPEND",
+                         metrics={"rows_written": report.rows_quarantined, "files_added": len(bad)})
+        report.quarantine_version = q.version
+    by_path = {r["path"]: r for r in results}
+    return [{
+        "kind": "file", "path": p, "size": r["size"], "mtime": r["mtime"], "checksum": r["checksum"],
+        "rows_read": r["rows_read"], "rows_written": r["rows_written"], "rows_quarantined": r["rows_quarantined"],
+        "data_files": json.dumps([] if staged else [d["path"] for d in r["data_files"]]),
+    } for p, r in by_path.items()]
+
+
+def _merge_staged(runner: JobRunner, job: Job, target: Any, root: str, data: list[dict[str, Any]],
+                  batch: int) -> Any:
+    """Merge mode: the parsed rows were staged beside the table; upsert them, then drop them."""
+    import pyarrow.parquet as pq
+
+    fs = runner.lake.storage.arrow_fs()
+    try:
+        tables = [pq.read_table(fs.open_input_file(f"{root}/{d['path']}")) for d in data]
+        if not tables:
+            raise JobError(f"job {job.name}: every row was quarantined; nothing to merge")
+        rows = pa.concat_tables(tables, promote_options="permissive")
+        return target.merge(rows, keys=list(job.keys), txn=(f"job:{job.name}", batch),
+                            schema_mode="merge" if job.schema_policy == "add_columns" else None)
+    finally:
+        fs.delete_dir(root)

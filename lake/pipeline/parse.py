@@ -1,0 +1,252 @@
+"""Executor side of file ingestion: parse one source file, split good rows from bad ones.
+
+Runs inside a Spark task (or in-process for tests). CSV is read by DuckDB's parallel
+CSV reader with ``store_rejects``: every row that has the wrong number of fields, a
+value that does not parse as its column's type, or bytes that are not valid text is
+set aside with its line number, byte offset, column, raw text and reason. JSON lines
+are parsed line by line the same way. Good rows are written as Parquet files of the
+target table, bad rows as Parquet files of its quarantine table; the driver commits
+both. Nothing is dropped: rows read = rows written + rows quarantined.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from typing import Any
+
+import pyarrow as pa
+
+from lake.spark_files import make_filesystem, write_batches
+
+QUARANTINE_SCHEMA = pa.schema([
+    ("source_file", pa.string()),
+    ("line", pa.int64()),
+    ("byte_offset", pa.int64()),
+    ("column_name", pa.string()),
+    ("error_type", pa.string()),
+    ("reason", pa.string()),
+    ("raw", pa.string()),
+    ("job", pa.string()),
+    ("batch", pa.int64()),
+    ("quarantined_at", pa.timestamp("us", tz="UTC")),
+])
+SYSTEM_COLUMNS = ("_source_file", "_batch", "_ingested_at")
+
+
+def _q(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def checksum(fs: Any, path: str) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with fs.open_input_stream(path) as fh:
+        while chunk := fh.read(4 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def duck(task: dict[str, Any]) -> Any:
+    """A DuckDB connection for one task: its share of threads, S3 credentials when needed."""
+    import duckdb
+
+    from lake.duck import load_extensions
+
+    con = duckdb.connect()
+    con.execute(f"SET threads = {max(1, int(task.get('threads', 1)))}")
+    s3 = task.get("s3")
+    if s3:
+        load_extensions(con, "httpfs")
+        parts = ["TYPE s3", f"REGION {_q(s3['region'])}"]
+        if s3.get("key_id"):
+            parts += [f"KEY_ID {_q(s3['key_id'])}", f"SECRET {_q(s3['secret'])}"]
+        if s3.get("endpoint"):
+            parts += [f"ENDPOINT {_q(s3['endpoint'])}", "URL_STYLE 'path'", f"USE_SSL {str(s3['ssl']).lower()}"]
+        con.execute(f"CREATE SECRET lake_s3 ({', '.join(parts)})")
+    return con
+
+
+def csv_options(opts: dict[str, Any]) -> list[str]:
+    out = [f"header = {str(opts['header']).lower()}", f"delim = {_q(opts['delimiter'])}",
+           f"quote = {_q(opts['quote'])}", f"escape = {_q(opts['escape'])}",
+           f"encoding = {_q(opts['encoding'])}",
+           "nullstr = [" + ", ".join(_q(v) for v in opts["null_values"]) + "]"]
+    if opts.get("date_format"):
+        out.append(f"dateformat = {_q(opts['date_format'])}")
+    if opts.get("timestamp_format"):
+        out.append(f"timestampformat = {_q(opts['timestamp_format'])}")
+    if opts.get("multiline"):
+        out.append("strict_mode = false")
+    return out
+
+
+class SourceFileError(ValueError):
+    """A source file cannot be read at all (not the format it claims, unreadable)."""
+
+
+def _probe(uri: str, opts: dict[str, Any], task: dict[str, Any], extra: list[str]) -> Any:
+    # Bad rows must not stop the sniffer: they are set aside later, row by row.
+    args = ", ".join([*csv_options(opts), "ignore_errors = true", *extra])
+    try:
+        return duck(task).sql(f"SELECT * FROM read_csv({_q(uri)}, {args}) LIMIT 0")
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SourceFileError(f"{uri} cannot be read as CSV: {first}") from None
+
+
+TYPE_CANDIDATES = ("BOOLEAN", "BIGINT", "DOUBLE", "DATE", "TIMESTAMP")
+MAJORITY = 0.95
+
+
+def sniff_csv(uri: str, opts: dict[str, Any], task: dict[str, Any]) -> list[tuple[str, str]]:
+    """Column types from a sample: the most specific type 95% of a column's values parse as.
+
+    A few malformed values must not turn a numeric column into text (they are quarantined
+    instead), so each column is tried against BOOLEAN, BIGINT, DOUBLE, DATE and TIMESTAMP.
+    """
+    sample_rows = int(opts.get("sample_rows", 20000))
+    args = ", ".join([*csv_options(opts), "ignore_errors = true", "all_varchar = true"])
+    con = duck(task)
+    try:
+        con.execute(f"CREATE TEMP TABLE sample AS SELECT * FROM read_csv({_q(uri)}, {args}) LIMIT {sample_rows}")
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SourceFileError(f"{uri} cannot be read as CSV: {first}") from None
+    columns = [r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE sample)").fetchall()]
+    out = []
+    for name in columns:
+        col = _ident(name)
+        probes = []
+        for kind in TYPE_CANDIDATES:
+            if kind == "DATE" and opts.get("date_format"):
+                expr = f"TRY_STRPTIME({col}, {_q(opts['date_format'])})"
+            elif kind == "TIMESTAMP" and opts.get("timestamp_format"):
+                expr = f"TRY_STRPTIME({col}, {_q(opts['timestamp_format'])})"
+            else:
+                expr = f"TRY_CAST({col} AS {kind})"
+            probes.append(f"count({expr})")
+        row = con.execute(f"SELECT count({col}), {', '.join(probes)} FROM sample").fetchone()
+        total = row[0] if row else 0
+        chosen = "VARCHAR"
+        if total:
+            for kind, ok in zip(TYPE_CANDIDATES, row[1:], strict=True):
+                if ok / total >= MAJORITY:
+                    chosen = kind
+                    break
+        out.append((name, chosen))
+    return out
+
+
+def csv_header(uri: str, opts: dict[str, Any], task: dict[str, Any]) -> list[str]:
+    """The column names a CSV file declares (its first line)."""
+    return list(_probe(uri, opts, task, ["all_varchar = true"]).columns)
+
+
+def _system_values(task: dict[str, Any]) -> str:
+    return (f"{_q(task['uri'])} AS _source_file, CAST({int(task['batch'])} AS BIGINT) AS _batch, "
+            f"CAST({_q(task['ingested_at'])} AS TIMESTAMPTZ) AS _ingested_at")
+
+
+def _read_csv(con: Any, task: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
+    cols = "{" + ", ".join(f"{_q(n)}: {_q(t)}" for n, t in task["columns"]) + "}"
+    args = ", ".join([*csv_options(task["csv"]), f"columns = {cols}", "auto_detect = false",
+                      "store_rejects = true", "rejects_limit = 0"])
+    con.execute(f"CREATE TEMP TABLE good AS SELECT *, {_system_values(task)} FROM read_csv({_q(task['uri'])}, {args})")
+    rejects = con.sql(
+        "SELECT line, min(byte_position) AS byte_offset, string_agg(DISTINCT column_name, ', ') AS column_name, "
+        "string_agg(DISTINCT error_type, ', ') AS error_type, string_agg(error_message, '; ') AS reason, "
+        "any_value(csv_line) AS raw FROM reject_errors GROUP BY line ORDER BY line").fetchall()
+    bad = [{"line": r[0], "byte_offset": r[1], "column_name": r[2], "error_type": r[3], "reason": r[4], "raw": r[5]}
+           for r in rejects]
+    return con.table("good"), bad
+
+
+def _read_json(con: Any, fs: Any, task: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
+    """JSON lines: bad JSON and values that do not fit their column's type are set aside."""
+    names = [n for n, _ in task["columns"]]
+    bad: list[dict[str, Any]] = []
+    lines, raws, values = [], [], {n: [] for n in names}  # type: ignore[var-annotated]
+    offset = 0
+    with fs.open_input_stream(task["path"]) as fh:
+        data = fh.read()
+    for number, raw_line in enumerate(data.split(b"\n"), start=1):
+        start = offset
+        offset += len(raw_line) + 1
+        text = raw_line.rstrip(b"\r")
+        if not text.strip():
+            continue
+        try:
+            decoded = text.decode("utf-8")
+            record = json.loads(decoded)
+            if not isinstance(record, dict):
+                raise ValueError("a JSON line must be an object")
+        except (UnicodeDecodeError, ValueError) as exc:
+            kind = "INVALID ENCODING" if isinstance(exc, UnicodeDecodeError) else "INVALID JSON"
+            bad.append({"line": number, "byte_offset": start, "column_name": None, "error_type": kind,
+                        "reason": str(exc)[:500], "raw": text.decode("utf-8", errors="replace")})
+            continue
+        lines.append(number)
+        raws.append(decoded)
+        for n in names:
+            v = record.get(n)
+            values[n].append(None if v is None else v if isinstance(v, str) else json.dumps(v))
+    staged = pa.table({"__line": pa.array(lines, pa.int64()), "__raw": pa.array(raws, pa.string()),
+                       **{n: pa.array(values[n], pa.string()) for n in names}})
+    con.register("staged", staged)
+    casts = ", ".join(f"TRY_CAST({_ident(n)} AS {t}) AS {_ident(n)}" for n, t in task["columns"])
+    con.execute(f"CREATE TEMP TABLE typed AS SELECT __line, __raw, {casts} FROM staged")
+    failed = " OR ".join(f"(s.{_ident(n)} IS NOT NULL AND t.{_ident(n)} IS NULL)" for n in names)
+    reasons = " || ".join(
+        f"CASE WHEN s.{_ident(n)} IS NOT NULL AND t.{_ident(n)} IS NULL THEN "
+        f"'column {n}: cannot read ' || s.{_ident(n)} || ' as {t}; ' ELSE '' END" for n, t in task["columns"])
+    for line, raw, reason in con.sql(
+        f"SELECT t.__line, t.__raw, {reasons} FROM typed t JOIN staged s USING (__line) WHERE {failed} ORDER BY 1"
+    ).fetchall():
+        bad.append({"line": line, "byte_offset": None, "column_name": None, "error_type": "CAST",
+                    "reason": reason.rstrip("; "), "raw": raw})
+    bad.sort(key=lambda r: r["line"])
+    good = con.sql(f"SELECT {', '.join(_ident(n) for n in names)}, {_system_values(task)} FROM typed t "
+                   f"WHERE NOT ({failed}) ORDER BY __line")
+    return good, bad
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def ingest_file(task: dict[str, Any]) -> dict[str, Any]:
+    """Parse one source file, write good and bad rows as Parquet files; describe what was done."""
+    fs = make_filesystem(task["fs_kind"], task["fs_kwargs"])  # where the lake's files go
+    src_fs = make_filesystem(task["src_fs_kind"], task["src_fs_kwargs"])  # where the source file is
+    con = duck(task)
+    fmt = task["format"]
+    if fmt == "csv":
+        good, bad = _read_csv(con, task)
+    elif fmt == "json":
+        good, bad = _read_json(con, src_fs, task)
+    else:
+        good = con.sql(f"SELECT *, {_system_values(task)} FROM read_parquet({_q(task['uri'])})")
+        bad = []
+    schema = pa.ipc.read_schema(pa.py_buffer(task["data_schema"]))
+    missing = [(n, t) for n, t in task.get("missing", [])]
+    if missing:  # table columns this file lacks: NULL
+        good = good.select("*, " + ", ".join(f"CAST(NULL AS {t}) AS {_ident(n)}" for n, t in missing))
+    prefix = f"{task['write_id']}-{task['index']:05d}"
+    data_files = write_batches(fs, task["target_root"], good.to_arrow_reader(1_000_000), schema,
+                               task["partition_by"], prefix)
+    quarantine_files: list[dict[str, Any]] = []
+    if bad:
+        now = dt.datetime.now(dt.UTC)
+        table = pa.Table.from_pylist(
+            [{**r, "source_file": task["uri"], "job": task["job"], "batch": task["batch"], "quarantined_at": now}
+             for r in bad], schema=QUARANTINE_SCHEMA)
+        quarantine_files = write_batches(fs, task["quarantine_root"], table.to_batches(), QUARANTINE_SCHEMA, [],
+                                         prefix)
+    written = sum(f["rows"] for f in data_files)
+    return {
+        "path": task["path"], "uri": task["uri"], "size": task["size"], "mtime": task["mtime"],
+        "checksum": checksum(src_fs, task["path"]),
+        "rows_written": written, "rows_quarantined": len(bad), "rows_read": written + len(bad),
+        "data_files": data_files, "quarantine_files": quarantine_files,
+    }

@@ -1,0 +1,79 @@
+"""Finding jobs: Python modules exposing ``JOB`` (or ``JOBS``) and YAML files, in a jobs folder.
+
+The folder is ``jobs_dir`` from the settings, else ``./jobs`` when it exists, else the
+project's ``jobs`` package. Job modules are user code loaded at run time, so the lake
+never imports ``jobs`` statically (the layering contract stays checkable).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+from lake.errors import LakeError
+from lake.pipeline.spec import Job, JobSpecError, from_mapping
+
+
+def jobs_folder(configured: str | None = None) -> Path:
+    if configured:
+        path = Path(configured).expanduser()
+        if not path.is_dir():
+            raise LakeError(f"jobs folder {path} does not exist (jobs_dir in lake.toml or LAKE_JOBS_DIR)")
+        return path
+    local = Path("jobs")
+    if local.is_dir():
+        return local
+    spec = importlib.util.find_spec("jobs")
+    if spec is None or not spec.submodule_search_locations:
+        raise LakeError("no jobs folder: create ./jobs or set jobs_dir in lake.toml")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _load_module(path: Path) -> list[Job]:
+    name = f"lake_jobs_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except LakeError:
+        raise
+    except Exception as exc:
+        raise JobSpecError(f"{path} failed to load: {type(exc).__name__}: {exc}") from exc
+    found = [getattr(module, "JOB", None), *getattr(module, "JOBS", [])]
+    return [j for j in found if isinstance(j, Job)]
+
+
+def _load_yaml(path: Path) -> list[Job]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise JobSpecError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise JobSpecError(f"{path}: a job file holds one mapping (name, source, target...)")
+    return [from_mapping(data, data.get("name", path.stem))]
+
+
+def discover_jobs(folder: Path) -> dict[str, Job]:
+    """Every job in the folder, by name (duplicate names are an error)."""
+    jobs: dict[str, Job] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("_") or path.suffix not in (".py", ".yaml", ".yml"):
+            continue
+        for job in _load_module(path) if path.suffix == ".py" else _load_yaml(path):
+            if job.name in jobs:
+                raise JobSpecError(f"two jobs are named {job.name!r} in {folder}")
+            jobs[job.name] = job
+    return jobs
+
+
+def find_job(folder: Path, name: str) -> Job:
+    jobs = discover_jobs(folder)
+    if name not in jobs:
+        known = ", ".join(sorted(jobs)) or "none"
+        raise LakeError(f"no job named {name!r} in {folder}; jobs there: {known} (`lake jobs list`)")
+    return jobs[name]

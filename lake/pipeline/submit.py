@@ -1,0 +1,83 @@
+"""``lake jobs submit``: run a job on a Spark cluster through ``spark-submit``.
+
+The project's packages (``lake``, ``catalog`` and the jobs folder) are shipped with
+``--py-files``; the driver runs ``lake jobs run NAME`` with the cluster as its Spark
+master and the caller's settings in its environment; its log streams to the terminal
+and its exit status is returned.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from lake.config import Settings
+from lake.errors import SparkError
+from lake.spark import ensure_java, spark_conf
+
+ENTRY = Path(__file__).with_name("entry.py")
+
+
+def package_zip(folders: list[Path], dest: Path) -> Path:
+    """A zip of Python packages/folders for ``--py-files``."""
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:
+        for folder in folders:
+            for path in folder.rglob("*"):
+                if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".yaml", ".yml",
+                                                                                          ".ini", ".properties"):
+                    zf.write(path, Path(folder.name) / path.relative_to(folder))
+    return dest
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as LAKE_* variables for the driver process (secrets included, never printed)."""
+    env = {"LAKE_ROOT": settings.root_uri, "LAKE_CATALOG_URL": settings.catalog_url}
+    s3 = settings.s3
+    for key, value in (("ENDPOINT", s3.endpoint), ("ACCESS_KEY", s3.access_key), ("REGION", s3.region),
+                       ("SECRET_KEY", s3.secret_key.get_secret_value() if s3.secret_key else None)):
+        if value:
+            env[f"LAKE_S3_{key}"] = value
+    if settings.jobs_dir:
+        env["LAKE_JOBS_DIR"] = str(Path(settings.jobs_dir).resolve())
+    if settings.catalog.lineage_file:
+        env["LAKE_CATALOG_LINEAGE_FILE"] = settings.catalog.lineage_file
+    if settings.catalog.openlineage_url:
+        env["LAKE_CATALOG_OPENLINEAGE_URL"] = settings.catalog.openlineage_url
+    return env
+
+
+def submit(settings: Settings, job: str, master: str, jobs_folder: Path, *, params: Mapping[str, str],
+           full_refresh: bool = False, deploy_mode: str = "client") -> int:
+    """Run ``job`` on ``master`` (``spark://host:7077``); returns the driver's exit status."""
+    import pyspark
+
+    spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    if not spark_submit.exists():
+        raise SparkError(f"spark-submit not found next to pyspark ({spark_submit}); reinstall pyspark")
+    ensure_java()
+    env = {**os.environ, **settings_env(settings), "LAKE_SPARK_MASTER": master, "PYSPARK_PYTHON": sys.executable,
+           "PYSPARK_DRIVER_PYTHON": sys.executable, "LAKE_JOBS_DIR": str(jobs_folder.resolve())}
+    with tempfile.TemporaryDirectory(prefix="lake-submit-") as tmp:
+        import catalog
+        import lake
+
+        code = package_zip([Path(lake.__file__).parent, Path(catalog.__file__).parent, jobs_folder],
+                           Path(tmp) / "lake-code.zip")
+        cmd = [str(spark_submit), "--master", master, "--deploy-mode", deploy_mode, "--py-files", str(code),
+               "--name", f"lake-job-{job}"]
+        for key, value in spark_conf(settings).items():
+            cmd += ["--conf", f"{key}={value}"]
+        cmd += [str(ENTRY), "jobs", "run", job]
+        for key, value in params.items():
+            cmd += ["--param", f"{key}={value}"]
+        if full_refresh:
+            cmd.append("--full-refresh")
+        try:
+            return subprocess.run(cmd, env=env).returncode
+        except OSError as exc:
+            raise SparkError(f"could not start spark-submit: {exc}") from exc
