@@ -171,6 +171,14 @@ def plan_columns(runner: JobRunner, job: Job, storage: Storage, files: list[Any]
         if changed:
             raise SchemaMismatchError(f"job {job.name}: a column type changed; nothing was committed:\n  - "
                                       + "\n  - ".join(changed), table=job.target)
+    if table_schema is not None and source.format == "parquet":  # typed files: their types must fit
+        known = {f.name: f for f in table_schema}
+        changed = [f"column {fld.name!r}: the table has {known[fld.name].type}, {f.uri} has {fld.type}"
+                   for f in files for fld in normalize_schema(_parquet_schema(storage, f))
+                   if fld.name in known and not widens_to(fld.type, known[fld.name].type)]
+        if changed:
+            raise SchemaMismatchError(f"job {job.name}: a column type changed; nothing was committed:\n  - "
+                                      + "\n  - ".join(changed), table=job.target)
     types = dict(declared)
     missing: dict[str, list[tuple[str, str]]] = {}
     added: list[str] = []

@@ -119,7 +119,11 @@ def sniff_csv(uri: str, opts: dict[str, Any], task: dict[str, Any]) -> list[tupl
         col = _ident(name)
         probes = []
         for kind in TYPE_CANDIDATES:
-            if kind == "DATE" and opts.get("date_format"):
+            if kind == "BOOLEAN":  # not 0/1: those are numbers
+                expr = f"CASE WHEN lower(trim({col})) IN ('true', 'false', 't', 'f', 'yes', 'no') THEN 1 END"
+            elif kind == "BIGINT":  # DuckDB would round '1.5' into an integer
+                expr = f"CASE WHEN regexp_full_match(trim({col}), '[+-]?[0-9]{{1,18}}') THEN 1 END"
+            elif kind == "DATE" and opts.get("date_format"):
                 expr = f"TRY_STRPTIME({col}, {_q(opts['date_format'])})"
             elif kind == "TIMESTAMP" and opts.get("timestamp_format"):
                 expr = f"TRY_STRPTIME({col}, {_q(opts['timestamp_format'])})"
@@ -206,8 +210,8 @@ def _read_json(con: Any, fs: Any, task: dict[str, Any]) -> tuple[Any, list[dict[
         bad.append({"line": line, "byte_offset": None, "column_name": None, "error_type": "CAST",
                     "reason": reason.rstrip("; "), "raw": raw})
     bad.sort(key=lambda r: r["line"])
-    good = con.sql(f"SELECT {', '.join(_ident(n) for n in names)}, {_system_values(task)} FROM typed t "
-                   f"WHERE NOT ({failed}) ORDER BY __line")
+    good = con.sql(f"SELECT {', '.join('t.' + _ident(n) for n in names)}, {_system_values(task)} "
+                   f"FROM typed t JOIN staged s USING (__line) WHERE NOT ({failed}) ORDER BY t.__line")
     return good, bad
 
 
