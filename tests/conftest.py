@@ -6,15 +6,17 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from lake.config import Settings, load_settings
 from lake.lakehouse import Lake
-from tests.services import S3_KEY, S3_SECRET, S3Server, free_port, reachable
+from tests.services import S3_KEY, S3_SECRET, S3Server, free_port, reachable, require
 
 os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 
@@ -82,3 +84,20 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Any:
     session = get_spark(settings, app_name="lake-tests")
     yield session
     session.stop()
+
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database on 127.0.0.1, dropped afterwards."""
+    require("PostgreSQL", "127.0.0.1", 5432)
+    name = "lake_test_" + uuid.uuid4().hex[:12]
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
