@@ -16,6 +16,29 @@ from catalog.errors import CatalogConnectionError
 from catalog.redact import redact_url
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _migrations_dir() -> Path:
+    """The Alembic scripts as a real folder (copied out when the package runs from a zip,
+    as it does on Spark executors and under spark-submit --py-files)."""
+    if _MIGRATIONS.is_dir():
+        return _MIGRATIONS
+    import importlib.resources
+    import tempfile
+
+    dest = Path(tempfile.mkdtemp(prefix="lake-migrations-"))
+    root = importlib.resources.files("catalog") / "migrations"
+
+    def copy(src: Any, out: Path) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        for item in src.iterdir():
+            if item.is_dir():
+                copy(item, out / item.name)
+            elif item.name.endswith((".py", ".mako")):
+                (out / item.name).write_bytes(item.read_bytes())
+
+    copy(root, dest)
+    return dest
 _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
 
@@ -67,7 +90,7 @@ def migrate(engine: Engine) -> None:
     from alembic.config import Config
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg.set_main_option("script_location", str(_migrations_dir()))
     with _migrate_lock:
         for attempt in range(3):
             try:

@@ -101,3 +101,50 @@ def pg_url() -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Spark standalone master and worker on 127.0.0.1 (from the pyspark wheel alone)."""
+    import json
+    import urllib.request
+    from pathlib import Path as P
+
+    import pyspark
+
+    from lake.spark import ensure_java
+
+    ensure_java()
+    spark_class = str(P(pyspark.__file__).parent / "bin" / "spark-class")
+    work = tmp_path_factory.mktemp("spark-cluster")
+    port, ui, worker_ui = free_port(), free_port(), free_port()
+    env = {**os.environ, "SPARK_WORKER_DIR": str(work / "worker"), "SPARK_LOCAL_DIRS": str(work / "local"),
+           "PYSPARK_PYTHON": sys.executable, "SPARK_LOG_DIR": str(work / "logs")}
+    logs = open(work / "cluster.log", "w")  # noqa: SIM115 - kept open for the processes' lifetime
+    master = subprocess.Popen([spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                               "--port", str(port), "--webui-port", str(ui)], env=env, stdout=logs, stderr=logs)
+    url = f"spark://127.0.0.1:{port}"
+    worker = subprocess.Popen([spark_class, "org.apache.spark.deploy.worker.Worker", url, "--host", "127.0.0.1",
+                               "--cores", "2", "--memory", "2g", "--webui-port", str(worker_ui)],
+                              env=env, stdout=logs, stderr=logs)
+    deadline = time.time() + 120
+    alive = 0
+    while time.time() < deadline and not alive:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=2) as resp:
+                alive = int(json.load(resp).get("aliveworkers", 0))
+        except OSError:
+            pass
+        time.sleep(1)
+    if not alive:
+        master.kill()
+        worker.kill()
+        pytest.fail(f"the Spark cluster did not start; see {work / 'cluster.log'}", pytrace=False)
+    yield url
+    for proc in (worker, master):
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    logs.close()

@@ -28,8 +28,8 @@ def package_zip(folders: list[Path], dest: Path) -> Path:
     with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:
         for folder in folders:
             for path in folder.rglob("*"):
-                if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".yaml", ".yml",
-                                                                                          ".ini", ".properties"):
+                if path.is_file() and "__pycache__" not in path.parts and path.suffix in (
+                        ".py", ".yaml", ".yml", ".ini", ".properties", ".mako"):
                     zf.write(path, Path(folder.name) / path.relative_to(folder))
     return dest
 
