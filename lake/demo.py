@@ -1,14 +1,18 @@
 """``make demo``: the backbone end to end on the embedded defaults (``./lakehouse``).
 
-Uses a real public dataset that ships inside a PyPI package (vega-datasets' daily
-stock prices) so the demo needs no network.
+Real public data that ships inside a PyPI package (vega-datasets' monthly stock prices),
+so the demo needs no network: landed as yearly CSV files, ingested by the Spark jobs in
+``jobs/`` into bronze, cleaned into silver, turned into gold features; then upserts,
+time travel, the catalog (search, lineage) and DuckDB queries by table name.
 """
 
 from __future__ import annotations
 
+import csv
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.rule import Rule
@@ -19,114 +23,132 @@ from lake.cli.output import print_table
 console = Console()
 
 
-def stocks_csv() -> str:
-    from vega_datasets import local_data
-
-    return str(local_data.stocks.filepath)
-
-
 def step(title: str) -> None:
     console.print(Rule(f"[bold]{title}"))
+
+
+def land_stocks(landing: Path, years: set[str] | None = None) -> int:
+    """Split the vega-datasets stocks table into yearly CSV files (as a source system would)."""
+    from vega_datasets import local_data
+
+    rows = list(csv.reader(Path(local_data.stocks.filepath).read_text(encoding="utf-8").splitlines()))
+    landing.mkdir(parents=True, exist_ok=True)
+    by_year: dict[str, list[list[str]]] = {}
+    for row in rows[1:]:
+        by_year.setdefault(row[1].split()[-1], []).append(row)
+    count = 0
+    for year, year_rows in sorted(by_year.items()):
+        if years is not None and year not in years:
+            continue
+        with open(landing / f"stocks_{year}.csv", "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(rows[0])
+            writer.writerows(year_rows)
+        count += len(year_rows)
+    return count
+
+
+def report_line(report: Any) -> str:
+    return (f"{report.job}: batch {report.batch}, {report.rows_read} rows read, {report.rows_written} written, "
+            f"{report.rows_quarantined} quarantined -> table v{report.version}"
+            + (" (nothing new)" if report.skipped else ""))
 
 
 def main() -> None:
     started = time.time()
     settings = load_settings()
-    lake = Lake(settings)
     if not settings.is_s3 and Path(settings.root_uri).exists():
         shutil.rmtree(settings.root_uri)  # the demo starts from an empty lake every time
+    lake = Lake(settings)
     console.print(f"lake root: {lake.storage.root}")
+    from lake.pipeline.registry import discover_jobs, jobs_folder
+    from lake.pipeline.runner import JobRunner
 
-    from pyspark.sql import functions as F
+    jobs = discover_jobs(jobs_folder(settings.jobs_dir))
+    runner = JobRunner(lake)
+    landing = Path(lake.storage.root) / "landing" / "stocks"
 
-    step("1. Spark writes a Delta table (executors write Parquet, the driver commits via delta-rs)")
-    spark = lake.spark(app_name="lake-demo")
-    raw = (
-        spark.read.option("header", True).csv(stocks_csv())
-        .selectExpr("symbol", "to_date(date, 'MMM d yyyy') as date", "cast(price as double) as price")
-    )
-    stocks = lake.table("bronze.stocks")
-    with lake.run("ingest.stocks", parameters={"source": stocks_csv()}) as run:
-        run.input(stocks_csv(), namespace="file", format="csv")
-        created = stocks.write(raw, partition_by=["symbol"], description="Monthly closing prices (vega-datasets)")
-    console.print(f"created {stocks.name} v{created.version}: {created.rows_written} rows, "
-                  f"{created.metrics['files_added']} files, partitioned by symbol")
+    step("1. Spark job: CSV files -> bronze.stocks (DuckDB parses on the executors, bad lines quarantined)")
+    landed = land_stocks(landing, {str(y) for y in range(2000, 2009)})
+    (landing / "stocks_broken.csv").write_text("symbol,date,price\nIBM,Jan 1 2011,not-a-price\nIBM,Feb 1 2011\n")
+    console.print(f"landed {landed} rows in {len(list(landing.glob('*.csv')))} files (one of them broken)")
+    console.print(report_line(runner.run(jobs["bronze_stocks"])))
+    bad = lake.table("quarantine.bronze_stocks").to_arrow().to_pylist()
+    for row in bad:
+        console.print(f"  quarantined {Path(row['source_file']).name} line {row['line']}: {row['reason']}",
+                      highlight=False, markup=False)
 
-    step("2. Upsert: corrected prices for IBM in 2010 and a new symbol, as one MERGE commit")
-    corrections = raw.filter("symbol = 'IBM' and year(date) = 2010").selectExpr(
-        "symbol", "date", "round(price * 1.01, 2) as price"
-    ).unionByName(spark.createDataFrame([("DEMO", "2010-03-01", 42.0)], "symbol string, date string, price double")
-                  .selectExpr("symbol", "to_date(date) as date", "price"))
-    merged = stocks.merge(corrections, keys=["symbol", "date"])
+    step("2. Incremental: new files arrive; only they are read")
+    land_stocks(landing, {"2009", "2010"})
+    console.print(report_line(runner.run(jobs["bronze_stocks"])))
+    console.print(report_line(runner.run(jobs["bronze_stocks"])))
+
+    step("3. Spark jobs: bronze -> silver (clean) -> gold (features per symbol and month)")
+    console.print(report_line(runner.run(jobs["silver_stock_prices"])))
+    console.print(report_line(runner.run(jobs["gold_stock_features"])))
+
+    step("4. Upsert into silver from Spark (one MERGE commit), then time travel")
+    spark = runner.spark
+    silver = lake.table("silver.stock_prices")
+    silver.to_spark(spark).createOrReplaceTempView("silver_now")
+    corrections = spark.sql(
+        "SELECT symbol, date, round(price * 1.01, 2) AS price, 'correction' AS source_file "
+        "FROM silver_now WHERE symbol = 'IBM' AND year(date) = 2010 "
+        "UNION ALL SELECT 'DEMO', DATE '2010-03-01', 42.0, 'correction'")
+    merged = silver.merge(corrections, keys=["symbol", "date"])
+    new_version = merged.version or 0
     console.print(f"merge -> v{merged.version}: {merged.metrics['rows_updated']} updated, "
                   f"{merged.metrics['rows_inserted']} inserted, {merged.metrics['files_removed']} files rewritten")
-
-    step("3. Time travel: the same query on version 0 and on the latest version")
     query = "symbol = 'IBM' AND date >= DATE '2010-01-01'"
-    v0 = stocks.to_spark(spark, version=0, filter=query).agg({"price": "avg"}).collect()[0][0]
-    now = stocks.to_spark(spark, filter=query).agg({"price": "avg"}).collect()[0][0]
-    console.print(f"average IBM price since 2010: v0 {v0:.2f} -> latest {now:.2f}")
-
-    step("4. Schema enforcement: a write with the wrong type is refused, nothing changes")
+    before = silver.to_spark(spark, version=new_version - 1, filter=query).agg({"price": "avg"}).collect()[0][0]
+    after = silver.to_spark(spark, filter=query).agg({"price": "avg"}).collect()[0][0]
+    console.print(f"average IBM price since 2010: v{new_version - 1} {before:.2f} -> v{new_version} {after:.2f}")
     from lake.errors import SchemaMismatchError
 
     try:
-        stocks.write(raw.selectExpr("symbol", "date", "cast(price as string) as price"))
+        silver.write(corrections.selectExpr("symbol", "date", "CAST(price AS STRING) AS price", "source_file"))
     except SchemaMismatchError as exc:
-        console.print(f"[yellow]refused:[/] {exc.message.splitlines()[-1].strip()}")
-    console.print(f"table still at v{stocks.version()}")
+        console.print(f"[yellow]schema enforcement refused a write:[/] {exc.message.splitlines()[-1].strip()}")
+    print_table(silver.history(), ["version", "timestamp", "operation", "metrics"], title="silver.stock_prices")
 
-    step("5. History")
-    print_table(stocks.history(), ["version", "timestamp", "operation", "metrics"])
-
-    step("6. A gold table built inside a catalog run: its input version is recorded")
-    with lake.run("aggregate.stock_stats") as run:
-        src = stocks.to_spark(spark)
-        stats = src.groupBy("symbol").agg(
-            F.min("price").alias("min_price"), F.max("price").alias("max_price"),
-            F.avg("price").alias("avg_price"), F.count("*").alias("months"))
-        gold = lake.table("gold.stock_stats").write(stats)
-        run.column_lineage("gold.stock_stats", {
-            "min_price": [("bronze.stocks", "price", "min")], "max_price": [("bronze.stocks", "price", "max")],
-            "avg_price": [("bronze.stocks", "price", "avg")], "symbol": [("bronze.stocks", "symbol")]})
-    console.print(f"gold.stock_stats v{gold.version}: {gold.rows_written} symbols")
+    step("5. Catalog: search (a typo is fine), show, lineage from the landing files to gold")
     catalog = lake.catalog
-    catalog.describe("gold.stock_stats", "Price statistics per stock symbol over the whole history")
-    catalog.add_owner("gold.stock_stats", "quant-team")
+    catalog.describe("gold.stock_features", "Monthly price features per stock symbol (entity: symbol)")
+    catalog.add_owner("gold.stock_features", "quant-team")
     catalog.tag("bronze.stocks", "market-data")
     catalog.define_tag("market-data", propagate=True)
-
-    step("7. Catalog: search (a typo is fine), show, lineage")
-    hits = catalog.search("stok prices")
+    hits = catalog.search("stok price")
     print_table([{"name": h.name, "layer": h.layer, "version": h.current_version, "tags": h.tags,
                   "matched": h.matched} for h in hits], ["name", "layer", "version", "tags", "matched"])
-    shown = catalog.show("gold.stock_stats")
+    shown = catalog.show("gold.stock_features")
     console.print(f"{shown['name']}: v{shown['current_version']}, {shown['version']['rows']} rows, owners "
-                  f"{shown['owners']}, tags {shown['inherited_tags']}, upstream {shown['upstream']}")
+                  f"{shown['owners']}, inherited tags {shown['inherited_tags']}, upstream {shown['upstream']}",
+                  markup=False)
     from catalog.lineage import render
 
-    console.print(render(catalog.lineage("gold.stock_stats", direction="upstream"), "text"), highlight=False, markup=False)
-    console.print(render(catalog.lineage("gold.stock_stats", direction="upstream"), "mermaid"), highlight=False, markup=False)
-    console.print(render(catalog.lineage("gold.stock_stats", column="avg_price", direction="upstream"), "text"),
-                  highlight=False)
-    spark.stop()
+    graph = catalog.lineage("gold.stock_features", direction="upstream", depth=10)
+    console.print(render(graph, "text"), highlight=False, markup=False)
+    console.print(render(graph, "mermaid"), highlight=False, markup=False)
 
-    step("8. DuckDB by catalog name, no Spark: `lake sql`")
+    step("6. DuckDB by table name, no Spark: `lake sql`")
     from lake.sql import LakeSQL
 
     db = LakeSQL(lake)
-    query = ("SELECT s.symbol, round(g.avg_price, 2) AS avg_price, max(s.date) AS last_month "
-             "FROM bronze.stocks s JOIN gold.stock_stats g USING (symbol) GROUP BY ALL ORDER BY 1")
-    console.print(query, markup=False)
-    rows = db.sql(query).fetchall()
-    print_table([dict(zip(["symbol", "avg_price", "last_month"], r, strict=True)) for r in rows],
-                ["symbol", "avg_price", "last_month"])
+    sql = ("SELECT symbol, count(*) AS months, round(avg(return_1m), 4) AS avg_return, "
+           "round(max(volatility_6m), 4) AS max_volatility FROM gold.stock_features GROUP BY 1 ORDER BY 1")
+    console.print(sql, markup=False)
+    rows = db.sql(sql).fetchall()
+    columns = ["symbol", "months", "avg_return", "max_volatility"]
+    print_table([dict(zip(columns, r, strict=True)) for r in rows], columns)
     then = db.sql("SELECT count(*) FROM lake_at('bronze.stocks', 0)").fetchone()
     now = db.sql("SELECT count(*) FROM bronze.stocks").fetchone()
     console.print(f"time travel in SQL: bronze.stocks had {then[0] if then else '?'} rows at v0, "
                   f"{now[0] if now else '?'} now")
+
+    spark.stop()
     console.print(f"[bold green]demo finished in {time.time() - started:.0f} s[/]; try: .venv/bin/lake table ls, "
-                  ".venv/bin/lake catalog search stock, .venv/bin/lake catalog lineage gold.stock_stats")
+                  ".venv/bin/lake catalog search stock, .venv/bin/lake catalog lineage gold.stock_features, "
+                  ".venv/bin/lake sql")
 
 
 if __name__ == "__main__":

@@ -593,6 +593,9 @@ def merge_spark(
         rows = result.filter(F.col("__op").isin("update", "insert", "copy")).drop("__op")
         if partition_by:
             rows = rows.repartition(*[F.col(_q(c)) for c in partition_by])  # one file per partition
+        else:  # no confetti: about one file per 2M rows rewritten
+            kept = counts.get("update", 0) + counts.get("insert", 0) + counts.get("copy", 0)
+            rows = rows.coalesce(max(1, min(rows.rdd.getNumPartitions(), -(-kept // 2_000_000))))
         infos = write_files(table, rows, partition_by, schema)
     finally:
         result.unpersist()
