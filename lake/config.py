@@ -107,6 +107,8 @@ class Settings(_Section):
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
     feast: FeastSettings = Field(default_factory=FeastSettings)
+    quality_dir: str | None = None
+    """Folder of expectation suites (YAML); default ``./quality``."""
     jobs_dir: str | None = None
     """Folder of job modules and YAML files; default ``./jobs`` or the project's ``jobs`` package."""
     source_file: str | None = None

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from lake.lakehouse import Lake
+    from lake.quality.suite import Suite
 
 WriteMode = Literal["append", "overwrite", "error", "ignore"]
 SchemaMode = Literal["merge", "overwrite"] | None
@@ -287,6 +288,7 @@ class Table:
         txn: Txn | None = None,
         description: str | None = None,
         configuration: dict[str, str] | None = None,
+        quality: Suite | None = None,
     ) -> CommitResult:
         """Write data as one atomic Delta commit.
 
@@ -303,6 +305,7 @@ class Table:
                 version of the same application) already committed is skipped.
             description: the table description when it is created.
             configuration: Delta table properties when it is created.
+            quality: an expectation suite checked before the commit (see :mod:`lake.quality`).
 
         Returns:
             The commit made, or the skip.
@@ -330,6 +333,9 @@ class Table:
         skipped = self._already_committed(txn) if exists else None
         if skipped is not None:
             return skipped
+        gate = None
+        if quality is not None:
+            data, gate = self._gate(data, quality, txn)
         if is_spark_dataframe(data):
             from lake.spark_io import write_spark
 
@@ -350,7 +356,26 @@ class Table:
                 description, configuration, exists,
             )
         self.lake.committed(self, result)
+        if gate is not None and self.lake.recorder is not None:
+            from lake.quality.apply import record
+            from lake.recording import current_run
+
+            run = current_run()
+            record(self.lake, gate[0], self.name, result.version, run.run_id if run else None, gate[1])
         return result
+
+    def _gate(self, data: Any, suite: Suite, txn: Txn | None) -> tuple[Any, tuple[Any, int]]:
+        from lake.quality.apply import gate_arrow, gate_frame
+
+        job, batch = txn if txn else (f"write.{self.name}", int(time.time() * 1000))
+        if is_spark_dataframe(data):
+            data, report, quarantined = gate_frame(self.lake, suite, data, job=job, batch=batch)
+        else:
+            table = normalized(to_arrow(data))
+            data, report, quarantined = gate_arrow(
+                self.lake, suite, table.read_all() if isinstance(table, pa.RecordBatchReader) else table,
+                job=job, batch=batch)
+        return data, (report, quarantined)
 
     def _already_committed(self, txn: Txn | None) -> CommitResult | None:
         if txn is None:

@@ -13,7 +13,7 @@ from typing import Annotated
 import click
 import typer
 
-from lake.cli import catalog_cmd, config_cmd, jobs_cmd, sql_cmd, table_cmd
+from lake.cli import catalog_cmd, config_cmd, jobs_cmd, quality_cmd, sql_cmd, table_cmd
 from lake.cli.context import State
 from lake.cli.output import err_console
 from lake.errors import LakeError
@@ -32,6 +32,7 @@ app.add_typer(catalog_cmd.app, name="catalog")
 app.command("sql")(sql_cmd.sql)
 app.add_typer(jobs_cmd.app, name="jobs")
 app.command("ingest")(jobs_cmd.ingest)
+app.add_typer(quality_cmd.app, name="quality")
 
 
 @app.callback()

@@ -275,6 +275,22 @@ def run_files(runner: JobRunner, job: Job, state: ledger.JobState, batch: int, f
     report.files = len(results)
     metrics = {"rows_written": report.rows_written, "rows_quarantined": report.rows_quarantined,
                "source_files": len(results), "files_added": len(data)}
+    gate_report, gated = None, 0
+    suite = runner.suite(job) if not staged else None
+    if suite is not None:
+        from lake.quality.apply import gate_files
+        from lake.quality.gate import QualityGateError
+
+        try:
+            data, gate_report, gated = gate_files(lake, runner.spark, suite, target, data, data_schema,
+                                                  partition_by, job=job.name, batch=batch)
+        except QualityGateError as exc:
+            runner.gate_failed(job, report, exc)
+            raise
+        report.rows_written -= gated
+        report.rows_quarantined += gated
+        metrics.update(rows_written=report.rows_written, rows_quarantined=report.rows_quarantined,
+                       files_added=len(data))
     txn = (f"job:{job.name}", batch)
     removes = [p for f in changed for p in state.files[f.path].data_files]
     if staged:
@@ -284,6 +300,10 @@ def run_files(runner: JobRunner, job: Job, state: ledger.JobState, batch: int, f
                               mode="overwrite" if (job.mode == "overwrite" or full_refresh) else "append",
                               txn=txn, operation="APPEND", metrics=metrics, removes=removes)
     report.version = result.version
+    if gate_report is not None:
+        from lake.quality.apply import record
+
+        record(lake, gate_report, target.name, result.version, report.run_id, gated)
     if bad or quarantine.exists():
         from lake.pipeline.parse import QUARANTINE_SCHEMA
 
@@ -313,3 +333,4 @@ def _merge_staged(runner: JobRunner, job: Job, target: Any, root: str, data: lis
                             schema_mode="merge" if job.schema_policy == "add_columns" else None)
     finally:
         fs.delete_dir(root)
+

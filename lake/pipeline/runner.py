@@ -138,3 +138,22 @@ class JobRunner:
 
     def write_id(self) -> str:
         return uuid.uuid4().hex[:12]
+
+    def suite(self, job: Job) -> Any:
+        """The expectation suite guarding the job's target, if any."""
+        from lake.pipeline.registry import jobs_folder
+        from lake.quality.apply import suite_for
+
+        base = None
+        if job.quality:
+            base = jobs_folder(self.lake.settings.jobs_dir)
+        return suite_for(self.lake, self.lake.table(job.target).name, job.quality, base)
+
+    def gate_failed(self, job: Job, report: RunReport, exc: Any) -> None:
+        """A failed gate: record the result (no version was committed) and mark the run's output."""
+        from lake.quality.apply import record
+
+        if exc.report is not None:
+            record(self.lake, exc.report, self.lake.table(job.target).name, None, report.run_id)
+        if report.run_id:
+            self.lake.catalog.add_output(report.run_id, self.lake.table(job.target).name)

@@ -130,6 +130,9 @@ class Job:
     description: str | None = None
     params: Mapping[str, str] = field(default_factory=dict)
     """Defaults for ``--param k=v``."""
+    quality: str | None = None
+    """An expectation suite (YAML, relative to the jobs folder) checked before every commit;
+    default: the suite for the target table in the quality folder, if any."""
 
     def __post_init__(self) -> None:
         if self.mode not in ("append", "overwrite", "merge"):

@@ -191,11 +191,29 @@ def run_sql(runner: JobRunner, job: Job, state: ledger.JobState, batch: int, ful
         report.notes.append("no new rows above the watermark" if watermark else "the source is empty")
         report.skipped = True
         return [{"kind": "watermark", "watermark": watermark}] if watermark else []
+    gate_report, gated = None, 0
+    suite = runner.suite(job)
+    if suite is not None:
+        from lake.quality.apply import gate_files
+        from lake.quality.gate import QualityGateError
+
+        try:
+            files, gate_report, gated = gate_files(runner.lake, runner.spark, suite, target, files, schema,
+                                                   partition_by, job=job.name, batch=batch)
+        except QualityGateError as exc:
+            runner.gate_failed(job, report, exc)
+            raise
+        report.rows_written -= gated
+        report.rows_quarantined = gated
     mode = "overwrite" if job.mode == "overwrite" or full_refresh else "append"
     result = commit_files(target, files, schema, partition_by, mode=mode,
                           txn=(f"job:{job.name}", batch), operation="APPEND",
                           metrics={"rows_written": report.rows_written, "files_added": len(files)})
     report.version = result.version
+    if gate_report is not None:
+        from lake.quality.apply import record
+
+        record(runner.lake, gate_report, target.name, result.version, report.run_id, gated)
     marks = [_decode(r["watermark"]) for r in results if r["watermark"] is not None]
     new_mark = _encode(max(marks)) if marks else watermark
     return [{"kind": "watermark", "watermark": new_mark}] if source.watermark else []

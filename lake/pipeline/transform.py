@@ -51,6 +51,17 @@ def run_transform(runner: JobRunner, job: Job, batch: int, full_refresh: bool, r
         assert source.transform is not None
         result = source.transform(spark, inputs, dict(params))
     target = runner.lake.table(job.target)
+    gate_report, gated = None, 0
+    suite = runner.suite(job)
+    if suite is not None:
+        from lake.quality.apply import gate_frame
+        from lake.quality.gate import QualityGateError
+
+        try:
+            result, gate_report, gated = gate_frame(runner.lake, suite, result, job=job.name, batch=batch)
+        except QualityGateError as exc:
+            runner.gate_failed(job, report, exc)
+            raise
     txn = (f"job:{job.name}", batch)
     schema_mode: SchemaMode = "merge" if job.schema_policy == "add_columns" else None
     if job.mode == "merge" and target.exists() and not full_refresh:
@@ -61,6 +72,11 @@ def run_transform(runner: JobRunner, job: Job, batch: int, full_refresh: bool, r
                               schema_mode=schema_mode, description=job.description)
     report.version = commit.version
     report.skipped = commit.skipped
+    report.rows_quarantined = gated
+    if gate_report is not None:
+        from lake.quality.apply import record
+
+        record(runner.lake, gate_report, target.name, commit.version, report.run_id, gated)
     report.rows_written = int(commit.metrics.get("rows_written", 0))
     report.rows_read = sum(int(t.details()["rows"]) for t in map(runner.lake.table, inputs))
     return []
