@@ -111,6 +111,7 @@ def build_event(catalog: Catalog, run_id: str, event_type: str) -> Any:
     from openlineage.client.facet_v2 import (
         column_lineage_dataset,
         data_quality_assertions_dataset,
+        data_quality_metrics_dataset,
         dataset_version_dataset,
         datasource_dataset,
         error_message_run,
@@ -165,6 +166,15 @@ def build_event(catalog: Catalog, run_id: str, event_type: str) -> Any:
             if assertions:
                 out["dataQualityAssertions"] = data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
                     assertions=assertions, producer=PRODUCER)
+                columns: dict[str, Any] = {}
+                for q in quality:
+                    for r in q.results or []:
+                        if r.get("expectation") == "expect_column_values_to_not_be_null" and r.get("column"):
+                            columns[r["column"]] = data_quality_metrics_dataset.ColumnMetrics(
+                                nullCount=r.get("unexpected_count"))
+                rows = next((q.statistics.get("rows_checked") for q in quality if q.statistics), None)
+                out["dataQualityMetrics"] = data_quality_metrics_dataset.DataQualityMetricsDatasetFacet(
+                    columnMetrics=columns, rowCount=rows, producer=PRODUCER)
             return out, row
 
         inputs = []

@@ -70,13 +70,18 @@ def main() -> None:
 
     step("1. Spark job: CSV files -> bronze.stocks (DuckDB parses on the executors, bad lines quarantined)")
     landed = land_stocks(landing, {str(y) for y in range(2000, 2009)})
-    (landing / "stocks_broken.csv").write_text("symbol,date,price\nIBM,Jan 1 2011,not-a-price\nIBM,Feb 1 2011\n")
-    console.print(f"landed {landed} rows in {len(list(landing.glob('*.csv')))} files (one of them broken)")
+    (landing / "stocks_broken.csv").write_text(
+        "symbol,date,price\nIBM,Jan 1 2011,not-a-price\nIBM,Feb 1 2011\nibm,Mar 1 2011,12.5\nIBM,Apr 1 2011,-3.5\n")
+    console.print(f"landed {landed} rows in {len(list(landing.glob('*.csv')))} files (one of them broken); "
+                  "quality/bronze_stocks.yaml guards the table (policy: quarantine)")
     console.print(report_line(runner.run(jobs["bronze_stocks"])))
-    bad = lake.table("quarantine.bronze_stocks").to_arrow().to_pylist()
-    for row in bad:
-        console.print(f"  quarantined {Path(row['source_file']).name} line {row['line']}: {row['reason']}",
-                      highlight=False, markup=False)
+    for row in lake.table("quarantine.bronze_stocks").to_arrow().to_pylist():
+        where = f"{Path(row['source_file']).name} line {row['line']}" if row["line"] else row["raw"]
+        console.print(f"  quarantined [{row['error_type']}] {where}: {row['reason']}", highlight=False, markup=False)
+    shown = lake.catalog.show("bronze.stocks")["quality"][0]
+    console.print(f"quality gate on bronze.stocks v0: {shown['statistics']['unsuccessful']} of "
+                  f"{shown['statistics']['evaluated']} expectations failed, "
+                  f"{shown['statistics']['rows_quarantined']} rows set aside, the rest committed")
 
     step("2. Incremental: new files arrive; only they are read")
     land_stocks(landing, {"2009", "2010"})

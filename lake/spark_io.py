@@ -18,7 +18,7 @@ import contextlib
 import datetime as dt
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
@@ -400,8 +400,18 @@ def write_spark(
     txn: Txn | None,
     description: str | None,
     configuration: dict[str, str] | None,
+    gate: Callable[[Callable[[SparkDataFrame], list[dict[str, Any]]], SparkDataFrame], list[dict[str, Any]]]
+    | None = None,
 ) -> CommitResult:
-    """Write a Spark DataFrame as one commit (see :meth:`lake.table.Table.write`)."""
+    """Write a Spark DataFrame as one commit (see :meth:`lake.table.Table.write`).
+
+    ``gate(write, df)`` (the quality gate) gets to check the data while it is written and
+    returns the files to commit (see :func:`lake.quality.apply.concurrent_gate`).
+    """
+
+    def write(data: SparkDataFrame) -> list[dict[str, Any]]:
+        return write_files(table, data, partition_by, schema)
+
     incoming = arrow_schema_of(df)
     base = table.delta() if table.exists() else None
     schema_changed = False
@@ -418,13 +428,13 @@ def write_spark(
             raise SchemaMismatchError(f"partition column(s) {unknown} are not in the data of {table.name}",
                                       table=table.name)
     if base is None:
-        infos = write_files(table, df, partition_by, schema)
+        infos = gate(write, df) if gate else write(df)
         return _commit(table, None, infos, [], schema, partition_by, mode="append", operation="CREATE",
                        txn=txn, metrics={"rows_written": _rows(infos), "files_added": len(infos)},
                        description=description, configuration=configuration)
     if replace_where is not None:
         return _replace_where(table, base, df, schema, partition_by, replace_where, txn, schema_changed)
-    infos = write_files(table, df, partition_by, schema)
+    infos = gate(write, df) if gate else write(df)
     operation = "OVERWRITE" if mode == "overwrite" else "APPEND"
     removed = len(table_files(base)) if mode == "overwrite" else 0
     return _commit(table, base, infos, [], schema, partition_by, mode=mode, operation=operation, txn=txn,

@@ -334,7 +334,14 @@ class Table:
         if skipped is not None:
             return skipped
         gate = None
-        if quality is not None:
+        concurrent: dict[str, Any] = {}
+        spark_gate = None
+        if quality is not None and is_spark_dataframe(data) and replace_where is None:
+            from lake.quality.apply import concurrent_gate
+
+            job, batch = txn if txn else (f"write.{self.name}", int(time.time() * 1000))
+            spark_gate = concurrent_gate(self.lake, quality, self, job=job, batch=batch, holder=concurrent)
+        elif quality is not None:
             data, gate = self._gate(data, quality, txn)
         if is_spark_dataframe(data):
             from lake.spark_io import write_spark
@@ -349,7 +356,10 @@ class Table:
                 txn=txn,
                 description=description,
                 configuration=configuration,
+                gate=spark_gate,
             )
+            if concurrent:
+                gate = (concurrent["report"], concurrent["quarantined"])
         else:
             result = self._write_arrow(
                 to_arrow(data), mode, list(partition_by or []), replace_where, schema_mode, txn,

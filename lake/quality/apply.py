@@ -34,8 +34,9 @@ def _quarantine_rows_spark(bad: Any, job: str, batch: int) -> Any:
     from pyspark.sql import functions as F
 
     data_cols = [c for c in bad.columns if c != "__expectation"]
+    source = F.col("_source_file") if "_source_file" in data_cols else F.lit(None).cast("string")
     return bad.select(
-        F.lit(None).cast("string").alias("source_file"), F.lit(None).cast("long").alias("line"),
+        source.alias("source_file"), F.lit(None).cast("long").alias("line"),
         F.lit(None).cast("long").alias("byte_offset"), F.lit(None).cast("string").alias("column_name"),
         F.lit("EXPECTATION").alias("error_type"), F.col("__expectation").alias("reason"),
         F.to_json(F.struct(*[F.col(f"`{c}`") for c in data_cols])).alias("raw"),
@@ -64,6 +65,38 @@ def gate_frame(lake: Lake, suite: Suite, df: Any, *, job: str, batch: int) -> tu
     good, bad = split(df, report, suite)
     quarantined = _quarantine(lake, suite.table, _quarantine_rows_spark(bad, job, batch), job, batch)
     return good, report, quarantined
+
+
+def concurrent_gate(lake: Lake, suite: Suite, table: Table, *, job: str, batch: int,
+                    holder: dict[str, Any]) -> Any:
+    """A gate for :func:`lake.spark_io.write_spark`: validate while the executors write.
+
+    The files are written but not committed while GE runs; on failure they are deleted
+    (``fail``), or replaced by the passing rows (``quarantine``). ``holder`` receives the
+    report and the number of rows quarantined.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lake.spark_io import _discard
+
+    def gate(write: Any, df: Any) -> list[dict[str, Any]]:
+        with ThreadPoolExecutor(1) as pool:
+            checking = pool.submit(validate, df, suite)
+            try:
+                infos = write(df)
+            finally:
+                report = checking.result()
+        holder.update(report=report, quarantined=0)
+        if report.success or suite.policy == "warn":
+            return infos
+        _discard(table, infos)
+        if suite.policy == "fail":
+            raise QualityGateError(report.message() + "\nNothing was committed.", report, table=suite.table)
+        good, bad = split(df, report, suite)
+        holder["quarantined"] = _quarantine(lake, suite.table, _quarantine_rows_spark(bad, job, batch), job, batch)
+        return write(good)  # type: ignore[no-any-return]
+
+    return gate
 
 
 def gate_files(lake: Lake, spark: Any, suite: Suite, table: Table, infos: list[dict[str, Any]],

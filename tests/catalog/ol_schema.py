@@ -68,6 +68,10 @@ DATASET_FACETS = {
         "required": ["assertion", "success"],
     }}}, ["assertions"]),
     "documentation": _facet({"description": _STR}, ["description"]),
+    "dataQualityMetrics": _facet({"rowCount": _INT, "bytes": _INT, "fileCount": _INT,
+                                  "columnMetrics": {"type": "object", "additionalProperties": {
+                                      "type": "object", "properties": {"nullCount": _INT, "distinctCount": _INT}}}},
+                                 ["columnMetrics"]),
 }
 OUTPUT_FACETS = {"outputStatistics": _facet({"rowCount": _INT, "size": _INT, "fileCount": _INT})}
 INPUT_FACETS = {"dataQualityMetrics": _facet({"rowCount": _INT, "bytes": _INT, "fileCount": _INT,

@@ -98,6 +98,8 @@ def test_policy_quarantine_sets_bad_rows_aside_with_the_expectation(landed: Lake
         assertions = out["facets"]["dataQualityAssertions"]["assertions"]
         assert any(a["assertion"] == "expect_column_values_to_be_between" and a["column"] == "amount"
                    and a["success"] is False for a in assertions)
+        metrics = out["facets"]["dataQualityMetrics"]
+        assert metrics["rowCount"] == 100 and metrics["columnMetrics"]["name"]["nullCount"] == 1
 
 
 def test_policy_warn_commits_and_records(landed: Lake, spark: Any, tmp_path: Path) -> None:
