@@ -264,3 +264,55 @@ class SearchTerm(Base):
     term: Mapped[str] = mapped_column(String(128), primary_key=True)
     in_name: Mapped[bool] = mapped_column(Boolean, default=False)
     """Whether some dataset name contains the word (else only other fields do)."""
+
+
+class TrainingDataset(Base):
+    """A saved point-in-time retrieval: exactly what built it, so it can be rebuilt and checked.
+
+    The frame itself is a lake table (``training.<name>``, a catalog dataset of kind
+    ``training``); this row keeps the recipe: features, source table versions, the
+    entity frame's location and hash, and the result's content hash.
+    """
+
+    __tablename__ = "training_datasets"
+    __table_args__ = (Index("ix_training_datasets_name", "name", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(512))
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
+    version: Mapped[int | None] = mapped_column(Integer)
+    """The version of the ``training.<name>`` table that holds this frame."""
+    features: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    feature_service: Mapped[str | None] = mapped_column(String(255))
+    sources: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """``{table name: {"version": N, "location": ...}}`` for every feature source read."""
+    entity_location: Mapped[str | None] = mapped_column(Text)
+    entity_hash: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    row_count: Mapped[int] = mapped_column(BigInteger)
+    columns: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Report(Base):
+    """A monitoring report (drift, quality over time) attached to a dataset version."""
+
+    __tablename__ = "reports"
+    __table_args__ = (Index("ix_reports_dataset_version", "dataset_id", "version"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    """``drift`` for now."""
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer, default=UNKNOWN_VERSION)
+    reference: Mapped[str | None] = mapped_column(Text)
+    """What the current data was compared with (e.g. ``training:<id>`` or ``gold.x@3``)."""
+    status: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    location: Mapped[str | None] = mapped_column(Text)
+    """Where the HTML rendering was written, if anywhere."""
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -458,6 +458,87 @@ class Catalog:
                 success=success, policy=policy, statistics=redact(statistics or {}),
                 results=redact(results or []), run_id=run_id, created_at=m.utcnow()))
 
+    # --------------------------------------------------- training datasets, reports
+
+    def record_training_dataset(
+        self,
+        training_id: str,
+        name: str,
+        *,
+        version: int | None,
+        features: list[str],
+        sources: dict[str, Any],
+        entity_hash: str,
+        content_hash: str,
+        row_count: int,
+        columns: list[dict[str, Any]],
+        feature_service: str | None = None,
+        entity_location: str | None = None,
+        options: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        namespace: str | None = None,
+    ) -> None:
+        """Keep the recipe of a saved training dataset (its frame is the ``training.<name>`` table)."""
+        from catalog.artifacts import add_training
+
+        with self.writing() as s:
+            ds = self._ensure_dataset(s, f"training.{name}", namespace, kind="training", layer="training")
+            add_training(s, ds.id, {
+                "id": training_id, "name": name, "version": version, "features": features,
+                "feature_service": feature_service, "sources": sources,
+                "entity_location": redact_text(entity_location) if entity_location else None,
+                "entity_hash": entity_hash, "content_hash": content_hash, "row_count": row_count,
+                "columns": columns, "options": options or {}, "run_id": run_id})
+
+    def training_dataset(self, ref: str) -> dict[str, Any]:
+        """A saved training dataset by id (or unique id prefix) or by name (the newest)."""
+        from catalog.artifacts import find_training, training_dict
+
+        with self.reading() as s:
+            return training_dict(find_training(s, ref))
+
+    def training_datasets(self, *, name: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Saved training datasets, newest first."""
+        from catalog.artifacts import list_training
+
+        with self.reading() as s:
+            return list_training(s, name, limit)
+
+    def record_report(
+        self,
+        kind: str,
+        name: str | None,
+        version: int | None,
+        *,
+        status: str,
+        summary: dict[str, Any],
+        body: dict[str, Any],
+        reference: str | None = None,
+        location: str | None = None,
+        run_id: str | None = None,
+        namespace: str | None = None,
+    ) -> str:
+        """Attach a monitoring report (e.g. drift) to a dataset version; returns its id."""
+        report_id = str(uuid.uuid4())
+        with self.writing() as s:
+            ds_id = self._ensure_dataset(s, name, namespace).id if name else None
+            s.add(m.Report(id=report_id, kind=kind, dataset_id=ds_id,
+                           version=m.UNKNOWN_VERSION if version is None else version,
+                           reference=redact_text(reference) if reference else None, status=status,
+                           summary=redact(summary), body=redact(body),
+                           location=redact_text(location) if location else None, run_id=run_id,
+                           created_at=m.utcnow()))
+        return report_id
+
+    def reports(self, *, dataset: str | None = None, kind: str | None = None, limit: int = 50,
+                namespace: str | None = None) -> list[dict[str, Any]]:
+        """Monitoring reports, newest first."""
+        from catalog.artifacts import list_reports
+
+        with self.reading() as s:
+            ds_id = self._dataset(s, dataset, namespace).id if dataset else None
+            return list_reports(s, ds_id, kind, limit)
+
     # ------------------------------------------------------------------- search
 
     def _refresh_doc(self, session: Session, ds: m.Dataset) -> None:
