@@ -92,7 +92,11 @@ class FeastSettings(_Section):
     online_store: Literal["sqlite", "redis"] = "sqlite"
     """Online store type."""
     redis_url: str = "127.0.0.1:6379"
-    """Redis connection string used when ``online_store = "redis"``."""
+    """Redis connection string used when ``online_store = "redis"`` (``host:port[,db=N,password=...]``)."""
+    repo: str | None = None
+    """The feature repository folder (default ``./feature_repo``)."""
+    serving_log: bool = False
+    """Log every online request and the values served to the lake table ``logs.serving_<project>``."""
 
 
 class Settings(_Section):

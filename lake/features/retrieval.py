@@ -1,0 +1,347 @@
+"""Point-in-time correct training frames: feature views joined to an entity frame in DuckDB.
+
+For each entity row (join keys + an event time) and each feature view, the value is
+taken from the source row with the same keys whose event timestamp is the latest at or
+before the entity's event time, ties broken by the created timestamp (the latest
+wins), and only if that row is within the view's TTL; otherwise the features are null.
+This is Feast's own semantics. The join runs in DuckDB straight over the Delta tables
+(``delta_scan``, pinned to one version per table so the frame can be rebuilt exactly):
+an ``ASOF JOIN`` over keys and timestamps only finds the matching source row, then a
+hash join fetches its values, so the wide columns are never sorted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lake.data import to_arrow
+from lake.features.repo import FeatureError, feature_store
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import polars as pl
+
+    from lake.lakehouse import Lake
+    from lake.table import Table
+
+ROW = "__lake_row"
+TS = "__lake_ts"
+
+
+@dataclass(frozen=True)
+class ViewRequest:
+    """The features wanted from one feature view (as projected by a service, if any)."""
+
+    view: Any
+    alias: str
+    features: list[str]
+    join_keys: dict[str, str]
+    """View join key -> entity frame column."""
+    table: Table
+
+
+@dataclass(frozen=True)
+class OnDemandRequest:
+    view: Any
+    features: list[str]
+
+
+@dataclass(frozen=True)
+class Plan:
+    views: list[ViewRequest]
+    on_demand: list[OnDemandRequest]
+    refs: list[str]
+    """Every requested feature as ``view:feature``, in order."""
+    service: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainingFrame:
+    """A point-in-time correct frame and exactly what built it."""
+
+    data: pa.Table
+    features: list[str]
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """``{table: {"version": N, "location": uri}}`` for every source read."""
+    feature_service: str | None = None
+
+    def to_arrow(self) -> pa.Table:
+        return self.data
+
+    def to_pandas(self) -> pd.DataFrame:
+        return self.data.to_pandas()
+
+    def to_polars(self) -> pl.DataFrame:
+        import polars as pl
+
+        frame = pl.from_arrow(self.data)
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+
+    @property
+    def num_rows(self) -> int:
+        return self.data.num_rows
+
+
+def plan(lake: Lake, features: list[str] | None = None, feature_service: str | None = None,
+         store: Any = None) -> Plan:
+    """Resolve feature references (``view:feature``) or a feature service against the registry."""
+    from lake.features.apply import source_table
+
+    store = store or feature_store(lake)
+    if (features is None) == (feature_service is None):
+        raise FeatureError("give either a list of features (view:feature) or a feature service, not both")
+    views = {v.name: v for v in store.list_feature_views()}
+    odfvs = {v.name: v for v in store.list_on_demand_feature_views()}
+    wanted: list[tuple[str, str, str, dict[str, str], list[str]]] = []  # (view, alias, feature, jkm, all)
+    if feature_service is not None:
+        services = {s.name: s for s in store.list_feature_services()}
+        if feature_service not in services:
+            raise FeatureError(f"no feature service {feature_service!r}; known: {', '.join(sorted(services)) or 'none'}")
+        for proj in services[feature_service].feature_view_projections:
+            for feat in proj.features:
+                wanted.append((proj.name, proj.name_to_use(), feat.name, dict(proj.join_key_map or {}), []))
+    else:
+        for ref in features or []:
+            if ":" not in ref:
+                raise FeatureError(f"feature {ref!r}: write it as view:feature (e.g. stock_features:price)")
+            view, feat = ref.split(":", 1)
+            wanted.append((view, view, feat, {}, []))
+    requests: dict[str, ViewRequest] = {}
+    on_demand: dict[str, OnDemandRequest] = {}
+    refs: list[str] = []
+    for view_name, alias, feat, jkm, _ in wanted:
+        refs.append(f"{alias}:{feat}")
+        if view_name in odfvs:
+            odfv = odfvs[view_name]
+            if feat not in {f.name for f in odfv.features}:
+                raise FeatureError(f"on-demand view {view_name} has no feature {feat!r}; it has "
+                                   f"{', '.join(f.name for f in odfv.features)}")
+            on_demand.setdefault(view_name, OnDemandRequest(odfv, [])).features.append(feat)
+            for proj in odfv.source_feature_view_projections.values():
+                for f in proj.features:
+                    _add(requests, views, proj.name, proj.name_to_use(), f.name, dict(proj.join_key_map or {}),
+                         lake, source_table)
+            continue
+        if view_name not in views:
+            known = sorted(views) + sorted(odfvs)
+            raise FeatureError(f"no feature view {view_name!r}; known: {', '.join(known) or 'none'} "
+                               "(`lake features apply` registers the repository)")
+        _add(requests, views, view_name, alias, feat, jkm, lake, source_table)
+    return Plan(list(requests.values()), list(on_demand.values()), refs, feature_service)
+
+
+def _add(requests: dict[str, ViewRequest], views: dict[str, Any], view_name: str, alias: str, feat: str,
+         jkm: dict[str, str], lake: Lake, source_table: Any) -> None:
+    view = views[view_name]
+    if feat not in {f.name for f in view.features}:
+        raise FeatureError(f"feature view {view_name} has no feature {feat!r}; it has "
+                           f"{', '.join(f.name for f in view.features)}")
+    req = requests.get(alias)
+    if req is None:
+        table = source_table(lake, view)
+        if table is None:
+            raise FeatureError(f"feature view {view_name} does not read a lake table; re-run `lake features apply`")
+        keys = {k.name: jkm.get(k.name, k.name) for k in view.entity_columns}
+        req = requests[alias] = ViewRequest(view, alias, [], keys, table)
+    if feat not in req.features:
+        req.features.append(feat)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _entity_table(entity_df: Any, timestamp_column: str) -> pa.Table:
+    try:
+        table = to_arrow(entity_df)
+    except Exception as exc:
+        raise FeatureError(f"the entity frame must be pandas, Polars or Arrow ({type(exc).__name__}: {exc})") from exc
+    if timestamp_column not in table.column_names:
+        raise FeatureError(f"the entity frame has no {timestamp_column!r} column (columns: "
+                           f"{', '.join(table.column_names)}); pass timestamp_column=... to name it")
+    kind = table.schema.field(timestamp_column).type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        try:
+            parsed = pc.cast(pc.strptime(table[timestamp_column], format="%Y-%m-%dT%H:%M:%S", unit="us",
+                                         error_is_null=False), pa.timestamp("us", "UTC"))
+        except pa.ArrowInvalid as exc:
+            raise FeatureError(f"entity column {timestamp_column!r} holds text that is not an ISO timestamp "
+                               f"({exc}); give it a timestamp type") from exc
+        table = table.set_column(table.schema.get_field_index(timestamp_column), timestamp_column, parsed)
+    elif not (pa.types.is_timestamp(kind) or pa.types.is_date(kind)):
+        raise FeatureError(f"entity column {timestamp_column!r} has type {kind}; it must hold timestamps")
+    if table[timestamp_column].null_count:
+        raise FeatureError(f"entity column {timestamp_column!r} has {table[timestamp_column].null_count} null "
+                           "timestamps; every entity row needs an event time")
+    for reserved in (ROW, TS):
+        if reserved in table.column_names:
+            raise FeatureError(f"the entity frame may not have a column named {reserved}")
+    return table
+
+
+def retrieve(
+    lake: Lake,
+    entity_df: Any,
+    features: list[str] | None = None,
+    *,
+    feature_service: str | None = None,
+    timestamp_column: str = "event_timestamp",
+    full_feature_names: bool = False,
+    versions: dict[str, int] | None = None,
+    store: Any = None,
+) -> TrainingFrame:
+    """Point-in-time correct features for every row of ``entity_df``.
+
+    Args:
+        lake: the lake holding the feature views' source tables.
+        entity_df: pandas, Polars or Arrow with the join keys and ``timestamp_column``.
+        features: ``["view:feature", ...]``; or give ``feature_service``.
+        feature_service: a registered feature service name.
+        timestamp_column: the entity frame's event-time column (naive times are UTC).
+        full_feature_names: name columns ``view__feature`` instead of ``feature``.
+        versions: pin source tables to these Delta versions (default: their latest).
+        store: a Feast ``FeatureStore`` (default: the lake's).
+
+    Returns:
+        The frame (entity columns first, in the entity frame's row order) and its sources.
+
+    Raises:
+        FeatureError: unknown features, missing entity columns, bad timestamps.
+    """
+    the_plan = plan(lake, features, feature_service, store)
+    entities = _entity_table(entity_df, timestamp_column)
+    for req in the_plan.views:
+        missing = [c for c in req.join_keys.values() if c not in entities.column_names]
+        if missing:
+            raise FeatureError(f"feature view {req.view.name} joins on {', '.join(missing)}, which the entity frame "
+                               f"lacks (columns: {', '.join(entities.column_names)})")
+    sources: dict[str, dict[str, Any]] = {}
+    for req in the_plan.views:
+        name = req.table.name
+        if name not in sources:
+            version = (versions or {}).get(name)
+            if version is None:
+                version = req.table.version()
+            sources[name] = {"version": int(version), "location": req.table.uri}
+            lake.read(req.table, int(version))
+    data = _join(lake, entities, the_plan, sources, timestamp_column, full_feature_names)
+    data = _on_demand(data, the_plan, full_feature_names)
+    return TrainingFrame(data, the_plan.refs, sources, the_plan.service)
+
+
+def _join(lake: Lake, entities: pa.Table, the_plan: Plan, sources: dict[str, dict[str, Any]],
+          timestamp_column: str, full_names: bool) -> pa.Table:
+    from lake.duck import connect
+
+    con = connect(lake.storage)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("__lake_entities_in", entities)
+        con.execute(f"CREATE TEMP TABLE __lake_entities AS SELECT *, row_number() OVER () AS {ROW}, "
+                    f"epoch_us(CAST({_q(timestamp_column)} AS TIMESTAMPTZ)) AS {TS} FROM __lake_entities_in")
+        lo, hi = con.execute(f"SELECT min({TS}), max({TS}) FROM __lake_entities").fetchone() or (None, None)
+        selects = [f"e.{_q(c)}" for c in entities.column_names]
+        joins: list[str] = []
+        seen: set[str] = set(entities.column_names)
+        for i, req in enumerate(the_plan.views):
+            cte = _view_sql(req, sources[req.table.name], lo, hi)
+            joins.append(f"LEFT JOIN ({cte}) v{i} ON v{i}.{ROW} = e.{ROW}")
+            for feat in req.features:
+                out = f"{req.alias}__{feat}" if full_names else feat
+                if out in seen:
+                    raise FeatureError(f"two requested columns are both named {out!r}; pass full_feature_names=True "
+                                       "(columns become view__feature)")
+                seen.add(out)
+                selects.append(f"v{i}.{_q(feat)} AS {_q(out)}")
+        sql = f"SELECT {', '.join(selects)} FROM __lake_entities e {' '.join(joins)} ORDER BY e.{ROW}"
+        try:
+            return con.execute(sql).to_arrow_table()
+        except Exception as exc:
+            raise FeatureError(f"point-in-time join failed: {str(exc).splitlines()[0]}") from exc
+    finally:
+        con.close()
+
+
+def _view_sql(req: ViewRequest, source: dict[str, Any], lo: int | None, hi: int | None) -> str:
+    view = req.view
+    src = view.batch_source
+    mapping = {v: k for k, v in (src.field_mapping or {}).items()}
+
+    def col(name: str) -> str:
+        return _q(mapping.get(name, name))
+
+    scan = f"delta_scan({_lit(source['location'])}, version => {int(source['version'])})"
+    ts = f"epoch_us(CAST({col(src.timestamp_field)} AS TIMESTAMPTZ))"
+    ttl_us = int(view.ttl.total_seconds() * 1_000_000) if view.ttl and view.ttl > dt.timedelta(0) else None
+    bounds = []
+    if hi is not None:
+        bounds.append(f"{ts} <= {int(hi)}")
+    if lo is not None and ttl_us is not None:
+        bounds.append(f"{ts} >= {int(lo) - ttl_us}")
+    where = f"WHERE {' AND '.join(bounds)}" if bounds else ""
+    keys = list(req.join_keys.items())  # (view key, entity column)
+    key_sel = ", ".join(f"{col(k)} AS {_q('k_' + k)}" for k, _ in keys)
+    on = " AND ".join(f"e.{_q(ec)} = f.{_q('k_' + k)}" for k, ec in keys)
+    fts = f"CASE WHEN f.__fts >= e.{TS} - {ttl_us} THEN f.__fts END" if ttl_us is not None else "f.__fts"
+    created = src.created_timestamp_column
+    # The row with the latest created timestamp wins a tie; its own values break a full tie,
+    # so the answer never depends on file order (frames must rebuild to the same hash).
+    fields = ([f"__c := CAST({col(created)} AS TIMESTAMPTZ)"] if created else []) + [
+        f"{_q('f_' + f)} := {col(f)}" for f in req.features]
+    picks = ", ".join(f"v.__v.{_q('f_' + f)} AS {_q(f)}" for f in req.features)
+    key_cols = ", ".join(_q("k_" + k) for k, _ in keys)
+    matched_keys = ", ".join(f"e.{_q(ec)} AS {_q('k_' + k)}" for k, ec in keys)
+    return f"""
+        WITH m AS (
+            SELECT e.{ROW}, {matched_keys}, {fts} AS __fts
+            FROM __lake_entities e
+            ASOF LEFT JOIN (SELECT {key_sel}, {ts} AS __fts FROM {scan} {where}) f
+              ON {on} AND e.{TS} >= f.__fts
+        ),
+        hits AS (SELECT DISTINCT {key_cols}, __fts FROM m WHERE __fts IS NOT NULL),
+        vals AS (
+            SELECT {key_cols}, __fts, max(struct_pack({', '.join(fields)})) AS __v
+            FROM (SELECT {key_sel}, {ts} AS __fts, * FROM {scan} {where}) s
+            SEMI JOIN hits USING ({key_cols}, __fts)
+            GROUP BY ALL
+        )
+        SELECT m.{ROW}, {picks}
+        FROM m LEFT JOIN vals v USING ({key_cols}, __fts)
+    """
+
+
+def _on_demand(data: pa.Table, the_plan: Plan, full_names: bool) -> pa.Table:
+    """Apply on-demand feature views (Feast's own transformation code) to the joined frame."""
+    if not the_plan.on_demand:
+        return data
+    wanted = {r.split(":", 1)[1] if not full_names else r.replace(":", "__") for r in the_plan.refs}
+    for req in the_plan.on_demand:
+        try:
+            out = req.view.transform_arrow(data, full_feature_names=full_names)
+        except Exception as exc:
+            raise FeatureError(f"on-demand feature view {req.view.name} failed: {type(exc).__name__}: {exc}") from exc
+        for feat in req.features:
+            name = f"{req.view.name}__{feat}" if full_names else feat
+            if name in out.column_names and name not in data.column_names:
+                data = data.append_column(name, out[name])
+    # Source features pulled only for a transformation are not part of the answer.
+    keep = [c for c in data.column_names if c in wanted or not _is_feature_column(c, the_plan, full_names)]
+    return data.select(keep)
+
+
+def _is_feature_column(name: str, the_plan: Plan, full_names: bool) -> bool:
+    for req in the_plan.views:
+        for feat in req.features:
+            if name == (f"{req.alias}__{feat}" if full_names else feat):
+                return True
+    return False
