@@ -1,0 +1,233 @@
+"""Materialization: the latest feature values per entity, from gold Delta tables into the online store.
+
+Full mode reads the source table at its current version; incremental mode reads only
+the data files added since the version the last materialization read (the Delta log
+says which), so its cost follows the size of the change, not of the table. In both,
+DuckDB reduces the rows to the latest per entity key (event time, then created time),
+and the result streams in record batches (bounded memory) into the online store in
+Feast's own layout, so Feast's SDK and ``feast serve`` read what we write. A value
+already online that is newer than the incoming one is kept (late data never regresses
+the store). Each view's materialization is a catalog run (``features.materialize.<view>``)
+whose input is the source table at the version read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lake.features.encoding import encode_values, entity_keys, timestamp_proto
+from lake.features.repo import FeatureError, feature_store
+
+if TYPE_CHECKING:
+    from lake.lakehouse import Lake
+    from lake.table import Table
+
+Progress = Callable[[str, int, int | None], None]
+"""``progress(view, rows_done, rows_total_or_None)``."""
+
+
+@dataclass(frozen=True)
+class MaterializeResult:
+    """What one feature view's materialization did."""
+
+    view: str
+    table: str
+    version: int
+    previous_version: int | None
+    mode: str
+    """``full``, ``incremental`` or ``unchanged``."""
+    files_read: int
+    entities: int
+    """Entity rows offered to the online store (latest per key in what was read)."""
+    written: int
+    """Entity rows actually written (older than what was online: skipped)."""
+    seconds: float
+    run_id: str | None = None
+
+
+def _job(project: str, view: str) -> str:
+    return f"features.materialize.{project}.{view}"
+
+
+def _store_id(lake: Lake) -> str:
+    settings = lake.settings.feast
+    return f"redis:{settings.redis_url.split(',')[0]}" if settings.online_store == "redis" else "sqlite"
+
+
+def last_version(lake: Lake, project: str, view: str) -> int | None:
+    """The source version the last completed materialization of ``view`` into this online store read."""
+    store_id = _store_id(lake)
+    for run in lake.catalog.runs(job=_job(project, view), status="completed", limit=50):
+        stats = lake.catalog.run_info(run["run_id"]).get("stats") or {}
+        if stats.get("online_store") == store_id and stats.get("source_version") is not None:
+            return int(stats["source_version"])
+    return None
+
+
+def materialize(
+    lake: Lake,
+    views: list[str] | None = None,
+    *,
+    incremental: bool = False,
+    end: dt.datetime | None = None,
+    batch_rows: int = 50_000,
+    progress: Progress | None = None,
+    store: Any = None,
+) -> list[MaterializeResult]:
+    """Load the latest feature values into the online store.
+
+    Args:
+        lake: the lake holding the source tables.
+        views: feature view names (default: every online view).
+        incremental: read only the files added since the last materialization.
+        end: ignore rows with an event time after this (default: no limit).
+        batch_rows: entity rows per write batch (memory stays bounded by it).
+        progress: called after each batch.
+        store: a Feast ``FeatureStore`` (default: the lake's).
+
+    Returns:
+        One result per view.
+
+    Raises:
+        FeatureError: an unknown view, or a view whose source is not a lake table.
+    """
+    from lake.features.apply import source_table
+
+    store = store or feature_store(lake)
+    known = {v.name: v for v in store.list_feature_views()}
+    names = views or [n for n, v in known.items() if v.online]
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise FeatureError(f"no feature view {', '.join(missing)}; known: {', '.join(sorted(known)) or 'none'}")
+    results = []
+    for name in names:
+        view = known[name]
+        table = source_table(lake, view)
+        if table is None:
+            raise FeatureError(f"feature view {name} does not read a lake table; re-run `lake features apply`")
+        results.append(_one(lake, store, view, table, incremental, end, batch_rows, progress))
+    return results
+
+
+def _one(lake: Lake, store: Any, view: Any, table: Table, incremental: bool, end: dt.datetime | None,
+         batch_rows: int, progress: Progress | None) -> MaterializeResult:
+    started = time.perf_counter()
+    project = store.project
+    version = table.version()
+    previous = last_version(lake, project, view.name) if incremental else None
+    params = {"view": view.name, "incremental": incremental, "end": end.isoformat() if end else None}
+    with lake.run(_job(project, view.name), parameters=params) as run:
+        lake.read(table, version)
+        run.output(f"feature.{view.name}", None, kind="feature_view")
+        if previous is not None and previous == version:
+            mode, files, entities, written = "unchanged", 0, 0, 0
+        else:
+            mode = "incremental" if previous is not None else "full"
+            files_uris = _new_files(table, previous, version) if previous is not None else None
+            files = len(files_uris) if files_uris is not None else len(table.delta(version).file_uris())
+            entities, written = _load(lake, store, view, table, version, files_uris, end, batch_rows, progress)
+        run.stats.update({"source_version": version, "previous_version": previous, "mode": mode,
+                          "online_store": _store_id(lake), "files_read": files, "entities": entities,
+                          "written": written})
+    if mode != "unchanged":
+        store.registry.apply_materialization(view, project, dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+                                             end or dt.datetime.now(dt.UTC))
+    return MaterializeResult(view.name, table.name, version, previous, mode, files, entities, written,
+                             time.perf_counter() - started, run.run_id)
+
+
+def _new_files(table: Table, previous: int, version: int) -> list[str]:
+    """Data files in ``version`` that were not in ``previous``: what the commits since then added."""
+    if previous > version:
+        raise FeatureError(f"{table.name} is at version {version}, older than the {previous} materialized last; "
+                           "run a full materialization (without --incremental)")
+    before = set(table.delta(previous).file_uris())
+    return [f for f in table.delta(version).file_uris() if f not in before]
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _latest_query(view: Any, source: str, end: dt.datetime | None) -> str:
+    src = view.batch_source
+    mapping = {v: k for k, v in (src.field_mapping or {}).items()}
+
+    def col(name: str) -> str:
+        return _q(mapping.get(name, name))
+
+    keys = [k.name for k in view.entity_columns]
+    fields = [f"__t := CAST({col(src.timestamp_field)} AS TIMESTAMPTZ)"]
+    if src.created_timestamp_column:
+        fields.append(f"__c := CAST({col(src.created_timestamp_column)} AS TIMESTAMPTZ)")
+    fields += [f"{_q('f_' + f.name)} := {col(f.name)}" for f in view.features]
+    where = f"WHERE {col(src.timestamp_field)} <= TIMESTAMPTZ '{end.isoformat()}'" if end else ""
+    key_sel = ", ".join(f"{col(k)} AS {_q(k)}" for k in keys)
+    nonnull = " AND ".join(f"{col(k)} IS NOT NULL" for k in keys)
+    where = f"{where} AND {nonnull}" if where else f"WHERE {nonnull}"
+    return f"""
+        SELECT {', '.join(_q(k) for k in keys)}, epoch_us(__v.__t) AS __ts,
+               {', '.join(f'__v.{_q("f_" + f.name)} AS {_q(f.name)}' for f in view.features)}
+        FROM (SELECT {key_sel}, max(struct_pack({', '.join(fields)})) AS __v
+              FROM {source} {where} GROUP BY ALL)
+    """
+
+
+def _batches(lake: Lake, view: Any, table: Table, version: int, files: list[str] | None,
+             end: dt.datetime | None, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    from lake.duck import connect
+
+    con = connect(lake.storage)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        if files is None:
+            source = f"delta_scan('{table.uri.replace(chr(39), chr(39) * 2)}', version => {int(version)})"
+        else:
+            if not files:
+                return
+            import pyarrow.dataset as ds
+
+            dataset = table.delta(version).to_pyarrow_dataset()
+            wanted = {f.split("://", 1)[-1].lstrip("/") for f in files}
+            frags = [fr for fr in dataset.get_fragments() if fr.path.split("://", 1)[-1].lstrip("/") in wanted]
+            changed = ds.FileSystemDataset(frags, dataset.schema, dataset.format, dataset.filesystem)
+            con.register("__lake_changed", changed)
+            source = "__lake_changed"
+        reader = con.execute(_latest_query(view, source, end)).to_arrow_reader(batch_rows)
+        yield from reader
+    finally:
+        con.close()
+
+
+def _load(lake: Lake, store: Any, view: Any, table: Table, version: int, files: list[str] | None,
+          end: dt.datetime | None, batch_rows: int, progress: Progress | None) -> tuple[int, int]:
+    from lake.features.online_write import writer_for
+
+    writer = writer_for(lake, store, view)
+    keys = {k.name: k.dtype.to_value_type() for k in view.entity_columns}
+    types = {f.name: f.dtype.to_value_type() for f in view.features}
+    entities = written = 0
+    try:
+        for batch in _batches(lake, view, table, version, files, end, batch_rows):
+            if not batch.num_rows:
+                continue
+            ek = entity_keys({k: batch.column(k) for k in keys}, keys)
+            values = {f: encode_values(batch.column(f), t) for f, t in types.items()}
+            ts = pc.fill_null(batch.column("__ts"), 0).to_pylist()
+            written += writer.write(ek, values, ts)
+            entities += batch.num_rows
+            if progress is not None:
+                progress(view.name, entities, None)
+    finally:
+        writer.close()
+    return entities, written
+
+
+__all__ = ["MaterializeResult", "last_version", "materialize", "timestamp_proto"]
