@@ -152,6 +152,14 @@ def _new_files(table: Table, previous: int, version: int) -> list[str]:
     return [f for f in table.delta(version).file_uris() if f not in before]
 
 
+def _relative(path: str, root: str) -> str:
+    """A data file's path relative to the table root, whatever form it is given in."""
+    from urllib.parse import unquote
+
+    path, root = unquote(path.split("://", 1)[-1]), unquote(root.split("://", 1)[-1])
+    return path[len(root):].lstrip("/") if path.startswith(root) else path.lstrip("/")
+
+
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -195,8 +203,11 @@ def _batches(lake: Lake, view: Any, table: Table, version: int, files: list[str]
             import pyarrow.dataset as ds
 
             dataset = table.delta(version).to_pyarrow_dataset()
-            wanted = {f.split("://", 1)[-1].lstrip("/") for f in files}
-            frags = [fr for fr in dataset.get_fragments() if fr.path.split("://", 1)[-1].lstrip("/") in wanted]
+            wanted = {_relative(f, table.uri) for f in files}
+            frags = [fr for fr in dataset.get_fragments() if _relative(fr.path, table.uri) in wanted]
+            if len(frags) != len(wanted):
+                raise FeatureError(f"{table.name}: {len(wanted) - len(frags)} changed files are not in the "
+                                   f"table at version {version}; run a full materialization")
             changed = ds.FileSystemDataset(frags, dataset.schema, dataset.format, dataset.filesystem)
             con.register("__lake_changed", changed)
             source = "__lake_changed"

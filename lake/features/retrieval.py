@@ -164,6 +164,8 @@ def _lit(text: str) -> str:
 def _entity_table(entity_df: Any, timestamp_column: str) -> pa.Table:
     try:
         table = to_arrow(entity_df)
+        if isinstance(table, pa.RecordBatchReader):
+            table = table.read_all()
     except Exception as exc:
         raise FeatureError(f"the entity frame must be pandas, Polars or Arrow ({type(exc).__name__}: {exc})") from exc
     if timestamp_column not in table.column_names:
