@@ -58,8 +58,10 @@ def repo_config(lake: Lake) -> Any:
     folder = feast_dir(lake)
     folder.mkdir(parents=True, exist_ok=True)
     if settings.registry is not None:
-        registry = RegistryConfig(registry_type="sql", path=settings.registry.get_secret_value(), cache_ttl_seconds=60,  # type: ignore[call-arg]
-                                  sqlalchemy_config_kwargs={"pool_pre_ping": True})
+        from feast.infra.registry.sql import SqlRegistryConfig
+
+        registry: Any = SqlRegistryConfig(registry_type="sql", path=settings.registry.get_secret_value(),
+                                          cache_ttl_seconds=60, sqlalchemy_config_kwargs={"pool_pre_ping": True})
     else:
         registry = RegistryConfig(path=str(folder / "registry.db"), cache_ttl_seconds=60)
     online: Any = (RedisOnlineStoreConfig(connection_string=settings.redis_url) if settings.online_store == "redis"
