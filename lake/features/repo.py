@@ -38,10 +38,17 @@ def feature_repo_folder(lake: Lake) -> Path:
 
 
 def feast_dir(lake: Lake) -> Path:
-    """Local folder for the file registry, the SQLite online store and the generated YAML."""
+    """Local folder for the file registry, the SQLite online store and the generated YAML.
+
+    Beside the tables on a local lake; on an S3 lake, beside the catalog's SQLite file
+    (the embedded catalog lives in ``./lakehouse/`` then), else ``./lakehouse/_feast``.
+    """
     if lake.storage.is_local:
         return Path(lake.storage.root) / "_feast"
-    return Path("lakehouse") / "_feast"
+    url = lake.settings.catalog_url
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///")).resolve().parent / "_feast"
+    return Path("lakehouse").resolve() / "_feast"
 
 
 def repo_config(lake: Lake) -> Any:
