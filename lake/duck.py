@@ -77,3 +77,22 @@ def connect(storage: Storage | None = None, database: str = ":memory:") -> duckd
     if storage is not None:
         configure_storage(con, storage)
     return con
+
+
+_SHARED: dict[str, duckdb.DuckDBPyConnection] = {}
+_SHARED_LOCK = __import__("threading").Lock()
+
+
+def shared_cursor(storage: Storage | None = None) -> duckdb.DuckDBPyConnection:
+    """A new cursor on a process-wide in-memory DuckDB with the extensions already loaded.
+
+    Loading the delta extension costs ~0.1 s per connection; short queries (feature
+    retrieval, materialization) share one database per storage and take a cursor each.
+    Close the cursor when done; temporary tables and registered frames are per cursor.
+    """
+    key = "" if storage is None else f"{type(storage).__name__}:{storage.root}"
+    with _SHARED_LOCK:
+        base = _SHARED.get(key)
+        if base is None:
+            base = _SHARED[key] = connect(storage)
+    return base.cursor()

@@ -190,9 +190,9 @@ def _latest_query(view: Any, source: str, end: dt.datetime | None) -> str:
 
 def _batches(lake: Lake, view: Any, table: Table, version: int, files: list[str] | None,
              end: dt.datetime | None, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    from lake.duck import connect
+    from lake.duck import shared_cursor
 
-    con = connect(lake.storage)
+    con = shared_cursor(lake.storage)
     try:
         con.execute("SET TimeZone = 'UTC'")
         if files is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,13 +88,20 @@ def _ensure_duckdb_delta() -> None:
     load_extensions(duckdb.connect(), "delta")
 
 
+_STORES: weakref.WeakKeyDictionary[Lake, FeatureStore] = weakref.WeakKeyDictionary()
+
+
 def feature_store(lake: Lake) -> FeatureStore:
+    """The Feast ``FeatureStore`` for this lake (one per lake object; its registry is cached 60 s)."""
     from feast import FeatureStore
 
-    _ensure_duckdb_delta()
-    config = repo_config(lake)
-    _write_yaml(lake, config)
-    return FeatureStore(config=config)
+    store = _STORES.get(lake)
+    if store is None:
+        _ensure_duckdb_delta()
+        config = repo_config(lake)
+        _write_yaml(lake, config)
+        store = _STORES[lake] = FeatureStore(config=config)
+    return store
 
 
 def _write_yaml(lake: Lake, config: Any) -> None:

@@ -243,9 +243,9 @@ def retrieve(
 
 def _join(lake: Lake, entities: pa.Table, the_plan: Plan, sources: dict[str, dict[str, Any]],
           timestamp_column: str, full_names: bool) -> pa.Table:
-    from lake.duck import connect
+    from lake.duck import shared_cursor
 
-    con = connect(lake.storage)
+    con = shared_cursor(lake.storage)
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.register("__lake_entities_in", entities)
