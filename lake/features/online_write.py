@@ -104,14 +104,49 @@ class RedisWriter:
         self.suffix = config.project.encode("utf-8")
         self.ttl = self.online_config.key_ttl_seconds
 
+    def _pipeline(self, commands: list[tuple[bytes, ...]]) -> list[Any]:
+        """Send commands in one go and read every reply (hiredis packs and parses, no per-command Python)."""
+        import hiredis
+
+        pool = getattr(self.client, "connection_pool", None)
+        conn = pool.get_connection("HSET") if pool is not None else None
+        sock = getattr(conn, "_sock", None)
+        if conn is None or sock is None:  # a cluster client, or no raw socket: redis-py's own pipeline
+            if conn is not None and pool is not None:
+                pool.release(conn)
+            with self.client.pipeline(transaction=False) as pipe:
+                for cmd in commands:
+                    pipe.execute_command(*cmd)
+                return list(pipe.execute())
+        try:
+            pack = hiredis.pack_command
+            for start in range(0, len(commands), 5000):
+                sock.sendall(b"".join(pack(c) for c in commands[start:start + 5000]))
+            reader = hiredis.Reader()
+            replies: list[Any] = []
+            while len(replies) < len(commands):
+                data = sock.recv(1 << 20)
+                if not data:
+                    raise ConnectionError("Redis closed the connection")
+                reader.feed(data)
+                reply = reader.gets()
+                while reply is not False:
+                    if isinstance(reply, hiredis.ReplyError):
+                        raise FeatureError(f"Redis refused a write: {reply}")
+                    replies.append(reply)
+                    reply = reader.gets()
+        except BaseException:
+            conn.disconnect()  # replies may be pending on it: never hand it back half-read
+            raise
+        finally:
+            pool.release(conn)
+        return replies
+
     def write(self, keys: list[bytes], values: dict[str, list[bytes]], ts_us: list[int]) -> int:
         from google.protobuf.timestamp_pb2 import Timestamp
 
         rkeys = [k + self.suffix for k in keys]
-        with self.client.pipeline(transaction=False) as pipe:
-            for k in rkeys:
-                pipe.hget(k, self.ts_key)
-            previous = pipe.execute()
+        previous = self._pipeline([(b"HGET", k, self.ts_key) for k in rkeys])
         latest: dict[bytes, int] = {}
         for k, prev in zip(rkeys, previous, strict=True):
             if prev:
@@ -121,20 +156,21 @@ class RedisWriter:
         names = list(values)
         columns = [values[n] for n in names]
         fields = [self.fields[n] for n in names]
+        commands: list[tuple[bytes, ...]] = []
         written = 0
-        with self.client.pipeline(transaction=False) as pipe:
-            for i, k in enumerate(rkeys):
-                ts = ts_us[i]
-                if latest.get(k, -1) > ts:
-                    continue
-                mapping = {self.ts_key: timestamp_proto(ts)}
-                for field, column in zip(fields, columns, strict=True):
-                    mapping[field] = column[i]
-                pipe.hset(k, mapping=mapping)
-                if self.ttl:
-                    pipe.expire(k, self.ttl)
-                written += 1
-            pipe.execute()
+        for i, k in enumerate(rkeys):
+            ts = ts_us[i]
+            if latest.get(k, -1) > ts:
+                continue
+            args: list[bytes] = [b"HSET", k, self.ts_key, timestamp_proto(ts)]
+            for field, column in zip(fields, columns, strict=True):
+                args += (field, column[i])
+            commands.append(tuple(args))
+            if self.ttl:
+                commands.append((b"EXPIRE", k, str(int(self.ttl)).encode()))
+            written += 1
+        if commands:
+            self._pipeline(commands)
         return written
 
     def close(self) -> None:
