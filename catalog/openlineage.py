@@ -175,6 +175,11 @@ def build_event(catalog: Catalog, run_id: str, event_type: str) -> Any:
                 rows = next((q.statistics.get("rows_checked") for q in quality if q.statistics), None)
                 out["dataQualityMetrics"] = data_quality_metrics_dataset.DataQualityMetricsDatasetFacet(
                     columnMetrics=columns, rowCount=rows, producer=PRODUCER)
+            drift = s.scalars(select(m.Report).where(m.Report.dataset_id == d.id, m.Report.version == version,
+                                                     m.Report.run_id == run_id, m.Report.kind == "drift")
+                              .order_by(m.Report.created_at.desc())).first()
+            if drift is not None:
+                out["lake_drift"] = _drift_facet(drift)
             return out, row
 
         inputs = []
@@ -227,6 +232,27 @@ def build_event(catalog: Catalog, run_id: str, event_type: str) -> Any:
             outputs=outputs,
             producer=PRODUCER,
         )
+
+
+def _drift_facet(report: m.Report) -> Any:
+    """The custom ``lake_drift`` dataset facet: the summary of a drift report made by the run."""
+    import attr
+    from openlineage.client.facet_v2 import DatasetFacet
+
+    @attr.define
+    class LakeDriftDatasetFacet(DatasetFacet):
+        status: str
+        reportId: str  # OpenLineage facet fields are camelCase
+        reference: str | None = None
+        location: str | None = None
+        summary: dict[str, Any] = attr.field(factory=dict)
+
+        @staticmethod
+        def _get_schema() -> str:
+            return f"{PRODUCER}/schemas/LakeDriftDatasetFacet.json"
+
+    return LakeDriftDatasetFacet(status=report.status, reportId=report.id, reference=report.reference,
+                                 location=report.location, summary=dict(report.summary or {}), producer=PRODUCER)
 
 
 # -------------------------------------------------------------------- ingest

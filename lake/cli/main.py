@@ -13,7 +13,17 @@ from typing import Annotated
 import click
 import typer
 
-from lake.cli import catalog_cmd, config_cmd, jobs_cmd, quality_cmd, sql_cmd, table_cmd
+from lake.cli import (
+    catalog_cmd,
+    config_cmd,
+    features_cmd,
+    jobs_cmd,
+    monitor_cmd,
+    quality_cmd,
+    sql_cmd,
+    table_cmd,
+    training_cmd,
+)
 from lake.cli.context import State
 from lake.cli.output import err_console
 from lake.errors import LakeError
@@ -33,6 +43,9 @@ app.command("sql")(sql_cmd.sql)
 app.add_typer(jobs_cmd.app, name="jobs")
 app.command("ingest")(jobs_cmd.ingest)
 app.add_typer(quality_cmd.app, name="quality")
+app.add_typer(monitor_cmd.app, name="monitor")
+app.add_typer(features_cmd.app, name="features")
+app.add_typer(training_cmd.app, name="training")
 
 
 @app.callback()

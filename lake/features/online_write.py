@@ -108,7 +108,7 @@ class RedisWriter:
         """Send commands in one go and read every reply (hiredis packs and parses, no per-command Python)."""
         import hiredis
 
-        pool = getattr(self.client, "connection_pool", None)
+        pool: Any = getattr(self.client, "connection_pool", None)
         conn = pool.get_connection("HSET") if pool is not None else None
         sock = getattr(conn, "_sock", None)
         if conn is None or sock is None:  # a cluster client, or no raw socket: redis-py's own pipeline
@@ -121,7 +121,7 @@ class RedisWriter:
         try:
             pack = hiredis.pack_command
             for start in range(0, len(commands), 5000):
-                sock.sendall(b"".join(pack(c) for c in commands[start:start + 5000]))
+                sock.sendall(b"".join(pack(c) for c in commands[start:start + 5000]))  # type: ignore[arg-type]
             reader = hiredis.Reader()
             replies: list[Any] = []
             while len(replies) < len(commands):
