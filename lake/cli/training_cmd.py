@@ -8,7 +8,6 @@ import typer
 
 from lake.cli.context import state
 from lake.cli.output import console, human_bytes, print_json, print_table
-from lake.errors import NotInstalledError
 
 app = typer.Typer(help="Training datasets: list, show, export with provenance, reproduce.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -120,13 +119,8 @@ def reproduce(
     as_json: JsonOpt = False,
 ) -> int:
     """Rebuild a training dataset from its recipe and compare hashes. Exit status 1 if they differ."""
-    try:
-        from lake.features.training import reproduce as rebuild  # type: ignore[import-not-found,unused-ignore]
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("lake.features", "lake.features.training"):
-            raise
-        raise NotInstalledError("`lake training reproduce` needs the feature store (lake.features.training), "
-                                "which this installation does not have") from None
+    from lake.features.training import reproduce as rebuild
+
     result = rebuild(state(ctx).lake(), ref)
     fields = ("id", "name", "matches", "expected_hash", "actual_hash", "rows", "sources", "stored_matches")
     data = {f: getattr(result, f) for f in fields if hasattr(result, f)}  # not the rebuilt frame itself

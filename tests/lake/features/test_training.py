@@ -114,6 +114,10 @@ def test_cli_apply_training_materialize(embedded_lake: FeatureLake, tmp_path: Pa
     info = json.loads(out)
     assert code == 0 and info["rows"] == 30 and pq.read_table(out_file).num_rows == 30
     assert pq.read_table(out_file).column_names[-2:] == ["trips", "rating"]
+    code, out, _ = run("training", "reproduce", "cli_set", "--json")
+    assert code == 0 and json.loads(out)["matches"] is True and json.loads(out)["id"] == info["training_dataset"]
+    code, out, _ = run("training", "reproduce", "cli_set")
+    assert code == 0 and "reproduced" in out
     code, out, _ = run("features", "materialize", "--json")
     assert code == 0 and {r["view"]: r["mode"] for r in json.loads(out)} == {"driver_stats": "full",
                                                                              "driver_rating": "full"}
