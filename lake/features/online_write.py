@@ -109,7 +109,7 @@ class RedisWriter:
         import hiredis
 
         pool: Any = getattr(self.client, "connection_pool", None)
-        conn = pool.get_connection("HSET") if pool is not None else None
+        conn = pool.get_connection() if pool is not None else None
         sock = getattr(conn, "_sock", None)
         if conn is None or sock is None:  # a cluster client, or no raw socket: redis-py's own pipeline
             if conn is not None and pool is not None:
