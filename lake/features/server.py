@@ -1,0 +1,371 @@
+"""A lean HTTP feature server speaking Feast's ``POST /get-online-features`` format.
+
+A raw ASGI application (no framework on the request path) run by uvicorn with
+httptools and uvloop. Reads go straight to the online store through
+:class:`lake.features.online.OnlineReader` on the event loop (a Redis round trip or a
+SQLite index lookup); requests with on-demand feature views, whose transformations
+run pandas code, go to a thread. The registry is cached and refreshed on a timer.
+With the serving log on, each answer is queued for ``logs.serving_<project>``
+(see :mod:`lake.features.serving_log`), off the request path.
+
+Endpoints: ``POST /get-online-features`` (Feast's request and response bodies),
+``GET /health`` (200 when the registry and the online store answer, else 503).
+Errors are JSON ``{"detail": "..."}``: 400 for a body that is not JSON, 422 for a
+malformed request, 404 for an unknown feature, view or service, 503 when the online
+store is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import gc
+import json
+import logging
+import math
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from typing import TYPE_CHECKING, Any
+
+from lake.features.online import OnlineReader, OnlineResult, ServingError
+from lake.features.repo import FeatureError
+from lake.features.serving_log import ServingLog
+
+if TYPE_CHECKING:
+    from lake.config import Settings
+    from lake.lakehouse import Lake
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+MAX_BODY = 16 * 1024 * 1024
+_HEADERS = [(b"content-type", b"application/json")]
+_UTC = dt.UTC
+
+
+def dumps(body: Any) -> bytes:
+    """Compact JSON; NaN and infinities as the strings protobuf's JSON mapping (and Feast) use."""
+    try:
+        return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    except ValueError:
+        return json.dumps(_finite(body), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+def _json_float(value: float) -> str:
+    text = repr(value)
+    return text if text[-1] not in "nf" else '"NaN"' if text == "nan" else '"Infinity"' if text == "inf" else '"-Infinity"'
+
+
+def _json_any(value: Any) -> str:
+    return dumps(value).decode()
+
+
+_JSON: dict[type, Any] = {float: _json_float, int: int.__repr__, str: encode_basestring, type(None): lambda _: "null",
+                          bool: lambda b: "true" if b else "false"}
+
+
+def encode(result: OnlineResult) -> bytes:
+    """``result.to_response()`` as JSON, built by hand: a third faster than ``json.dumps`` of the nested dicts."""
+    if any(result.protos):
+        return dumps(result.to_response())
+    enc, parts = _JSON.get, []
+    for col, st, ts in zip(result.values, result.statuses, result.timestamps, strict=True):
+        if len(col) == 1:
+            v = col[0]
+            parts.append(f'{{"values":[{enc(type(v), _json_any)(v)}],"statuses":["{st[0]}"],'
+                         f'"event_timestamps":["{ts[0]}"]}}')
+        else:
+            parts.append('{"values":[' + ",".join([enc(type(c), _json_any)(c) for c in col]) + '],"statuses":'
+                         + json.dumps(st) + ',"event_timestamps":' + json.dumps(ts) + "}")
+    names = json.dumps(result.names, ensure_ascii=False)
+    return ('{"results":[' + ",".join(parts) + '],"metadata":{"feature_names":' + names + "}}").encode()
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+def _parse(body: bytes) -> tuple[dict[str, Any], list[str] | None, str | None, bool, bool]:
+    """Feast's ``GetOnlineFeaturesRequest``, checked by hand (pydantic costs more than the read)."""
+    try:
+        req = json.loads(body)
+    except ValueError as exc:
+        raise _BadRequest(400, f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(req, dict):
+        raise _BadRequest(422, "the request body must be a JSON object with entities and features or feature_service")
+    entities = req.get("entities")
+    if entities is None:
+        raise _BadRequest(422, 'entities: field required ({"join_key": [values, ...]})')
+    if not isinstance(entities, dict) or not all(isinstance(v, list) for v in entities.values()):
+        raise _BadRequest(422, 'entities: must be an object of lists, e.g. {"driver_id": [1001, 1002]}')
+    service = req.get("feature_service")
+    if service is not None and not isinstance(service, str):
+        raise _BadRequest(422, "feature_service: must be a string")
+    features = req.get("features", [])
+    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+        raise _BadRequest(422, 'features: must be a list of "view:feature" strings')
+    flags = []
+    for name in ("full_feature_names", "include_feature_view_version_metadata"):
+        flag = req.get(name, False)
+        if not isinstance(flag, bool):
+            raise _BadRequest(422, f"{name}: must be true or false")
+        flags.append(flag)
+    if not service and not features:
+        raise _BadRequest(422, "give features (a list of view:feature) or a feature_service")
+    return entities, (None if service else features), service or None, flags[0], flags[1]
+
+
+class FeatureServer:
+    """The ASGI application: ``await app(scope, receive, send)``."""
+
+    def __init__(self, lake: Lake, *, log_requests: bool = False, refresh_seconds: float = 60.0) -> None:
+        """Args:
+            lake: the lake whose Feast deployment is served.
+            log_requests: queue every answer for the serving log table.
+            refresh_seconds: how often the registry snapshot is reloaded.
+        """
+        self.reader = OnlineReader(lake, refresh_seconds=refresh_seconds, background=True)
+        self.serving_log = ServingLog(lake, self.reader.project) if log_requests else None
+        self._closed = False
+
+    def close(self) -> None:
+        """Stop the registry timer and flush the serving log (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.reader.close()
+        if self.serving_log is not None:
+            stats = self.serving_log.close()
+            if stats.rows_dropped:
+                log.warning("serving log: %d rows were dropped (last error: %s)", stats.rows_dropped,
+                            stats.last_error)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await asyncio.get_running_loop().run_in_executor(None, self.close)
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path, method = scope["path"], scope["method"]
+        request_id = os.urandom(8).hex()
+        if path == "/get-online-features":
+            if method != "POST":
+                return await _answer(send, 405, {"detail": "use POST /get-online-features"}, request_id)
+            body = b""
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                body += message.get("body", b"")
+                if len(body) > MAX_BODY:
+                    return await _answer(send, 413, {"detail": f"the request body exceeds {MAX_BODY} bytes"},
+                                         request_id)
+                if not message.get("more_body"):
+                    break
+            status, answer = await self._features(body, request_id)
+            return await _answer(send, status, answer, request_id)
+        if path == "/health":
+            if method != "GET":
+                return await _answer(send, 405, {"detail": "use GET /health"}, request_id)
+            status, answer = await self._health()
+            return await _answer(send, status, answer, request_id)
+        return await _answer(send, 404, {"detail": f"no endpoint {path}; use POST /get-online-features "
+                                                   "or GET /health"}, request_id)
+
+    async def _features(self, body: bytes, request_id: str) -> tuple[int, Any]:
+        try:
+            entities, features, service, full_names, with_views = _parse(body)
+            reader = self.reader
+            plan = reader.plan(features, service, full_names)
+            if plan.on_demand:  # pandas transformations: keep them off the event loop
+                result: OnlineResult = await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: reader.get(entities, features, feature_service=service,
+                                             full_feature_names=full_names))
+            else:
+                result = reader.get(entities, features, feature_service=service, full_feature_names=full_names)
+        except _BadRequest as exc:
+            return exc.status, {"detail": exc.detail}
+        except ServingError as exc:
+            return exc.status, {"detail": str(exc)}
+        except FeatureError as exc:
+            return 400, {"detail": str(exc)}
+        except Exception as exc:
+            log.exception("get-online-features failed")
+            return 500, {"detail": f"internal error: {type(exc).__name__}: {exc}"}
+        if self.serving_log is not None:
+            self.serving_log.record(request_id, dt.datetime.now(_UTC), result)
+        if with_views:
+            answer = result.to_response()
+            answer["metadata"]["feature_view_metadata"] = [{"name": v.alias} for v in plan.views]
+            return 200, answer
+        return 200, encode(result)
+
+    async def _health(self) -> tuple[int, Any]:
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self.reader.health)
+        except ServingError as exc:
+            return 503, {"status": "unavailable", "detail": str(exc)}
+        except Exception as exc:
+            return 503, {"status": "unavailable", "detail": f"{type(exc).__name__}: {exc}"}
+        answer: dict[str, Any] = {"status": "ok", "project": self.reader.project,
+                                  "online_store": self.reader.online_store}
+        if self.reader.last_refresh_error:
+            answer["registry_refresh_error"] = self.reader.last_refresh_error
+        if self.serving_log is not None:
+            answer["serving_log"] = {"table": self.serving_log.table_name, **vars(self.serving_log.stats)}
+        return 200, answer
+
+
+async def _answer(send: Send, status: int, body: Any, request_id: str) -> None:
+    data = body if isinstance(body, bytes) else dumps(body)
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*_HEADERS, (b"content-length", b"%d" % len(data)), (b"x-request-id", request_id.encode())]})
+    await send({"type": "http.response.body", "body": data})
+
+
+def create_app(lake: Lake, log_requests: bool = False) -> FeatureServer:
+    """The feature server as an ASGI application (for uvicorn, or httpx's ASGI transport in tests).
+
+    Args:
+        lake: the lake whose Feast deployment (registry, online store) is served.
+        log_requests: log every request and the values served to ``logs.serving_<project>``.
+
+    Returns:
+        The application; call ``close()`` (or let the ASGI lifespan shutdown do it) to flush the log.
+
+    Raises:
+        OnlineStoreError: the registry cannot be read.
+    """
+    return FeatureServer(lake, log_requests=log_requests)
+
+
+def serve(lake: Lake, host: str = "127.0.0.1", port: int = 6566, workers: int = 1,
+          log_requests: bool | None = None) -> None:
+    """Serve online features over HTTP until interrupted (Ctrl-C or SIGTERM).
+
+    The same request and response bodies as Feast's ``feast serve``:
+    ``POST /get-online-features`` with ``{"features": ["view:feature", ...]}`` or
+    ``{"feature_service": "name"}``, ``"entities": {"join_key": [values, ...]}`` and
+    ``"full_feature_names": false``; and ``GET /health``.
+
+    Args:
+        lake: the lake whose Feast deployment (registry and online store) is served.
+        host: the interface to listen on.
+        port: the TCP port (Feast's default, 6566).
+        workers: server processes sharing the port (each with its own registry cache).
+        log_requests: log requests and served values to ``logs.serving_<project>``;
+            default the ``[feast] serving_log`` setting.
+
+    Raises:
+        FeatureError: the registry or the online store cannot be opened, or the port is taken.
+    """
+    log_requests = lake.settings.feast.serving_log if log_requests is None else log_requests
+    # Open the registry here, so that a bad deployment fails with its message, not a crash-looping worker.
+    app = create_app(lake, log_requests) if workers <= 1 else None
+    if app is None:
+        OnlineReader(lake).close()
+    try:
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        if app is not None:
+            app.close()
+        raise FeatureError(f"cannot listen on {host}:{port}: {exc}; pick another --port") from exc
+    sock.set_inheritable(True)
+    if app is not None:
+        try:
+            _run(app, host, port, sock)
+        finally:
+            app.close()
+            sock.close()
+        return
+    _supervise(lake.settings, sock, host, port, workers, log_requests)
+
+
+def _run(app: FeatureServer, host: str, port: int, sock: socket.socket) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, loop="auto", http="auto", lifespan="on", access_log=False,
+                            log_level="info", timeout_graceful_shutdown=10)
+    # Feast's imports leave a large heap; without freezing it, every full collection walks it (ms of p99).
+    gc.collect()
+    gc.freeze()
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _worker(settings: Settings, sock: socket.socket, host: str, port: int, log_requests: bool) -> None:
+    from lake.lakehouse import Lake
+
+    app = create_app(Lake(settings), log_requests)
+    try:
+        _run(app, host, port, sock)
+    finally:
+        app.close()
+
+
+def _supervise(settings: Settings, sock: socket.socket, host: str, port: int, workers: int,
+               log_requests: bool) -> None:
+    """Start ``workers`` processes on one listening socket; restart any that dies; stop all on a signal."""
+    spawn = multiprocessing.get_context("spawn")
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def start() -> Any:
+        proc = spawn.Process(target=_worker, args=(settings, sock, host, port, log_requests), daemon=False)
+        proc.start()
+        return proc
+
+    procs = [start() for _ in range(workers)]
+    log.info("serving features on http://%s:%d with %d workers", host, port, workers)
+    try:
+        while not stop.wait(0.5):
+            for i, proc in enumerate(procs):
+                if not proc.is_alive():
+                    log.warning("feature server worker %d exited (code %s); restarting it", proc.pid, proc.exitcode)
+                    time.sleep(0.5)
+                    procs[i] = start()
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()  # SIGTERM: uvicorn shuts down gracefully and the serving log flushes
+        for proc in procs:
+            proc.join(30)
+            if proc.is_alive():
+                proc.kill()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sock.close()
+
+
+__all__ = ["FeatureServer", "create_app", "serve"]
