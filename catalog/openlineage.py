@@ -70,8 +70,9 @@ class Emitter:
             if self.url:
                 from openlineage.client.transport.http import HttpConfig, HttpTransport
 
+                url, auth = _split_credentials(self.url)
                 clients.append(OpenLineageClient(transport=HttpTransport(HttpConfig(
-                    url=self.url, timeout=5.0, retry={"total": 2, "backoff_factor": 0.2,
+                    url=url, auth=auth, timeout=5.0, retry={"total": 2, "backoff_factor": 0.2,
                                                       "status_forcelist": [500, 502, 503, 504],
                                                       "allowed_methods": ["POST"]}))))
             self._clients = clients
@@ -92,6 +93,35 @@ class Emitter:
             except Exception as exc:  # a lineage sink must never fail the job
                 log.warning("OpenLineage event for run %s not delivered: %s", run_id, redact_text(str(exc)))
         return payload
+
+
+class _BasicAuth:
+    """HTTP basic credentials as an OpenLineage token provider (the client logs its config, never this)."""
+
+    def __init__(self, header: str) -> None:
+        self._header = header
+
+    def get_bearer(self) -> str | None:
+        return self._header
+
+    def __repr__(self) -> str:
+        return "_BasicAuth(****)"
+
+
+def _split_credentials(url: str) -> tuple[str, Any]:
+    """The endpoint URL without ``user:password@`` and, if there were credentials, a provider for them."""
+    import base64
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    from openlineage.client.transport.http import TokenProvider
+
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, TokenProvider({})
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    token = base64.b64encode(f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()).decode()
+    return urlunsplit(parts._replace(netloc=netloc)), _BasicAuth(f"Basic {token}")
 
 
 def _parse_time(text: str) -> dt.datetime:

@@ -2,9 +2,12 @@
 
 ``bronze.flights`` in a query becomes a view over DuckDB's own Delta reader
 (``delta_scan``), created the first time a query names it, so a lake with thousands
-of tables opens instantly. DuckDB skips files through the Delta log (partition values
-and statistics). Lake tables cannot be written from here: writes go through jobs.
-Scratch tables of the session (in ``main``/``temp``) are fine.
+of tables opens instantly. A name is found at ``<root>/bronze/flights``, else at the
+location the catalog records for it (a Delta table written by path and registered
+under that name). DuckDB skips files through the Delta log (partition values and
+statistics). Lake tables cannot be written from here: writes go through jobs. Scratch
+tables of the session (in ``main``/``temp``) are fine, and so is ``COPY ... TO`` a file
+outside the lake root; ``COPY``/``EXPORT`` into the lake root and ``ATTACH`` are refused.
 
 Time travel in SQL: ``lake_at('bronze.flights', 3)`` (a version) or
 ``lake_at('bronze.flights', '2024-05-01T00:00:00Z')`` (the version current then).
@@ -13,6 +16,7 @@ Time travel in SQL: ``lake_at('bronze.flights', 3)`` (a version) or
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -20,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from lake.duck import connect as duck_connect
 from lake.errors import LakeError, TableNotFoundError
 from lake.lakehouse import NAME, Lake, is_location
+from lake.table import Table
 
 if TYPE_CHECKING:
     import duckdb
@@ -35,6 +40,8 @@ _WRITE_TARGET = re.compile(
 _QUALIFIED = re.compile(r'"?\b([A-Za-z_]\w*)"?\."?([A-Za-z_]\w*)\b"?')
 _STRINGS = re.compile(r"'(?:[^']|'')*'")
 _WRITES = {"INSERT", "UPDATE", "DELETE", "DROP", "ALTER", "CREATE"}
+_FILE_TARGET = re.compile(r"\s+to\s+'((?:[^']|'')*)'", re.IGNORECASE)
+_EXPORT_TARGET = re.compile(r"^\s*export\s+database\s+(?:[\w\".]+\s+)?'((?:[^']|'')*)'", re.IGNORECASE)
 
 
 class SQLError(LakeError):
@@ -81,14 +88,37 @@ class LakeSQL:
                       if d["kind"] == "table" and NAME.match(d["name"])}
         return sorted(names)
 
-    def _uri(self, name: str) -> str | None:
+    def _table(self, name: str) -> Table | None:
+        """The existing lake table a ``layer.name`` denotes: under the root, else where the catalog says."""
         if not NAME.match(name) or is_location(name):
             return None
         table = self.lake.table(name)
-        return table.uri if table.exists() else None
+        if table.exists():
+            return table
+        location = self._catalog_location(name)
+        if location is None:
+            return None
+        table = self.lake.table(location)
+        return table if table.exists() else None
+
+    def _catalog_location(self, name: str) -> str | None:
+        try:
+            info = self.lake.catalog.show(name, namespace=self.lake.settings.catalog.namespace)
+        except LakeError:  # not registered, or no catalog: the root is all there is
+            return None
+        location = info.get("location")
+        if not location or info.get("format") not in (None, "delta") or "****" in location:
+            return None  # not a Delta table, or a location stored redacted (it held a credential)
+        return str(location)
+
+    def _uri(self, name: str) -> str | None:
+        table = self._table(name)
+        return table.uri if table is not None else None
 
     def _version(self, name: str, when: int | str) -> int:
-        table = self.lake.existing(name)
+        table = self._table(name)
+        if table is None:
+            raise TableNotFoundError(f"no lake table {name}; `lake table ls` lists them", table=name)
         if isinstance(when, int) or str(when).isdigit():
             version = int(when)
             if version > table.version():
@@ -143,7 +173,32 @@ class LakeSQL:
         except Exception:
             return  # a syntax error: DuckDB says where when it runs
         for statement in statements:
-            if statement.type.name not in _WRITES:
+            kind = statement.type.name
+            if kind in ("ATTACH", "DETACH"):
+                raise ReadOnlyError(
+                    f"{kind} is not available in `lake sql`: an attached database could be written, the "
+                    "catalog's among them. Read files with read_parquet()/read_csv() or lake tables by "
+                    "name; writes go through jobs (`lake jobs run`) or the Python API."
+                )
+            if kind in ("COPY", "EXPORT"):
+                if kind == "COPY":
+                    direction, path = _copy_target(statement.query)
+                else:
+                    export = _EXPORT_TARGET.match(statement.query)
+                    direction, path = ("to", export.group(1).replace("''", "'")) if export else ("unknown", None)
+                if direction == "unknown":
+                    raise ReadOnlyError(
+                        f"`lake sql` cannot tell where this {kind} writes, and it is read-only over the lake: "
+                        f"name the file as a quoted path outside the lake root ({kind} ... TO 'file')."
+                    )
+                if path is not None and self._in_lake(path):
+                    raise ReadOnlyError(
+                        f"{kind} to {path} would write inside the lake root {self.lake.storage.root}, and "
+                        "`lake sql` is read-only over the lake: write tables through a job (`lake jobs run`) "
+                        "or the Python API. COPY to a file outside the lake is fine."
+                    )
+                continue
+            if kind not in _WRITES:
                 continue
             target = _WRITE_TARGET.match(statement.query)
             if target is None:
@@ -154,6 +209,19 @@ class LakeSQL:
                     f"{name} is a lake table and `lake sql` is read-only: write it through a job "
                     "(`lake jobs run`) or the Python API. Scratch tables without a lake name are fine."
                 )
+
+    def _in_lake(self, path: str) -> bool:
+        """Whether a file path DuckDB would write is inside the lake root."""
+        root = self.lake.storage.root.rstrip("/")
+        if "://" in root:
+            target = re.sub(r"^s3[an]?://", "s3://", path.strip(), flags=re.IGNORECASE)
+            return target == root or target.startswith(root + "/")
+        if re.match(r"^[a-z][a-z0-9+.-]*://", path, re.IGNORECASE) and not path.lower().startswith("file://"):
+            return False  # another file system than the lake's folder
+        local = os.path.realpath(os.path.expanduser(path[len("file://"):] if path.lower().startswith("file://")
+                                                    else path))
+        real_root = os.path.realpath(root)
+        return local == real_root or local.startswith(real_root + os.sep)
 
     def sql(self, query: str) -> duckdb.DuckDBPyRelation:
         """Run a query (a relation: ``.pl()``, ``.df()``, ``.arrow()``, ``.fetchall()``)."""
@@ -181,6 +249,48 @@ class LakeSQL:
         """(column, type) of a lake table or a session table."""
         rel = self.sql(f"SELECT * FROM {name} LIMIT 0")
         return [(c, str(t)) for c, t in zip(rel.columns, rel.types, strict=True)]
+
+
+def _skip_parens(query: str, pos: int) -> int:
+    """The position after the parenthesized group starting at ``pos`` (string literals and quoted names skipped)."""
+    depth, quote = 0, ""
+    while pos < len(query):
+        ch = query[pos]
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                return pos + 1
+        pos += 1
+    return pos
+
+
+def _copy_target(query: str) -> tuple[str, str | None]:
+    """Where a COPY statement goes: ``("to", file)``, ``("from", None)`` or ``("unknown", None)``.
+
+    Handles ``COPY table [(columns)] TO 'file'`` and ``COPY (query) TO 'file'``.
+    """
+    head = re.match(r"\s*copy\s+", query, re.IGNORECASE)
+    if head is None:
+        return "unknown", None
+    pos = head.end()
+    if query[pos:pos + 1] == "(":
+        pos = _skip_parens(query, pos)
+    else:
+        name = re.match(r'(?:"(?:[^"]|"")*"|\w+)(?:\s*\.\s*(?:"(?:[^"]|"")*"|\w+))*', query[pos:])
+        pos += name.end() if name else 0
+        columns = re.match(r"\s*\(", query[pos:])
+        if columns:
+            pos = _skip_parens(query, pos + columns.end() - 1)
+    if re.match(r"\s+from\b", query[pos:], re.IGNORECASE):
+        return "from", None
+    target = _FILE_TARGET.match(query, pos)
+    return ("to", target.group(1).replace("''", "'")) if target else ("unknown", None)
 
 
 def _readable(exc: Exception) -> str:

@@ -60,3 +60,13 @@ def airflow_event(event_type: str, run_id: str) -> dict[str, Any]:
                          "id": {"inputFields": [{"namespace": "postgres://crm:5432", "name": "crm.public.accounts",
                                                  "field": "account_id"}]}}}}}],
     }
+
+
+def stored_events(cat: Catalog) -> list[dict[str, Any]]:
+    """The OpenLineage events the catalog stored, oldest first."""
+    from sqlalchemy import select
+
+    from catalog import models as m
+
+    with cat.reading() as s:
+        return [e.payload for e in s.scalars(select(m.LineageEvent).order_by(m.LineageEvent.id))]

@@ -14,35 +14,40 @@ import pytest
 from catalog.errors import CatalogError
 from catalog.openlineage import Emitter, ingest, ingest_lines
 from catalog.store import Catalog
-from tests.catalog.helpers import airflow_event, build_graph
+from tests.catalog.helpers import airflow_event, build_graph, stored_events
 from tests.catalog.ol_schema import validate_run_event
 from tests.services import free_port, reachable
 
-
-def stored_events(cat: Catalog) -> list[dict[str, Any]]:
-    from sqlalchemy import select
-
-    from catalog import models as m
-
-    with cat.reading() as s:
-        return [e.payload for e in s.scalars(select(m.LineageEvent).order_by(m.LineageEvent.id))]
+EVERY_FACET = {("run", "errorMessage"), ("run", "parent"), ("run", "tags"), ("job", "jobType"),
+               ("dataset", "schema"), ("dataset", "dataSource"), ("dataset", "version"), ("dataset", "columnLineage"),
+               ("dataset", "dataQualityAssertions"), ("dataset", "dataQualityMetrics"),
+               ("output", "outputStatistics")}
 
 
 def test_runs_emit_valid_start_and_complete_events(catalog_url: str, tmp_path: Path) -> None:
     events_file = tmp_path / "lineage" / "events.jsonl"
     cat = Catalog(catalog_url, emitter=Emitter(file=str(events_file)))
     runs = build_graph(cat)
-    cat.record_quality("silver.customers", 0, "suite", False, run_id=runs["clean"],
-                       results=[{"expectation": "expect_column_values_to_not_be_null", "column": "id",
-                                 "success": False}])
+    with cat.run("check.customers", parent_run_id=runs["clean"]) as r:
+        r.input("silver.customers", 0)
+        cat.record_quality("silver.customers", 0, "suite", False, run_id=r.run_id,
+                           statistics={"rows_checked": 98},
+                           results=[{"expectation": "expect_column_values_to_not_be_null", "column": "id",
+                                     "success": False, "unexpected_count": 2},
+                                    {"expectation": "expect_table_row_count_to_be_between", "success": True}])
+        runs["check"] = r.run_id
     with pytest.raises(KeyError), cat.run("broken") as r:
         r.input("silver.customers", 0)
         raise KeyError("missing column")
     stored = stored_events(cat)
     from_file = [json.loads(line) for line in events_file.read_text().splitlines()]
-    assert len(stored) == len(from_file) == 10
+    assert len(stored) == len(from_file) == 12
+    checked = set()
     for event in stored + from_file:
-        validate_run_event(event)  # against the OpenLineage JSON Schema
+        # Against the official OpenLineage JSON Schemas: the core RunEvent, each facet its own schema.
+        checked |= {(c.where, c.key) for c in validate_run_event(event)}
+    assert checked == EVERY_FACET  # every facet the catalog emits was checked against its schema
+    assert {e["eventType"] for e in stored} == {"START", "COMPLETE", "FAIL"}
     assert [e["eventType"] for e in stored[:2]] == ["START", "COMPLETE"]
     complete = next(e for e in stored if e["eventType"] == "COMPLETE" and e["run"]["runId"] == runs["clean"])
     assert complete["job"] == {"namespace": "lake", "name": "clean.customers", "facets": complete["job"]["facets"]}
@@ -59,6 +64,14 @@ def test_runs_emit_valid_start_and_complete_events(catalog_url: str, tmp_path: P
                              "masking": False}],
     }]
     assert fields["id"]["inputFields"][0]["transformations"][0]["subtype"] == "IDENTITY"
+    check = next(e for e in stored if e["eventType"] == "COMPLETE" and e["run"]["runId"] == runs["check"])
+    assert check["run"]["facets"]["parent"]["run"]["runId"] == runs["clean"]
+    (checked_input,) = check["inputs"]
+    assertions = checked_input["facets"]["dataQualityAssertions"]["assertions"]
+    assert [(a["assertion"], a["success"]) for a in assertions] == [
+        ("expect_column_values_to_not_be_null", False), ("expect_table_row_count_to_be_between", True)]
+    metrics = checked_input["facets"]["dataQualityMetrics"]
+    assert metrics["rowCount"] == 98 and metrics["columnMetrics"]["id"]["nullCount"] == 2
     failed = stored[-1]
     assert failed["eventType"] == "FAIL"
     assert "missing column" in failed["run"]["facets"]["errorMessage"]["message"]
@@ -66,31 +79,90 @@ def test_runs_emit_valid_start_and_complete_events(catalog_url: str, tmp_path: P
 
 
 def test_the_schema_check_rejects_broken_events(catalog: Catalog) -> None:
-    """The validator used above is not a rubber stamp."""
+    """The validator used above is not a rubber stamp: each breakage is caught by an official schema."""
     import copy
 
     import jsonschema
 
-    build_graph(catalog)
-    good = next(e for e in stored_events(catalog) if e["eventType"] == "COMPLETE" and e["outputs"])
+    runs = build_graph(catalog)
+    with pytest.raises(KeyError), catalog.run("broken", parent_run_id=runs["clean"]) as r:
+        r.input("silver.customers", 0)
+        raise KeyError("missing column")
+    events = stored_events(catalog)
+    good = next(e for e in events if e["eventType"] == "COMPLETE" and e["run"]["runId"] == runs["clean"])
+    failed = events[-1]
     validate_run_event(good)
+    validate_run_event(failed)
     breakages = [
         lambda e: e["run"].pop("runId"),
         lambda e: e["run"].update(runId="not-a-uuid"),
         lambda e: e.update(eventTime="2024-05-01 10:00"),
         lambda e: e.update(producer="not a uri"),
-        lambda e: e["outputs"][0]["facets"]["schema"].pop("_producer"),
-        lambda e: e["outputs"][0]["facets"]["schema"]["fields"][0].pop("name"),
-        lambda e: e["outputs"][0]["outputFacets"]["outputStatistics"].update(rowCount="98"),
-        lambda e: e["outputs"][0]["facets"]["version"].pop("datasetVersion"),
+        lambda e: e.pop("schemaURL"),
+        lambda e: e.update(schemaURL="https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/JobEvent"),
         lambda e: e.update(eventType="DONE"),
         lambda e: e["job"].pop("namespace"),
+        lambda e: e["job"]["facets"]["jobType"].pop("integration"),
+        lambda e: e["outputs"][0]["facets"]["schema"].pop("_producer"),
+        lambda e: e["outputs"][0]["facets"]["schema"]["fields"][0].pop("name"),
+        lambda e: e["outputs"][0]["facets"]["schema"]["fields"][0].update(type=64),
+        lambda e: e["outputs"][0]["outputFacets"]["outputStatistics"].update(rowCount="98"),
+        lambda e: e["outputs"][0]["outputFacets"]["outputStatistics"].pop("rowCount"),
+        lambda e: e["inputs"][0]["facets"]["version"].pop("datasetVersion"),
+        lambda e: e["inputs"][0]["facets"]["dataSource"].update(uri="not a uri"),
+        lambda e: e["outputs"][0]["facets"]["columnLineage"].pop("fields"),
+        lambda e: e["outputs"][0]["facets"]["columnLineage"]["fields"]["id"]["inputFields"][0].pop("field"),
+        lambda e: e["outputs"][0]["facets"]["columnLineage"]["fields"]["id"]["inputFields"][0][
+            "transformations"][0].pop("type"),
+        # A facet under the right key but claiming another facet's schema.
+        lambda e: e["outputs"][0]["facets"]["schema"].update(
+            _schemaURL="https://openlineage.io/spec/facets/1-0-1/DatasourceDatasetFacet.json"
+                       "#/$defs/DatasourceDatasetFacet"),
+        # A standard-looking facet with no vendored schema is not waved through.
+        lambda e: e["outputs"][0]["facets"].update(documentation={"_producer": "https://x", "_schemaURL": "https://x"}),
     ]
-    for breakage in breakages:
-        broken = copy.deepcopy(good)
-        breakage(broken)
-        with pytest.raises(jsonschema.ValidationError):
-            validate_run_event(broken)
+    fail_breakages = [
+        lambda e: e["run"]["facets"]["errorMessage"].pop("programmingLanguage"),
+        lambda e: e["run"]["facets"]["errorMessage"].update(message=42),
+        lambda e: e["run"]["facets"]["parent"]["run"].update(runId="nope"),
+        lambda e: e["run"]["facets"]["parent"].pop("job"),
+    ]
+    for event, changes in ((good, breakages), (failed, fail_breakages)):
+        for breakage in changes:
+            broken = copy.deepcopy(event)
+            breakage(broken)
+            with pytest.raises(jsonschema.ValidationError):
+                validate_run_event(broken)
+
+
+def test_the_schemas_resolve_offline() -> None:
+    """Every $ref of the vendored schemas resolves in the local registry; any other URI is refused."""
+    import jsonschema
+    from referencing.exceptions import Unresolvable
+
+    from tests.catalog.ol_schema import FACET_SCHEMAS, SPEC_DIR, registry
+
+    resolver = registry().resolver()
+    for path in sorted(SPEC_DIR.glob("*.json")):
+        doc = json.loads(path.read_text())
+        for ref in _refs(doc):
+            target = ref if ref.startswith("http") else doc["$id"] + ref
+            assert resolver.lookup(target).contents is not None, (path.name, ref)
+    assert set(FACET_SCHEMAS.values()) <= {p.name for p in SPEC_DIR.glob("*.json")}
+    with pytest.raises(Unresolvable):
+        resolver.lookup("https://openlineage.io/spec/facets/1-0-0/NotVendoredFacet.json")
+    validator = jsonschema.Draft202012Validator({"$ref": "https://example.com/elsewhere.json"}, registry=registry())
+    with pytest.raises(Unresolvable):
+        validator.validate({})
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return ([node["$ref"]] if isinstance(node.get("$ref"), str) else []) + [
+            r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
 
 
 @pytest.fixture
@@ -159,3 +231,36 @@ def test_bad_events_are_named_by_line(catalog: Catalog) -> None:
         ingest_lines(catalog, [json.dumps({"eventType": "START", "job": {"namespace": "a", "name": "b"}})], "f")
     with pytest.raises(CatalogError, match="must be a JSON object"):
         ingest(catalog, [1, 2])  # type: ignore[arg-type]
+
+
+def test_http_credentials_in_the_url_become_basic_auth(tmp_path: Path) -> None:
+    """``http://user:pass@host`` sends an Authorization header; the URL the client sees has no password."""
+    import base64
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    seen: list[tuple[str, str | None]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            seen.append((self.path, self.headers.get("Authorization")))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        emitter = Emitter(url=f"http://lineage:p%40ss@127.0.0.1:{server.server_address[1]}")
+        cat = Catalog(f"sqlite:///{tmp_path}/c.db", emitter=emitter)
+        with cat.run("auth.check") as r:
+            r.output("bronze.x", 0)
+        cat.close()
+    finally:
+        server.shutdown()
+    assert [p for p, _ in seen] == ["/api/v1/lineage", "/api/v1/lineage"]
+    assert {a for _, a in seen} == {"Basic " + base64.b64encode(b"lineage:p@ss").decode()}
+    assert "p%40ss" not in repr(emitter._transports()[0].transport.url)

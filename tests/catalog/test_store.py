@@ -14,6 +14,7 @@ from catalog.entities import ColumnSpec, VersionRecord
 from catalog.errors import CatalogError, DatasetNotFoundError, RunNotFoundError
 from catalog.store import Catalog
 from tests.catalog.helpers import CUSTOMERS, build_graph
+from tests.services import free_port
 
 
 def test_runs_record_inputs_outputs_and_versions(catalog: Catalog) -> None:
@@ -126,18 +127,28 @@ def test_concurrent_writers_neither_lose_nor_duplicate(catalog_url: str) -> None
     cat.close()
 
 
-def test_credentials_never_stored(catalog_url: str, tmp_path: Path) -> None:
+def test_credentials_never_stored(catalog_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
     from catalog.openlineage import Emitter
+    from tests.logcapture import all_loggers_at_debug, logged_text
 
     events = tmp_path / "events.jsonl"
-    cat = Catalog(catalog_url, emitter=Emitter(file=str(events)))
     secret = "s3cr3t-P4ss"
     url = f"postgresql://etl:{secret}@db.internal:5432/sales"
-    with pytest.raises(RuntimeError), cat.run("ingest.sales", parameters={"source": url, "password": secret, "options": {"token": secret}}) as r:
-        r.input("public.sales", namespace="postgres://db.internal:5432", location=url)
-        cat.record_version("bronze.sales", VersionRecord(0, CUSTOMERS, metrics={"AWS_SECRET_ACCESS_KEY": secret}),
-                           run_id=r.run_id, location=f"s3://bucket/x?secret_key={secret}")
-        raise RuntimeError(f"could not connect to {url}")
+    with all_loggers_at_debug(caplog):
+        # An unreachable HTTP sink too: its delivery failure is logged, with the error and the run.
+        cat = Catalog(catalog_url, emitter=Emitter(file=str(events), url=f"http://127.0.0.1:{free_port()}"))
+        with pytest.raises(RuntimeError), cat.run("ingest.sales", parameters={
+                "source": url, "password": secret, "options": {"token": secret}}) as r:
+            r.input("public.sales", namespace="postgres://db.internal:5432", location=url)
+            cat.record_version("bronze.sales", VersionRecord(0, CUSTOMERS, metrics={"AWS_SECRET_ACCESS_KEY": secret}),
+                               run_id=r.run_id, location=f"s3://bucket/x?secret_key={secret}")
+            raise RuntimeError(f"could not connect to {url}")
+    logs = logged_text(caplog)
+    assert "not delivered" in logs  # the logs were captured: the failed HTTP delivery is there
+    assert secret not in logs
+    printed = capsys.readouterr()
+    assert secret not in printed.out + printed.err
     engine = create_engine(catalog_url)
     meta = MetaData()
     meta.reflect(engine)
@@ -150,6 +161,22 @@ def test_credentials_never_stored(catalog_url: str, tmp_path: Path) -> None:
     assert secret not in everything
     assert "etl:****@db.internal" in everything  # redacted, still useful
     cat.close()
+
+
+def test_openlineage_endpoint_credentials_never_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from catalog.openlineage import Emitter
+    from tests.logcapture import all_loggers_at_debug, logged_text
+
+    secret = "s3cr3t-Http-P4ss"
+    with all_loggers_at_debug(caplog):
+        cat = Catalog(f"sqlite:///{tmp_path}/c.db",
+                      emitter=Emitter(url=f"http://lineage:{secret}@127.0.0.1:{free_port()}"))
+        with cat.run("x") as r:
+            r.output("bronze.x", 0)
+        cat.close()
+    logs = logged_text(caplog)
+    assert "not delivered" in logs
+    assert secret not in logs
 
 
 def test_migrations_are_at_head_and_reopen_is_a_no_op(catalog_url: str) -> None:

@@ -16,6 +16,7 @@ from lake.pipeline import FileSource, Job
 from lake.pipeline.runner import JobRunner
 from lake.quality.gate import QualityGateError, failing_condition, validate
 from lake.quality.suite import Expectation, Suite, SuiteError, parse_suite
+from tests.catalog.helpers import stored_events
 from tests.catalog.ol_schema import validate_run_event
 from tests.lake.pipeline.test_files import put
 
@@ -87,25 +88,118 @@ def test_policy_quarantine_sets_bad_rows_aside_with_the_expectation(landed: Lake
     shown = landed.catalog.show("bronze.orders")
     assert shown["quality_status"] == "failed" and shown["quality"][0]["policy"] == "quarantine"
     assert shown["quality"][0]["statistics"]["rows_quarantined"] == 4
-    # The COMPLETE event carries the assertions, valid against the OpenLineage schema.
-    events = [json.loads(line) for line in Path(landed.storage.root, "openlineage.jsonl").read_text().splitlines()] \
-        if landed.storage.is_local else []
+    # The COMPLETE event carries the assertions, valid against the official OpenLineage schemas
+    # (the catalog's copy on any storage, and the JSON-lines file beside a local lake).
+    events = stored_events(landed.catalog)
+    if landed.storage.is_local:
+        events += [json.loads(line) for line in Path(landed.storage.root, "openlineage.jsonl").read_text().splitlines()]
+    checked = set()
     for event in events:
-        validate_run_event(event)
-    if events:
-        complete = next(e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"] == "orders")
-        out = next(o for o in complete["outputs"] if o["name"] == "bronze.orders")
-        assertions = out["facets"]["dataQualityAssertions"]["assertions"]
-        assert any(a["assertion"] == "expect_column_values_to_be_between" and a["column"] == "amount"
-                   and a["success"] is False for a in assertions)
-        metrics = out["facets"]["dataQualityMetrics"]
-        assert metrics["rowCount"] == 100 and metrics["columnMetrics"]["name"]["nullCount"] == 1
+        checked |= {(c.where, c.key) for c in validate_run_event(event)}
+    assert {("dataset", "dataQualityAssertions"), ("dataset", "dataQualityMetrics")} <= checked
+    complete = next(e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"] == "orders")
+    out = next(o for o in complete["outputs"] if o["name"] == "bronze.orders")
+    assertions = out["facets"]["dataQualityAssertions"]["assertions"]
+    assert any(a["assertion"] == "expect_column_values_to_be_between" and a["column"] == "amount"
+               and a["success"] is False for a in assertions)
+    metrics = out["facets"]["dataQualityMetrics"]
+    assert metrics["rowCount"] == 100 and metrics["columnMetrics"]["name"]["nullCount"] == 1
 
 
 def test_policy_warn_commits_and_records(landed: Lake, spark: Any, tmp_path: Path) -> None:
     report = JobRunner(landed, spark=spark).run(job(suite_file(tmp_path, "warn")))
     assert report.rows_written == 100 and report.rows_quarantined == 0
     assert [h.name for h in landed.catalog.search("", quality="failed")] == ["bronze.orders"]
+
+
+def test_policy_fail_on_an_existing_table_leaves_its_version(landed: Lake, spark: Any, tmp_path: Path) -> None:
+    runner = JobRunner(landed, spark=spark)
+    first = runner.run(job(suite_file(tmp_path, "warn")))  # commits version 0 (the failures are only recorded)
+    t = landed.table("bronze.orders")
+    assert (first.version, t.version(), first.rows_written) == (0, 0, 100)
+    files_before = sorted(f.path for f in landed.storage.list_files(t.uri))
+    rows_before = sorted(t.to_arrow().column("id").to_pylist())
+    more = ["id,name,amount,day"] + [f"{i},n{i},{-2.0 if i in (105, 107) else 1.0},2024-02-01" for i in range(100, 110)]
+    put(landed, "landing/orders/b.csv", ("\n".join(more) + "\n").encode())
+    # The job path (Spark): the gate fails, nothing is committed.
+    with pytest.raises(QualityGateError, match="expect_column_values_to_be_between on column amount: 2 rows failed"):
+        runner.run(job(suite_file(tmp_path, "fail")))
+    assert t.version() == 0
+    assert sorted(t.to_arrow().column("id").to_pylist()) == rows_before
+    assert sorted(f.path for f in landed.storage.list_files(t.uri)) == files_before  # no orphans, no new commit
+    assert landed.catalog.runs(job="orders")[0]["status"] == "failed"
+    # A Spark DataFrame written to the existing table through the API: the same.
+    strict = Suite("s", "bronze.orders", "fail", (
+        Expectation("expect_column_values_to_be_between", {"column": "amount", "min_value": 0}),))
+    bad = spark.createDataFrame([(200, "n200", -1.0)], "id long, name string, amount double").selectExpr(
+        "id", "name", "amount", "date'2024-03-01' AS day")
+    with pytest.raises(QualityGateError, match="1 rows failed"):
+        t.write(bad, quality=strict)
+    assert t.version() == 0
+    assert sorted(f.path for f in landed.storage.list_files(t.uri)) == files_before
+    # The refused file was not marked as ingested: the next run (warn) reads it, and only it.
+    again = runner.run(job(suite_file(tmp_path, "warn")))
+    assert (again.files, again.rows_written, again.version, t.version()) == (1, 10, 1, 1)
+
+
+def test_a_failing_freshness_expectation_stops_the_commit(landed: Lake, spark: Any, tmp_path: Path) -> None:
+    # The landed rows are dated January 2024: older than 30 days, fresher than 100 000.
+    stale = suite_file(tmp_path, "fail").replace(".yaml", "_stale.yaml")
+    Path(stale).write_text("suite: orders_fresh\ntable: bronze.orders\npolicy: fail\nexpectations:\n"
+                           "  - expect_column_values_to_be_fresh: {column: day, max_age_days: 30}\n")
+    runner = JobRunner(landed, spark=spark)
+    with pytest.raises(QualityGateError, match="expect_column_values_to_be_fresh on column day: observed") as err:
+        runner.run(job(stale))
+    (result,) = err.value.report.results  # type: ignore[union-attr]
+    assert result["success"] is False and result["error"] is None  # a real failure, not a broken check
+    assert str(result["observed_value"]).startswith("2024-01-28")  # the newest day in the data
+    assert not landed.table("bronze.orders").exists()
+    # Table-level: a quarantine suite cannot set rows aside for it, so nothing is committed either.
+    Path(stale).write_text(Path(stale).read_text().replace("policy: fail", "policy: quarantine"))
+    with pytest.raises(QualityGateError, match="about the whole table"):
+        runner.run(job(stale))
+    assert not landed.table("bronze.orders").exists()
+    # The same check with a generous bound passes and commits.
+    Path(stale).write_text(Path(stale).read_text().replace("max_age_days: 30", "max_age_days: 100000"))
+    assert runner.run(job(stale)).rows_written == 100
+
+
+def test_cli_validate_a_past_version_with_a_suite_file(local_lake: Lake, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    t = local_lake.table("gold.prices")
+    t.write(pa.table({"id": [1, 2, 3], "price": [1.0, 2.0, 3.0],
+                      "updated": [now - dt.timedelta(days=1)] * 3}))  # version 0: fresh and valid
+    t.write(pa.table({"id": [1, 2, 3], "price": [1.0, -2.0, 3.0],
+                      "updated": [dt.datetime(2020, 1, 1, tzinfo=dt.UTC)] * 3}), mode="overwrite")  # version 1
+    suite = tmp_path / "prices_suite.yaml"
+    suite.write_text("suite: prices\ntable: gold.prices\nexpectations:\n"
+                     "  - expect_column_values_to_be_between: {column: price, min_value: 0}\n"
+                     "  - expect_column_values_to_be_fresh: {column: updated, max_age_days: 7}\n")
+    monkeypatch.setenv("LAKE_CONFIG", "")
+    monkeypatch.setenv("LAKE_QUALITY_DIR", str(tmp_path / "no_quality_folder"))  # only --suite names a suite
+    root = local_lake.storage.root
+    assert main(["--root", root, "quality", "validate", "gold.prices", "--version", "0", "--suite", str(suite),
+                 "--json"]) == 0
+    passed = json.loads(capsys.readouterr().out)
+    assert (passed["version"], passed["suite"], passed["success"]) == (0, "prices", True)
+    assert main(["--root", root, "quality", "validate", "gold.prices", "--version", "1", "--suite", str(suite),
+                 "--json"]) == 1
+    failed = json.loads(capsys.readouterr().out)
+    assert (failed["version"], failed["success"]) == (1, False)
+    by_type = {r["expectation"]: r for r in failed["results"]}
+    assert by_type["expect_column_values_to_be_between"]["unexpected_count"] == 1
+    assert by_type["expect_column_values_to_be_fresh"]["success"] is False
+    assert str(by_type["expect_column_values_to_be_fresh"]["observed_value"]).startswith("2020-01-01")
+    # Each result is attached to the version it was about; the table itself did not change.
+    assert local_lake.catalog.show("gold.prices", version=0)["quality_status"] == "passed"
+    assert local_lake.catalog.show("gold.prices", version=1)["quality_status"] == "failed"
+    assert t.version() == 1
+    assert main(["--root", root, "quality", "validate", "gold.prices", "--version", "1"]) == 1
+    assert "no suite for gold.prices" in capsys.readouterr().err  # without --suite: the (empty) quality folder
 
 
 def test_table_level_failures_cannot_be_quarantined(landed: Lake, spark: Any, tmp_path: Path) -> None:

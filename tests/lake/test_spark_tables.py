@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -88,17 +89,28 @@ def test_file_statistics_are_exact_and_safe(local_lake: Lake, spark: Any) -> Non
         assert lo <= min(ts) and max(ts) <= hi
 
 
-def test_spark_read_prunes_files_and_filters(lake: Lake, spark: Any) -> None:
+def test_spark_read_prunes_files_and_filters(lake: Lake, spark: Any, caplog: pytest.LogCaptureFixture) -> None:
+    from lake.spark_io import file_key
+
     t = lake.table("silver.pruned")
     t.write(frame(spark, 0, 400), partition_by=["bucket"])
     for start in range(400, 800, 100):
         t.write(frame(spark, start, 100).coalesce(1))
     all_files = len(t.files())
+    caplog.set_level(logging.DEBUG, logger="lake.spark_io")
     by_partition = t.to_spark(spark, filter="bucket = 3")
     by_stats = t.to_spark(spark, filter="id >= 700")
-    if lake.storage.is_local:
-        assert len(by_partition.inputFiles()) < all_files
-        assert len(by_stats.inputFiles()) <= all_files // 3
+    # The file lists the lake handed Spark, on any storage.
+    handed = [r.__dict__["lake_files"] for r in caplog.records if getattr(r, "lake_table", "") == t.name]
+    partition_files, stats_files = handed
+    assert 0 < len(partition_files) < all_files
+    assert all("bucket=3/" in f for f in partition_files)
+    assert 0 < len(stats_files) <= all_files // 3
+    for df, files in ((by_partition, partition_files), (by_stats, stats_files)):
+        if lake.storage.is_local:  # Spark's own Parquet scan: exactly these files
+            assert sorted(file_key(f) for f in df.inputFiles()) == sorted(file_key(f"{t.uri}/{f}") for f in files)
+        else:  # S3: the lake's data source scans one input partition per file handed over
+            assert df.rdd.getNumPartitions() == len(files)
     assert sorted(r.id for r in by_partition.select("id").collect()) == [i for i in range(800) if i % 5 == 3]
     assert sorted(r.id for r in by_stats.select("id").collect()) == list(range(700, 800))
     assert t.to_spark(spark, columns=["id"], filter="id < 3").columns == ["id"]

@@ -69,6 +69,89 @@ def test_read_only_over_the_lake_but_scratch_tables_are_fine(filled: Lake) -> No
     assert filled.table("silver.flights").version() == 4
 
 
+def _files_under(lake: Lake, uri: str) -> list[str]:
+    return [f.path for f in lake.storage.list_files(uri)]
+
+
+def test_copy_into_the_lake_and_attach_are_refused_but_scratch_files_are_fine(
+        filled: Lake, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    db = LakeSQL(filled)
+    root = filled.storage.root
+    before = sorted(_files_under(filled, root))
+    into_the_lake = [
+        f"COPY silver.flights TO '{root}/silver/flights/extra.parquet' (FORMAT parquet)",
+        f"COPY (SELECT * FROM gold.carriers WHERE name <> 'x') TO '{root}/landing/carriers.csv' (HEADER)",
+        f"copy gold.carriers to '{root}/gold/carriers_copy' (FORMAT parquet, PARTITION_BY (carrier))",
+        f"COPY gold.carriers TO '{root}'",
+        f'COPY "gold"."carriers" (carrier) TO \'{root}/gold/carriers.csv\'',
+        f"EXPORT DATABASE '{root}/dump'",
+    ]
+    if filled.storage.is_local:
+        import os
+
+        into_the_lake += [f"COPY gold.carriers TO '{os.path.relpath(root)}/x.csv'",
+                          f"COPY gold.carriers TO 'file://{root}/x.csv'"]
+    else:
+        into_the_lake += [f"COPY gold.carriers TO '{root.replace('s3://', 's3a://')}/x.csv'"]
+    for statement in into_the_lake:
+        with pytest.raises(ReadOnlyError, match="inside the lake root.*read-only over the lake"):
+            db.sql(statement)
+    for other_quoting in (f"$${root}/gold/x.csv$$", f"E'{root}/gold/x.csv'"):  # not parsed: refused all the same
+        with pytest.raises(ReadOnlyError, match="cannot tell where this COPY writes"):
+            db.sql(f"COPY gold.carriers TO {other_quoting}")
+    for statement in [f"ATTACH '{tmp_path}/other.duckdb' AS other", "ATTACH ':memory:' AS mem", "DETACH other"]:
+        with pytest.raises(ReadOnlyError, match="not available in `lake sql`"):
+            db.sql(statement)
+    assert sorted(_files_under(filled, root)) == before  # nothing was written into the lake
+    assert not (tmp_path / "other.duckdb").exists()
+    # A user's scratch file outside the lake: allowed, even when a literal in the query names the lake.
+    scratch = tmp_path / "scratch.csv"
+    note = f"TO ''{root}/no''"
+    db.sql(f"COPY (SELECT carrier, count(*) AS n, '{note}' AS note FROM silver.flights GROUP BY 1 ORDER BY 1) "
+           f"TO '{scratch}' (HEADER)")
+    lines = scratch.read_text().splitlines()
+    assert lines[0] == "carrier,n,note"
+    assert [line.split(",")[:2] for line in lines[1:]] == [["AA", "125"], ["DL", "125"], ["UA", "125"], ["WN", "125"]]
+    db.sql("CREATE TABLE loaded (carrier VARCHAR, n BIGINT, note VARCHAR)")  # COPY FROM into a scratch table
+    db.sql(f"COPY loaded FROM '{scratch}' (HEADER)")
+    assert db.sql("SELECT sum(n) FROM loaded").fetchone() == (500,)
+    if filled.storage.is_local:
+        # A sibling folder whose name starts like the root's is outside the lake.
+        sibling = Path(f"{root}-scratch.csv")
+        db.sql(f"COPY gold.carriers TO '{sibling}' (HEADER)")
+        assert len(sibling.read_text().splitlines()) == 5
+        monkeypatch.setenv("LAKE_CATALOG_URL", filled.settings.catalog_url)
+        assert main(["--root", root, "sql", f"COPY gold.carriers TO '{root}/gold/x.csv'"]) == 1
+        assert "read-only" in capsys.readouterr().err
+    assert filled.table("silver.flights").version() == 4
+
+
+def test_names_resolve_through_the_catalogs_location(lake: Lake, tmp_path: Path) -> None:
+    """A Delta table outside <root>/layer/name, registered in the catalog under a name."""
+    root = lake.storage.root
+    location = f"{root.rsplit('/', 1)[0]}/elsewhere/sales" if "://" in root else str(tmp_path / "elsewhere" / "sales")
+    by_path = lake.table(location)
+    by_path.write(pa.table({"id": [1, 2, 3], "amount": [10.0, 20.0, 30.0]}))
+    by_path.write(pa.table({"id": [4], "amount": [40.0]}))
+    assert not lake.table("silver.sales").exists()  # nothing at <root>/silver/sales
+    namespace = lake.settings.catalog.namespace
+    lake.catalog.register_dataset("silver.sales", namespace=namespace, kind="table", layer="silver",
+                                  location=by_path.uri, format="delta")
+    lake.catalog.register_dataset("silver.not_delta", namespace=namespace, kind="table",
+                                  location=by_path.uri, format="parquet")
+    db = LakeSQL(lake)
+    assert db.sql("SELECT count(*), sum(amount) FROM silver.sales").fetchone() == (4, 100.0)
+    assert db.sql("SELECT count(*) FROM lake_at('silver.sales', 0)").fetchone() == (3,)
+    assert LakeSQL(lake, as_of=0).sql("SELECT sum(amount) FROM silver.sales").fetchone() == (60.0,)
+    assert "silver.sales" in db.tables()
+    with pytest.raises(ReadOnlyError, match="read-only"):
+        db.sql("DELETE FROM silver.sales")
+    with pytest.raises(SQLError, match="does not exist"):
+        db.sql("SELECT * FROM silver.not_delta")  # registered, but not as a Delta table
+    with pytest.raises(SQLError, match="does not exist"):
+        db.sql("SELECT * FROM silver.unregistered")
+
+
 def test_errors_are_one_readable_message(filled: Lake) -> None:
     db = LakeSQL(filled)
     with pytest.raises(SQLError, match=r"(?s)Parser Error.*LINE 1"):

@@ -228,3 +228,35 @@ def test_csv_options(runner: JobRunner, lake: Lake) -> None:
     rows = sorted(lake.table("bronze.semi").to_arrow().to_pylist(), key=lambda r: r["id"])
     assert [r["label"] for r in rows] == ["café", None]
     assert str(rows[0]["when"]) == "2024-02-03"
+
+
+def test_csv_timestamp_format(runner: JobRunner, lake: Lake) -> None:
+    texts = ["03/02/2024 14:05:09", "31/12/2023 23:59:59", "29/02/2024 00:00:01", "2024-02-03 14:05:09", ""]
+    lines = ["id,at"] + [f"{i},{t}" for i, t in enumerate(texts)]
+    put(lake, "landing/times/a.csv", ("\n".join(lines) + "\n").encode())
+    fmt = "%d/%m/%Y %H:%M:%S"
+    declared = runner.run(Job(name="times", target="bronze.times", source=FileSource(
+        "landing/times/*.csv", columns={"id": "BIGINT", "at": "TIMESTAMP"}, csv=CsvOptions(timestamp_format=fmt))))
+    assert (declared.rows_written, declared.rows_quarantined) == (4, 1)
+    got = {r["id"]: r["at"] for r in lake.table("bronze.times").to_arrow().to_pylist()}
+    # Oracle: Python's strptime on the same text; the ISO value does not match the format.
+    import datetime as dt
+
+    assert {i: v.replace(tzinfo=None) if v else None for i, v in got.items()} == {
+        0: dt.datetime.strptime(texts[0], fmt), 1: dt.datetime.strptime(texts[1], fmt),
+        2: dt.datetime.strptime(texts[2], fmt), 4: None}
+    (bad,) = lake.table("quarantine.bronze_times").to_arrow().to_pylist()
+    assert (bad["line"], bad["column_name"], bad["raw"]) == (5, "at", lines[4])
+    # Inferred types use the format too (a column is a timestamp when 95% of its values parse).
+    many = ["id,at"] + [f"{i},{i + 1:02d}/01/2024 08:00:00" for i in range(20)] + ["20,2024-01-21 08:00:00"]
+    put(lake, "landing/times_many/a.csv", ("\n".join(many) + "\n").encode())
+    inferred = runner.run(Job(name="times_inferred", target="bronze.times_inferred", source=FileSource(
+        "landing/times_many/*.csv", csv=CsvOptions(timestamp_format=fmt))))
+    assert pa.types.is_timestamp(lake.table("bronze.times_inferred").schema().field("at").type)
+    assert (inferred.rows_written, inferred.rows_quarantined) == (20, 1)
+    assert sorted(v.day for v in lake.table("bronze.times_inferred").to_arrow().column("at").to_pylist()) == list(
+        range(1, 21))
+    # Without the option the same text does not parse as a timestamp.
+    plain = runner.run(Job(name="times_plain", target="bronze.times_plain", source=FileSource(
+        "landing/times/*.csv", columns={"id": "BIGINT", "at": "TIMESTAMP"})))
+    assert (plain.rows_written, plain.rows_quarantined) == (2, 3)  # the ISO value and the empty one pass

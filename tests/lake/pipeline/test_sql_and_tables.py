@@ -15,6 +15,7 @@ from lake.cli.main import main
 from lake.lakehouse import Lake
 from lake.pipeline import Job, SqlSource, TableSource
 from lake.pipeline.runner import JobError, JobRunner
+from tests.logcapture import all_loggers_at_debug, logged_text
 
 pytestmark = pytest.mark.spark
 REPO = Path(__file__).resolve().parents[3]
@@ -35,12 +36,26 @@ def orders_db(pg_url: str) -> Iterator[str]:
 
 @pytest.mark.postgres
 def test_sql_source_full_partitioned_then_incremental(local_lake: Lake, spark: Any, orders_db: str,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      caplog: pytest.LogCaptureFixture,
+                                                      capfd: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("PG_PASSWORD", "not-needed-but-secret-Zq1")
     url = orders_db.replace("postgres@", "postgres:${PG_PASSWORD}@")
     job = Job(name="orders_pg", target="bronze.orders_pg", source=SqlSource(
         url=url, table="orders", watermark="updated_at", partition_column="id", partitions=4))
     runner = JobRunner(local_lake, spark=spark)
+    with all_loggers_at_debug(caplog):
+        _incremental_runs(local_lake, runner, job, orders_db)
+    # The password never reached the logs (every logger at DEBUG) nor the terminal (capfd: the
+    # process's stdout and stderr file descriptors, so also what native code prints).
+    logs = logged_text(caplog)
+    assert "orders_pg" in logs  # the logs were captured (the runs log their job)
+    assert "not-needed-but-secret-Zq1" not in logs
+    printed = capfd.readouterr()
+    assert "not-needed-but-secret-Zq1" not in printed.out + printed.err
+
+
+def _incremental_runs(local_lake: Lake, runner: JobRunner, job: Job, orders_db: str) -> None:
     first = runner.run(job)
     assert first.rows_written == 1000 and first.files >= 4  # four ranges read in parallel
     t = local_lake.table("bronze.orders_pg").to_arrow()
