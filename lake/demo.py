@@ -153,6 +153,12 @@ def main() -> None:
     step("7. Feature store: Feast definitions over gold, a training set rebuilt exactly, online values")
     features_demo(lake, runner, jobs)
 
+    step("8. Hand-off: the training set exported with its manifest; drift of today's gold against it")
+    handoff_demo(lake)
+
+    step("What exists now")
+    summary(lake)
+
     spark.stop()
     console.print(f"[bold green]demo finished in {time.time() - started:.0f} s[/]; try: .venv/bin/lake table ls, "
                   ".venv/bin/lake catalog search stock, .venv/bin/lake catalog lineage gold.stock_features, "
@@ -198,6 +204,42 @@ def features_demo(lake: Lake, runner: Any, jobs: dict[str, Any]) -> None:
     names = list(online)
     print_table([dict(zip(names, row, strict=True)) for row in zip(*online.values(), strict=True)], names,
                 title="online values (NOPE is not an entity: nulls)")
+
+
+def handoff_demo(lake: Lake) -> None:
+    """Export the saved training set for a job elsewhere; compare the current gold table with it."""
+    from lake import handoff
+    from lake.monitor import drift_report
+
+    out = Path(lake.storage.root) / "_exports" / "stock_direction"
+    exported = handoff.export(lake, "stock_direction", str(out),
+                              splits=handoff.SplitSpec.parse("train=0.8,test=0.2", keys="symbol"), overwrite=True)
+    manifest = handoff.read_manifest(str(out))
+    console.print(f"exported {manifest['dataset']['row_count']} rows of training.stock_direction "
+                  f"v{manifest['dataset']['version']} to {out} ({len(exported.files)} files + manifest.json with "
+                  f"sources, content hash and checksums)", highlight=False)
+    html = Path(lake.storage.root) / "_reports" / "drift_stock_direction.html"
+    html.parent.mkdir(parents=True, exist_ok=True)
+    report = drift_report(lake, reference="training:stock_direction", current="gold.stock_features",
+                          columns=["price", "return_1m", "volatility_6m"], html=html)
+    print_table([{"feature": f.name, "status": f.status, "psi": f.metrics.get("psi"), "ks": f.metrics.get("ks"),
+                  "wasserstein": f.metrics.get("wasserstein")} for f in report.features],
+                ["feature", "status", "psi", "ks", "wasserstein"],
+                title=f"drift: training.stock_direction vs gold.stock_features -> {report.status}")
+    console.print(f"HTML report: {html}; stored in the catalog (`lake monitor reports gold.stock_features`)")
+
+
+def summary(lake: Lake) -> None:
+    """Tables, catalog contents, feature views, training sets and reports after the demo."""
+    rows = []
+    for ref in lake.tables():
+        t = lake.table(ref.name)
+        rows.append({"table": ref.name, "version": t.version(), "rows": t.details().get("rows")})
+    print_table(rows, ["table", "version", "rows"], title="lake tables")
+    counts = lake.catalog.counts()
+    console.print(f"catalog: {counts['datasets']} datasets, {counts['versions']} versions, {counts['runs']} runs, "
+                  f"{counts['edges']} lineage edges; {len(lake.catalog.training_datasets())} training datasets, "
+                  f"{len(lake.catalog.reports())} reports", highlight=False)
 
 
 if __name__ == "__main__":
