@@ -1,0 +1,339 @@
+"""Drift reports: compare a current set with a reference, per feature, and keep the result.
+
+``drift_report`` resolves both sets, computes the statistics of :mod:`lake.monitor.drift`
+for every compared column, turns them into statuses with :class:`Thresholds`, and (when
+the lake has a catalog) does all that inside a catalog run ``monitor.drift.<table>``:
+both sets become the run's inputs at the versions read, the report is stored on the
+current dataset version (``lake.catalog.reports(dataset=...)``), and the run's
+OpenLineage COMPLETE event carries a ``lake_drift`` facet on the current dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from lake.lakehouse import Lake
+from lake.monitor import drift as stats
+from lake.monitor.drift import (
+    CATEGORICAL,
+    NUMERIC,
+    OTHER,
+    Cells,
+    Options,
+    Profile,
+    normalized_column,
+)
+from lake.monitor.errors import SourceError
+from lake.monitor.sources import (
+    MISSING,
+    Column,
+    SchemaChanges,
+    Source,
+    TimeLike,
+    plan_columns,
+    resolve,
+    schema_changes,
+)
+from lake.monitor.thresholds import DRIFT, OK, WARN, Thresholds, at_least, worst
+
+KIND = "drift"
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """The comparison of one column: its metrics, their status, and what each set looks like."""
+
+    name: str
+    kind: str
+    """numeric, categorical, other (null rate only) or missing (not in the current set)."""
+    status: str
+    reasons: tuple[str, ...]
+    """Why the status is not ok, one line per tripped threshold or schema change."""
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    """``psi``, ``ks``, ``wasserstein``, ``js``, ``chi2``, ``chi2_p``, ``null_rate_change``... (see the README)."""
+    reference: Mapping[str, Any] = field(default_factory=dict)
+    """Type, rows, non-missing count, null rate, distinct values, moments of the reference."""
+    current: Mapping[str, Any] = field(default_factory=dict)
+    histogram: Mapping[str, Any] | None = None
+    """Fractions of each set on a common grid (numeric) or per top category."""
+
+    def __getitem__(self, metric: str) -> Any:
+        return self.metrics.get(metric)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "status": self.status, "reasons": list(self.reasons),
+                "metrics": dict(self.metrics), "reference": dict(self.reference), "current": dict(self.current),
+                "histogram": dict(self.histogram) if self.histogram is not None else None}
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """A drift report: overall status, per-feature results, schema changes.
+
+    Example:
+        >>> report = drift_report(lake, reference="training:3f2a9c", current="logs.serving_fraud", since="7d")
+        >>> report.status, [f.name for f in report.features if f.status == "drift"]
+        >>> report.save_html("drift.html")
+    """
+
+    status: str
+    features: tuple[FeatureDrift, ...]
+    schema: SchemaChanges
+    reference: Mapping[str, Any]
+    """The reference set: label, table, version, training id, rows."""
+    current: Mapping[str, Any]
+    thresholds: Thresholds
+    created_at: dt.datetime
+    report_id: str | None = None
+    """The catalog's id for the stored report (None when not recorded)."""
+    run_id: str | None = None
+    location: str | None = None
+    """Where the HTML rendering was saved, if it was."""
+
+    def feature(self, name: str) -> FeatureDrift:
+        """One feature's result by column name."""
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(f"no feature {name!r} in this report ({', '.join(f.name for f in self.features)})")
+
+    def failed(self, level: str) -> bool:
+        """Whether the overall status is at least ``level`` (``warn`` or ``drift``)."""
+        return at_least(self.status, level)
+
+    def summary(self) -> dict[str, Any]:
+        """What the catalog listing and the OpenLineage facet show."""
+        by = {s: [f.name for f in self.features if f.status == s] for s in (DRIFT, WARN)}
+        worst_first = sorted(self.features, key=lambda f: ({DRIFT: 0, WARN: 1}.get(f.status, 2), f.name))
+        return _clean({
+            "status": self.status, "reference": self.reference.get("label"), "current": self.current.get("label"),
+            "rows": {"reference": self.reference.get("rows"), "current": self.current.get("rows")},
+            "features": len(self.features), "drift": by[DRIFT], "warn": by[WARN],
+            "ok": sum(f.status == OK for f in self.features), "schema": self.schema.to_dict(),
+            "top": [{"name": f.name, "status": f.status, **{k: f.metrics[k] for k in ("psi", "ks", "js")
+                                                               if f.metrics.get(k) is not None}}
+                    for f in worst_first[:5]],
+        })
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole report as JSON-ready data (NaN and infinities become null)."""
+        return _clean({
+            "kind": KIND, "status": self.status, "created_at": self.created_at.isoformat(),
+            "report_id": self.report_id, "run_id": self.run_id, "location": self.location,
+            "reference": dict(self.reference), "current": dict(self.current),
+            "schema": self.schema.to_dict(), "thresholds": self.thresholds.to_dict(),
+            "features": [f.to_dict() for f in self.features],
+        })
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The report as JSON text."""
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def to_html(self) -> str:
+        """A self-contained HTML page (inline CSS and SVG; no scripts, no network)."""
+        from lake.monitor.html import render
+
+        return render(self)
+
+    def save_html(self, path: str | Path) -> Path:
+        """Write :meth:`to_html` to ``path`` (folders created); returns the path."""
+        target = Path(path).expanduser()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(self.to_html(), encoding="utf-8")
+        return target
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):  # numpy scalars
+        return _clean(value.item())
+    return value
+
+
+def drift_report(
+    lake: Lake,
+    reference: Any,
+    current: Any,
+    *,
+    since: TimeLike | None = None,
+    until: TimeLike | None = None,
+    time_column: str | None = None,
+    columns: Sequence[str] | None = None,
+    thresholds: Thresholds | Mapping[str, Any] | Sequence[str] | None = None,
+    html: str | Path | None = None,
+    record: bool = True,
+    options: Options | None = None,
+) -> DriftReport:
+    """Compare a current set with a reference, feature by feature.
+
+    Args:
+        lake: the lake holding the tables (and the catalog the report goes to).
+        reference: ``"training:<id or name>"``, ``"gold.x"``, ``"gold.x@3"``,
+            ``"gold.x@2024-05-01T00:00:00Z"``, a :class:`lake.table.Table`, or an Arrow,
+            pandas or Polars frame.
+        current: the same kinds; typically a table (``"logs.serving_fraud"``).
+        since: start of the current set's time window (inclusive): a datetime, ISO text
+            or a duration before now (``"7d"``).
+        until: end of the window (exclusive).
+        time_column: the current set's timestamp column for the window (default: its
+            only timestamp column).
+        columns: the columns to compare (default: the training dataset's features, else
+            every numeric and categorical column of the reference).
+        thresholds: per-metric levels (:class:`Thresholds`, ``{"psi": 0.2, "ks": (0.05, 0.1)}``
+            or ``["psi=0.2"]``); defaults in :mod:`lake.monitor.thresholds`.
+        html: also save the HTML report here (its path is stored with the report).
+        record: store the report in the catalog inside a run (when the lake has one).
+        options: how the statistics are computed (:class:`lake.monitor.drift.Options`).
+
+    Returns:
+        The report; ``report_id`` and ``run_id`` are set when it was recorded.
+
+    Raises:
+        SourceError: bad spec, empty set, no common columns, bad time window.
+        ThresholdError: a bad threshold.
+        TableNotFoundError, VersionNotFoundError: no such table or version.
+    """
+    limits = Thresholds.coerce(thresholds)
+    opts = options or Options()
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET perfect_ht_threshold = 17")  # numeric cells group by a 16-bit key: an array, no hashing
+        ref = resolve(lake, con, reference, "_lake_ref")
+        cur = resolve(lake, con, current, "_lake_cur", since=since, until=until, time_column=time_column)
+        plan = plan_columns(ref, cur, list(columns) if columns else None, time_column)
+        for source, what in ((ref, "the reference"), (cur, "the current set")):
+            if con.execute(f"SELECT 1 FROM {source.relation} LIMIT 1").fetchone() is None:
+                raise SourceError(f"{what} {source.label} has no rows"
+                                  + (f" in {source.window}" if source.window else ""))
+        if not record or lake.recorder is None:
+            return _build(con, ref, cur, plan, limits, opts, html)
+        params = {"reference": ref.label, "current": cur.label, "window": cur.window,
+                  "columns": [c.name for c in plan]}
+        with lake.run(f"monitor.drift.{cur.table or 'frame'}", parameters=_clean(params)) as run:
+            for source in (ref, cur):
+                source.record_read(lake)
+            report = dataclasses.replace(_build(con, ref, cur, plan, limits, opts, html), run_id=run.run_id)
+            body = {k: v for k, v in report.to_dict().items() if k != "report_id"}  # the id is the catalog's
+            report_id = lake.catalog.record_report(
+                KIND, cur.table, cur.version, status=report.status, summary=report.summary(),
+                body=body, reference=ref.label, location=report.location, run_id=run.run_id)
+            run.stats.update({"drift_status": report.status, "features": len(report.features)})
+        return dataclasses.replace(report, report_id=report_id)
+    finally:
+        con.close()
+
+
+def _build(con: duckdb.DuckDBPyConnection, ref: Source, cur: Source, plan: list[Column], limits: Thresholds,
+           opts: Options, html: str | Path | None) -> DriftReport:
+    present = [c for c in plan if c.kind != MISSING]
+    kinds_r = {c.name: c.kind if c.comparable else OTHER for c in plan}
+    kinds_c = {c.name: kinds_r[c.name] for c in present}
+    for source, kinds in ((ref, kinds_r), (cur, kinds_c)):
+        select = ", ".join(normalized_column(n, k) for n, k in kinds.items())
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {source.relation}_n AS SELECT {select} FROM {source.relation}")
+    binned = {c.name for c in present if c.comparable and c.kind == NUMERIC}  # their profiles come with the cells
+    rows_r, counts_r = stats.counts(con, f"{ref.relation}_n", [n for n in kinds_r if n not in binned])
+    rows_c, counts_c = stats.counts(con, f"{cur.relation}_n", [n for n in kinds_c if n not in binned])
+    if rows_r == 0 or rows_c == 0:
+        raise SourceError(f"{'the reference ' + ref.label if rows_r == 0 else 'the current set ' + cur.label} "
+                          "has no rows")
+
+    def feature(column: Column) -> FeatureDrift:
+        if column.name in binned:
+            integer = all(t is not None and t.startswith(("int", "uint")) for t in (column.ref_type, column.cur_type))
+            samples = (stats.sample_source(f"{ref.relation}_all", ref.where, column.name, rows_r, opts.sample_rows),
+                       stats.sample_source(f"{cur.relation}_all", cur.where, column.name, rows_c, opts.sample_rows))
+            cells, pr, pc = stats.numeric_cells(con, f"{ref.relation}_n", f"{cur.relation}_n", column.name,
+                                                (rows_r, rows_c), integer=integer, options=opts, samples=samples)
+            return _feature(con, ref, cur, column, pr, pc, cells, limits, opts)
+        current = Profile(rows_c, counts_c[column.name]) if column.name in counts_c else None
+        return _feature(con, ref, cur, column, Profile(rows_r, counts_r[column.name]), current, None, limits, opts)
+
+    features = tuple(feature(c) for c in plan)
+    report = DriftReport(
+        status=worst(f.status for f in features), features=features, schema=schema_changes(ref.schema, cur.schema),
+        reference={**ref.describe(), "rows": rows_r}, current={**cur.describe(), "rows": rows_c},
+        thresholds=limits, created_at=dt.datetime.now(dt.UTC))
+    if html is not None:
+        report = dataclasses.replace(report, location=str(Path(html).expanduser().resolve()))
+        report.save_html(html)
+    return report
+
+
+def _side(column: Column, prof: Profile | None, dtype: str | None) -> dict[str, Any]:
+    if prof is None:
+        return {"type": dtype}
+    out: dict[str, Any] = {"type": dtype, "rows": prof.rows, "count": prof.count, "null_rate": prof.null_rate}
+    if column.comparable and column.kind == NUMERIC:
+        out.update({"min": prof.minimum, "max": prof.maximum, "mean": prof.mean, "std": prof.std})
+    return out
+
+
+def _feature(con: duckdb.DuckDBPyConnection, ref: Source, cur: Source, column: Column, pr: Profile,
+             pc: Profile | None, cells: Cells | None, limits: Thresholds, opts: Options) -> FeatureDrift:
+    ref_side, cur_side = _side(column, pr, column.ref_type), _side(column, pc, column.cur_type)
+    if column.kind == MISSING or pc is None:
+        return FeatureDrift(column.name, MISSING, DRIFT, (f"not in the current set {cur.label}",), {},
+                            ref_side, cur_side)
+    metrics: dict[str, Any] = {}
+    histogram: dict[str, Any] | None = None
+    notes: list[tuple[str, str]] = []
+    if not column.comparable:
+        notes.append((DRIFT, f"type changed from {column.ref_type} to {column.cur_type}: not comparable"))
+    elif column.ref_type != column.cur_type:
+        notes.append((WARN, f"type changed from {column.ref_type} to {column.cur_type}"))
+    if column.comparable and pr.count and pc.count:
+        if cells is not None:
+            metrics.update(stats.numeric_metrics(cells, pr, opts))
+            histogram = stats.numeric_histogram(cells, opts)
+            for side, counts in ((ref_side, cells.ref), (cur_side, cells.cur)):
+                side["median"] = stats.quantile(cells, counts, 0.5)
+                side["distinct"] = int((counts > 0).sum()) if cells.exact else None
+        elif column.kind == CATEGORICAL:
+            values, nr, nc = stats.category_counts(con, f"{ref.relation}_n", f"{cur.relation}_n", column.name)
+            metrics.update(stats.categorical_metrics(values, nr, nc, opts))
+            histogram = stats.category_histogram(values, nr, nc, opts)
+            ref_side["distinct"], cur_side["distinct"] = int((nr > 0).sum()), int((nc > 0).sum())
+    elif column.comparable and column.kind != OTHER:
+        empty = "reference" if not pr.count else "current set"
+        notes.append((WARN, f"no values in the {empty}: distributions not compared"))
+    if pr.null_rate is not None and pc.null_rate is not None:
+        metrics["null_rate_change"] = pc.null_rate - pr.null_rate
+    if ref_side.get("distinct") and cur_side.get("distinct") is not None:
+        metrics["cardinality_change"] = cur_side["distinct"] / ref_side["distinct"] - 1
+    statuses = [s for s, _ in notes]
+    reasons = [text for _, text in notes]
+    checks = {"psi": metrics.get("psi"), "ks": metrics.get("ks"), "js": metrics.get("js"),
+              "wasserstein_norm": metrics.get("wasserstein_norm"), "chi2_p": metrics.get("chi2_p"),
+              "null_rate": _abs(metrics.get("null_rate_change")), "cardinality": _abs(metrics.get("cardinality_change"))}
+    for metric, value in checks.items():
+        status = limits.status(metric, value)
+        if status != OK:
+            level = getattr(limits, metric).drift if status == DRIFT else getattr(limits, metric).warn
+            sign = "<=" if metric == "chi2_p" else ">="
+            statuses.append(status)
+            reasons.append(f"{metric} {value:.4g} {sign} {level:g} ({status})")
+    kind = column.kind if column.comparable else OTHER
+    return FeatureDrift(column.name, kind, worst(statuses), tuple(reasons), metrics, ref_side, cur_side, histogram)
+
+
+def _abs(value: float | None) -> float | None:
+    return None if value is None else abs(value)
+
+
+__all__ = ["DriftReport", "FeatureDrift", "drift_report"]
