@@ -10,8 +10,6 @@ The generated ``feature_store.yaml`` is also written to ``<root>/_feast/`` for t
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from lake.errors import LakeError, NotInstalledError
 from lake.lakehouse import Lake
+from lake.loading import import_file
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -147,17 +146,7 @@ def load_definitions(folder: Path) -> Definitions:
     for path in sorted(folder.glob("*.py")):
         if path.name.startswith("_"):
             continue
-        name = f"lake_feature_repo_{path.stem}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except LakeError:
-            raise
-        except Exception as exc:
-            raise FeatureError(f"{path} failed to load: {type(exc).__name__}: {exc}") from exc
+        module = import_file(path, f"lake_feature_repo_{path.stem}", FeatureError)
         for value in vars(module).values():
             if isinstance(value, kinds) and id(value) not in seen:
                 seen.add(id(value))

@@ -8,7 +8,6 @@ never imports ``jobs`` statically (the layering contract stays checkable).
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 from lake.errors import LakeError
@@ -31,17 +30,9 @@ def jobs_folder(configured: str | None = None) -> Path:
 
 
 def _load_module(path: Path) -> list[Job]:
-    name = f"lake_jobs_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except LakeError:
-        raise
-    except Exception as exc:
-        raise JobSpecError(f"{path} failed to load: {type(exc).__name__}: {exc}") from exc
+    from lake.loading import import_file
+
+    module = import_file(path, f"lake_jobs_{path.stem}", JobSpecError)
     found = [getattr(module, "JOB", None), *getattr(module, "JOBS", [])]
     return [j for j in found if isinstance(j, Job)]
 
