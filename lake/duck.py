@@ -8,6 +8,7 @@ machines). The ``delta`` and ``httpfs`` extensions ship as PyPI wheels
 from __future__ import annotations
 
 import importlib.util
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,7 +81,7 @@ def connect(storage: Storage | None = None, database: str = ":memory:") -> duckd
 
 
 _SHARED: dict[str, duckdb.DuckDBPyConnection] = {}
-_SHARED_LOCK = __import__("threading").Lock()
+_SHARED_LOCK = threading.Lock()
 
 
 def shared_cursor(storage: Storage | None = None) -> duckdb.DuckDBPyConnection:

@@ -128,7 +128,7 @@ class Table:
                 ) from None
             raise wrap_delta_error(exc, self.name, "open") from exc
         if as_of is not None:
-            when = as_of if isinstance(as_of, dt.datetime) else _parse_when(as_of)
+            when = as_of if isinstance(as_of, dt.datetime) else parse_when(as_of)
             if when.tzinfo is None:
                 when = when.replace(tzinfo=dt.UTC)
             # Resolve by the commit timestamps in the log, not file modification times
@@ -689,7 +689,8 @@ def _normalize_metrics(m: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _parse_when(text: str) -> dt.datetime:
+def parse_when(text: str) -> dt.datetime:
+    """An ISO 8601 time (``Z`` allowed); naive times are UTC. Raises LakeError naming the text."""
     try:
         when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

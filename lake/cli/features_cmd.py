@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -94,8 +93,9 @@ def materialize_cmd(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from lake.features.materialize import materialize
+    from lake.table import parse_when
 
-    until = _time(end) if end else None
+    until = parse_when(end) if end else None
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} entities"),
                   TimeElapsedColumn(), console=console, transient=True, disable=as_json) as bar:
         tasks: dict[str, Any] = {}
@@ -115,14 +115,6 @@ def materialize_cmd(
     else:
         print_table(rows, ["view", "source", "mode", "since", "files", "entities", "written", "seconds"],
                     title="materialized")
-
-
-def _time(text: str) -> dt.datetime:
-    try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise LakeError(f"{text!r} is not an ISO 8601 time (e.g. 2024-05-01T00:00:00Z)") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def _read_frame(path: Path) -> Any:

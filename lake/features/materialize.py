@@ -65,7 +65,7 @@ def last_version(lake: Lake, project: str, view: str) -> int | None:
     """The source version the last completed materialization of ``view`` into this online store read."""
     store_id = _store_id(lake)
     for run in lake.catalog.runs(job=_job(project, view), status="completed", limit=50):
-        stats = lake.catalog.run_info(run["run_id"]).get("stats") or {}
+        stats = run.get("stats") or {}
         if stats.get("online_store") == store_id and stats.get("source_version") is not None:
             return int(stats["source_version"])
     return None

@@ -98,24 +98,24 @@ def plan(lake: Lake, features: list[str] | None = None, feature_service: str | N
         raise FeatureError("give either a list of features (view:feature) or a feature service, not both")
     views = {v.name: v for v in store.list_feature_views()}
     odfvs = {v.name: v for v in store.list_on_demand_feature_views()}
-    wanted: list[tuple[str, str, str, dict[str, str], list[str]]] = []  # (view, alias, feature, jkm, all)
+    wanted: list[tuple[str, str, str, dict[str, str]]] = []  # (view, alias, feature, join key map)
     if feature_service is not None:
         services = {s.name: s for s in store.list_feature_services()}
         if feature_service not in services:
             raise FeatureError(f"no feature service {feature_service!r}; known: {', '.join(sorted(services)) or 'none'}")
         for proj in services[feature_service].feature_view_projections:
             for feat in proj.features:
-                wanted.append((proj.name, proj.name_to_use(), feat.name, dict(proj.join_key_map or {}), []))
+                wanted.append((proj.name, proj.name_to_use(), feat.name, dict(proj.join_key_map or {})))
     else:
         for ref in features or []:
             if ":" not in ref:
                 raise FeatureError(f"feature {ref!r}: write it as view:feature (e.g. stock_features:price)")
             view, feat = ref.split(":", 1)
-            wanted.append((view, view, feat, {}, []))
+            wanted.append((view, view, feat, {}))
     requests: dict[str, ViewRequest] = {}
     on_demand: dict[str, OnDemandRequest] = {}
     refs: list[str] = []
-    for view_name, alias, feat, jkm, _ in wanted:
+    for view_name, alias, feat, jkm in wanted:
         refs.append(f"{alias}:{feat}")
         if view_name in odfvs:
             odfv = odfvs[view_name]

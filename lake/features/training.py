@@ -169,6 +169,7 @@ def save_training_dataset(
     assert isinstance(entities, pa.Table)
     the_plan = plan(lake, features, feature_service, store)
     training_id = uuid.uuid4().hex
+    entity_hash = content_hash(entities)
     entity_uri = lake.storage.uri("_training", training_id, "entities.parquet")
     with lake.run(f"features.training.{name}", parameters={"features": the_plan.refs,
                                                           "feature_service": feature_service}) as run:
@@ -192,14 +193,14 @@ def save_training_dataset(
                    "definitions": _definitions(the_plan)}
         lake.catalog.record_training_dataset(
             training_id, name, version=result.version, features=the_plan.refs, sources=frame.sources,
-            entity_hash=content_hash(entities), content_hash=digest, row_count=data.num_rows,
+            entity_hash=entity_hash, content_hash=digest, row_count=data.num_rows,
             columns=[{"name": f.name, "type": str(f.type)} for f in data.schema],
             feature_service=feature_service, entity_location=entity_uri, options=options, run_id=run.run_id)
         if description:
             lake.catalog.describe(f"training.{name}", description)
         run.stats.update({"training_dataset": training_id, "rows": data.num_rows, "content_hash": digest})
     return SavedTrainingDataset(training_id, name, table.name, result.version, data.num_rows, digest,
-                                content_hash(entities), frame.sources, run.run_id,
+                                entity_hash, frame.sources, run.run_id,
                                 TrainingFrame(stored, frame.features, frame.sources, feature_service))
 
 

@@ -64,19 +64,10 @@ DRIVERS = [3, 1, 999, 3, 0, 7]  # a missing driver and a repeated one
 @pytest.fixture(scope="module")
 def pg_module_url() -> Iterator[str]:
     """A PostgreSQL database for the registry and catalog of the module's production lake."""
-    from sqlalchemy import create_engine, text
+    from tests.conftest import pg_database
 
-    from tests.conftest import PG_ADMIN
-
-    require("PostgreSQL", "127.0.0.1", 5432)
-    name = "lake_serving_" + uuid.uuid4().hex[:12]
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with pg_database("lake_serving_") as url:
+        yield url
 
 
 @pytest.fixture(scope="module", params=["embedded", pytest.param("production",
