@@ -115,6 +115,9 @@ class Settings(_Section):
     """Folder of expectation suites (YAML); default ``./quality``."""
     jobs_dir: str | None = None
     """Folder of job modules and YAML files; default ``./jobs`` or the project's ``jobs`` package."""
+    cache_dir: str | None = None
+    """Local folder for rebuildable indexes (point-in-time retrieval); default ``<root>/_cache`` for a local
+    lake, ``./lakehouse/_cache`` for an S3 lake."""
     source_file: str | None = None
     """The ``lake.toml`` these settings were read from, if any."""
 
@@ -128,6 +131,13 @@ class Settings(_Section):
         if self.is_s3:
             return "s3://" + self.root.split("://", 1)[1].rstrip("/")
         return str(Path(self.root).expanduser().resolve())
+
+    @property
+    def cache_path(self) -> str:
+        """The cache folder as an absolute local path."""
+        if self.cache_dir:
+            return str(Path(self.cache_dir).expanduser().resolve())
+        return str(Path(DEFAULT_ROOT if self.is_s3 else self.root_uri, "_cache").expanduser().resolve())
 
     @property
     def catalog_url(self) -> str:

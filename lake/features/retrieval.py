@@ -1,13 +1,13 @@
-"""Point-in-time correct training frames: feature views joined to an entity frame in DuckDB.
+"""Point-in-time correct training frames: feature views joined to an entity frame.
 
 For each entity row (join keys + an event time) and each feature view, the value is
 taken from the source row with the same keys whose event timestamp is the latest at or
 before the entity's event time, ties broken by the created timestamp (the latest
 wins), and only if that row is within the view's TTL; otherwise the features are null.
-This is Feast's own semantics. The join runs in DuckDB straight over the Delta tables
-(``delta_scan``, pinned to one version per table so the frame can be rebuilt exactly):
-an ``ASOF JOIN`` over keys and timestamps only finds the matching source row, then a
-hash join fetches its values, so the wide columns are never sorted.
+This is Feast's own semantics. Every source table is pinned to one Delta version, so the
+frame can be rebuilt exactly; each (version, view) is read once into a sorted index
+(:mod:`lake.features.pit_index`, built by DuckDB from the Delta table and cached), and
+each entity row is then one binary search in it.
 """
 
 from __future__ import annotations
@@ -28,9 +28,6 @@ if TYPE_CHECKING:
 
     from lake.lakehouse import Lake
     from lake.table import Table
-
-ROW = "__lake_row"
-TS = "__lake_ts"
 
 
 @dataclass(frozen=True)
@@ -153,14 +150,6 @@ def _add(requests: dict[str, ViewRequest], views: dict[str, Any], view_name: str
         req.features.append(feat)
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _entity_table(entity_df: Any, timestamp_column: str) -> pa.Table:
     try:
         table = to_arrow(entity_df)
@@ -185,9 +174,6 @@ def _entity_table(entity_df: Any, timestamp_column: str) -> pa.Table:
     if table[timestamp_column].null_count:
         raise FeatureError(f"entity column {timestamp_column!r} has {table[timestamp_column].null_count} null "
                            "timestamps; every entity row needs an event time")
-    for reserved in (ROW, TS):
-        if reserved in table.column_names:
-            raise FeatureError(f"the entity frame may not have a column named {reserved}")
     return table
 
 
@@ -243,83 +229,56 @@ def retrieve(
 
 def _join(lake: Lake, entities: pa.Table, the_plan: Plan, sources: dict[str, dict[str, Any]],
           timestamp_column: str, full_names: bool) -> pa.Table:
-    from lake.duck import shared_cursor
+    from lake.features import pit_index
 
-    con = shared_cursor(lake.storage)
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        con.register("__lake_entities_in", entities)
-        con.execute(f"CREATE TEMP TABLE __lake_entities AS SELECT *, row_number() OVER () AS {ROW}, "
-                    f"epoch_us(CAST({_q(timestamp_column)} AS TIMESTAMPTZ)) AS {TS} FROM __lake_entities_in")
-        lo, hi = con.execute(f"SELECT min({TS}), max({TS}) FROM __lake_entities").fetchone() or (None, None)
-        selects = [f"e.{_q(c)}" for c in entities.column_names]
-        joins: list[str] = []
-        seen: set[str] = set(entities.column_names)
-        for i, req in enumerate(the_plan.views):
-            cte = _view_sql(req, sources[req.table.name], lo, hi)
-            joins.append(f"LEFT JOIN ({cte}) v{i} ON v{i}.{ROW} = e.{ROW}")
-            for feat in req.features:
-                out = f"{req.alias}__{feat}" if full_names else feat
-                if out in seen:
-                    raise FeatureError(f"two requested columns are both named {out!r}; pass full_feature_names=True "
-                                       "(columns become view__feature)")
-                seen.add(out)
-                selects.append(f"v{i}.{_q(feat)} AS {_q(out)}")
-        sql = f"SELECT {', '.join(selects)} FROM __lake_entities e {' '.join(joins)} ORDER BY e.{ROW}"
-        try:
-            return con.execute(sql).to_arrow_table()
-        except Exception as exc:
-            raise FeatureError(f"point-in-time join failed: {str(exc).splitlines()[0]}") from exc
-    finally:
-        con.close()
+    time = _epoch_us(entities.column(timestamp_column))
+    out = entities
+    seen: set[str] = set(entities.column_names)
+    orders: dict[tuple[str, ...], Any] = {}  # views joining on the same columns share one entity sort
+    for req in the_plan.views:
+        index = pit_index.load(lake, _index_source(req, sources[req.table.name]))
+        keys = pa.table({key: entities.column(column) for key, column in req.join_keys.items()})
+        columns = tuple(req.join_keys.values())
+        if columns not in orders:
+            orders[columns] = pit_index.entity_order(keys, time)
+        ttl = req.view.ttl
+        ttl_us = int(ttl.total_seconds() * 1_000_000) if ttl and ttl > dt.timedelta(0) else None
+        match = index.lookup(keys, time, ttl_us, orders[columns])
+        for feat in req.features:
+            name = f"{req.alias}__{feat}" if full_names else feat
+            if name in seen:
+                raise FeatureError(f"two requested columns are both named {name!r}; pass full_feature_names=True "
+                                   "(columns become view__feature)")
+            seen.add(name)
+            out = out.append_column(name, index.gather(feat, match))
+    return out
 
 
-def _view_sql(req: ViewRequest, source: dict[str, Any], lo: int | None, hi: int | None) -> str:
-    view = req.view
-    src = view.batch_source
+def _epoch_us(column: pa.ChunkedArray) -> Any:
+    """Event times as microseconds since the epoch (naive times and dates are UTC)."""
+    import numpy as np
+
+    kind = column.type
+    if pa.types.is_date(kind):
+        column = pc.cast(pc.cast(column, pa.date32()), pa.timestamp("s"))
+        kind = column.type
+    column = pc.cast(column, pa.timestamp("us", kind.tz), safe=False)
+    return np.asarray(pc.cast(column, pa.int64()).to_numpy(), dtype=np.int64)
+
+
+def _index_source(req: ViewRequest, source: dict[str, Any]) -> Any:
+    from lake.features.pit_index import Source
+
+    src = req.view.batch_source
     mapping = {v: k for k, v in (src.field_mapping or {}).items()}
 
     def col(name: str) -> str:
-        return _q(mapping.get(name, name))
+        return str(mapping.get(name, name))
 
-    scan = f"delta_scan({_lit(source['location'])}, version => {int(source['version'])})"
-    ts = f"epoch_us(CAST({col(src.timestamp_field)} AS TIMESTAMPTZ))"
-    ttl_us = int(view.ttl.total_seconds() * 1_000_000) if view.ttl and view.ttl > dt.timedelta(0) else None
-    bounds = []
-    if hi is not None:
-        bounds.append(f"{ts} <= {int(hi)}")
-    if lo is not None and ttl_us is not None:
-        bounds.append(f"{ts} >= {int(lo) - ttl_us}")
-    where = f"WHERE {' AND '.join(bounds)}" if bounds else ""
-    keys = list(req.join_keys.items())  # (view key, entity column)
-    key_sel = ", ".join(f"{col(k)} AS {_q('k_' + k)}" for k, _ in keys)
-    on = " AND ".join(f"e.{_q(ec)} = f.{_q('k_' + k)}" for k, ec in keys)
-    fts = f"CASE WHEN f.__fts >= e.{TS} - {ttl_us} THEN f.__fts END" if ttl_us is not None else "f.__fts"
-    created = src.created_timestamp_column
-    # The row with the latest created timestamp wins a tie; its own values break a full tie,
-    # so the answer never depends on file order (frames must rebuild to the same hash).
-    fields = ([f"__c := CAST({col(created)} AS TIMESTAMPTZ)"] if created else []) + [
-        f"{_q('f_' + f)} := {col(f)}" for f in req.features]
-    picks = ", ".join(f"v.__v.{_q('f_' + f)} AS {_q(f)}" for f in req.features)
-    key_cols = ", ".join(_q("k_" + k) for k, _ in keys)
-    matched_keys = ", ".join(f"e.{_q(ec)} AS {_q('k_' + k)}" for k, ec in keys)
-    return f"""
-        WITH m AS (
-            SELECT e.{ROW}, {matched_keys}, {fts} AS __fts
-            FROM __lake_entities e
-            ASOF LEFT JOIN (SELECT {key_sel}, {ts} AS __fts FROM {scan} {where}) f
-              ON {on} AND e.{TS} >= f.__fts
-        ),
-        hits AS (SELECT DISTINCT {key_cols}, __fts FROM m WHERE __fts IS NOT NULL),
-        vals AS (
-            SELECT {key_cols}, __fts, max(struct_pack({', '.join(fields)})) AS __v
-            FROM (SELECT {key_sel}, {ts} AS __fts, * FROM {scan} {where}) s
-            SEMI JOIN hits USING ({key_cols}, __fts)
-            GROUP BY ALL
-        )
-        SELECT m.{ROW}, {picks}
-        FROM m LEFT JOIN vals v USING ({key_cols}, __fts)
-    """
+    return Source(table=req.table, version=int(source["version"]), location=source["location"],
+                  keys={key: col(key) for key in req.join_keys}, timestamp=col(src.timestamp_field),
+                  created=col(src.created_timestamp_column) if src.created_timestamp_column else None,
+                  features={f.name: col(f.name) for f in req.view.features})
 
 
 def _on_demand(data: pa.Table, the_plan: Plan, full_names: bool) -> pa.Table:

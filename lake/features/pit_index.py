@@ -1,0 +1,378 @@
+"""A sorted, per-version index of a feature view's source for point-in-time joins.
+
+A point-in-time join asks, for each entity row, for the source row with the same keys
+and the latest event time at or before the entity's. Answered from scratch, that means
+sorting the whole source table by (keys, time) on every retrieval (DuckDB's ASOF join
+does exactly that). A Delta version never changes, so the sort is done once per
+(table version, view definition) and kept:
+
+- the source's rows reduced to one per (keys, event time): the latest created
+  timestamp wins, the row's own values break a full tie (so the answer never depends
+  on file order), rows with a null key or time dropped;
+- sorted by (keys, time), stored as a composite search key per row (key rank and
+  time), plus the view's feature columns in that order (Arrow IPC, memory-mapped).
+
+A lookup is then a rank lookup of the entity keys (a hash probe of the distinct source
+keys), a sort of the entity rows and one binary search per row. The index lives in the
+lake's cache folder (``<root>/_cache`` for a local lake, ``./lakehouse/_cache`` for an
+S3 lake, or ``cache_dir``); it is rebuilt whenever it is missing, and it is named by the
+table's identity, version and the view's columns, so a stale index cannot be used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lake.features.repo import FeatureError
+
+if TYPE_CHECKING:
+    from lake.lakehouse import Lake
+    from lake.table import Table
+
+FORMAT = 1
+INT_LIMIT = 2**62
+"""Composite int64 search keys are used while (keys x time span) stays below this."""
+KEEP_VERSIONS = 3
+"""Indexes kept per (table, view definition): the most recently built."""
+_MEMO: OrderedDict[str, ViewIndex] = OrderedDict()
+_MEMO_SIZE = 8
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Source:
+    """What an index is built from: one Delta version read through one view's columns."""
+
+    table: Table
+    version: int
+    location: str
+    keys: dict[str, str]
+    """View join key -> source column."""
+    timestamp: str
+    created: str | None
+    features: dict[str, str]
+    """Feature name -> source column (every feature of the view)."""
+
+    def signature(self, table_id: str) -> str:
+        spec = {"format": FORMAT, "location": self.location, "id": table_id, "version": self.version,
+                "keys": self.keys, "ts": self.timestamp, "created": self.created, "features": self.features}
+        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
+
+    def family(self, table_id: str) -> str:
+        """The signature without the version: the indexes of one view over one table."""
+        spec = {"location": self.location, "id": table_id, "keys": self.keys, "features": self.features}
+        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ViewIndex:
+    ukeys: pa.Table
+    """The distinct keys, sorted; a key's rank is its row number."""
+    search: np.ndarray
+    """Per source row, sorted: ``rank * step + (time - base)`` (int64), or ``rank + 1j * time`` when that
+    would overflow (complex128 compares lexicographically, exactly for ranks and microsecond times < 2**53)."""
+    step: int
+    base: int
+    values: pa.Table
+    """The feature columns, one row per search entry."""
+
+    def composite(self, rank: np.ndarray, time: np.ndarray) -> np.ndarray:
+        if self.search.dtype == np.complex128:
+            return rank.astype(np.float64) + 1j * time.astype(np.float64)
+        offset = np.clip(time - self.base + 1, 0, self.step - 1)
+        return rank * self.step + offset
+
+    def split(self, entries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(key rank, event time) of search entries."""
+        if self.search.dtype == np.complex128:
+            return entries.real.astype(np.int64), entries.imag.astype(np.int64)
+        return entries // self.step, entries % self.step + self.base - 1
+
+    def lookup(self, keys: pa.Table, time: np.ndarray, ttl_us: int | None,
+               hint: np.ndarray | None = None) -> Match:
+        """Match each entity row to the source row at or before its time, within the TTL.
+
+        ``hint``: the entity rows in (keys, time) order (:func:`entity_order`), shared by the
+        views that join on the same columns; checked, and ignored if it does not sort the probes.
+        """
+        rank = _ranks(self.ukeys, keys, hint)
+        valid = rank >= 0
+        rows = hint[valid[hint]] if hint is not None else np.flatnonzero(valid)
+        query = self.composite(rank[rows], time[rows])
+        if hint is None or not bool(np.all(query[1:] >= query[:-1])):
+            order = np.argsort(query)  # sorted probes walk the index in order: ~20x faster than random ones
+            rows, query = rows[order], query[order]
+        if not len(self.search):
+            return Match(np.zeros(0, dtype=np.int64), np.full(len(time), -1, dtype=np.int64))
+        pos = np.searchsorted(self.search, query, side="right") - 1
+        found_rank, found_time = self.split(self.search[np.maximum(pos, 0)])
+        hit = (pos >= 0) & (found_rank == rank[rows])
+        if ttl_us is not None:
+            hit &= found_time >= time[rows] - ttl_us
+        positions = pos[hit]
+        inverse = np.full(len(time), -1, dtype=np.int64)
+        inverse[rows[hit]] = np.arange(len(positions))
+        return Match(positions, inverse)
+
+    def gather(self, feature: str, match: Match) -> pa.ChunkedArray:
+        """The feature's values for every entity row (null where nothing matched)."""
+        # Read the source rows in index order (near-sequential), then place them per entity row.
+        found = self.values.column(feature).take(match.positions)
+        return found.take(pa.array(match.inverse, mask=match.inverse < 0))
+
+
+@dataclass(frozen=True)
+class Match:
+    positions: np.ndarray
+    """Matched index rows, ascending."""
+    inverse: np.ndarray
+    """Per entity row: its entry in ``positions``, or ``-1``."""
+
+
+def entity_order(keys: pa.Table, time: np.ndarray) -> np.ndarray:
+    """Entity rows sorted by (keys, time), in the order the indexes sort their keys."""
+    return _sort(_key_codes(keys), time)
+
+
+def _ranks(ukeys: pa.Table, keys: pa.Table, hint: np.ndarray | None = None) -> np.ndarray:
+    """The rank of each entity key among the index's keys, ``-1`` where absent."""
+    if ukeys.num_columns == 1 and _plain_int(ukeys.column(0)) and _plain_int(keys.column(0)) \
+            and not keys.column(0).null_count:
+        # Integer keys are indexed in numeric order: a binary search, in key order when a hint gives it.
+        have = np.asarray(ukeys.column(0).to_numpy(), dtype=np.int64)
+        want = np.asarray(keys.column(0).to_numpy(), dtype=np.int64)
+        probe = want[hint] if hint is not None else want
+        at = np.minimum(np.searchsorted(have, probe), max(len(have) - 1, 0))
+        found = np.where((have[at] == probe) if len(have) else np.zeros(len(probe), dtype=bool), at, -1)
+        if hint is None:
+            return found
+        rank = np.empty(len(want), dtype=np.int64)
+        rank[hint] = found
+        return rank
+    if ukeys.num_columns == 1:
+        want = ukeys.column(0)
+        have = keys.column(0)
+        if have.type != want.type:
+            try:
+                have = pc.cast(have, want.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise FeatureError(f"entity column for key {ukeys.column_names[0]!r} has type {keys.column(0).type}, "
+                                   f"the feature source has {want.type}; convert it ({exc})") from exc
+        found = pc.index_in(have, value_set=want.combine_chunks() if isinstance(want, pa.ChunkedArray) else want)
+        return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    from lake.duck import shared_cursor
+
+    con = shared_cursor()
+    try:
+        con.register("__lake_ukeys", ukeys.append_column("__rank", pa.array(np.arange(ukeys.num_rows))))
+        con.register("__lake_keys", keys.append_column("__pos", pa.array(np.arange(keys.num_rows))))
+        on = " AND ".join(f'k."{c}" = u."{c}"' for c in ukeys.column_names)
+        result = con.execute(f"SELECT coalesce(u.__rank, -1) AS r FROM __lake_keys k LEFT JOIN __lake_ukeys u ON {on} "
+                             "ORDER BY k.__pos").fetchnumpy()
+        return np.asarray(result["r"], dtype=np.int64)
+    except Exception as exc:
+        raise FeatureError(f"entity keys do not match the feature source's keys: {str(exc).splitlines()[0]}") from exc
+    finally:
+        con.close()
+
+
+# ------------------------------------------------------------------ building and caching
+
+def cache_root(lake: Lake) -> Path:
+    return Path(lake.settings.cache_path) / "feature_index"
+
+
+def load(lake: Lake, source: Source) -> ViewIndex:
+    """The index for ``source``: from memory, from the cache folder, or built now."""
+    table_id = str(source.table.delta(source.version).metadata().id)
+    sig = source.signature(table_id)
+    with _LOCK:
+        hit = _MEMO.get(sig)
+        if hit is not None:
+            _MEMO.move_to_end(sig)
+            return hit
+    folder = cache_root(lake) / source.family(table_id) / f"v{source.version}-{sig}"
+    index = _read(folder) if (folder / "meta.json").exists() else None
+    if index is None:
+        _build(lake, source, folder)
+        index = _read(folder)
+        _prune(folder.parent)
+    assert index is not None
+    with _LOCK:
+        _MEMO[sig] = index
+        while len(_MEMO) > _MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    return index
+
+
+def forget() -> None:
+    """Drop the indexes held in memory (the cache folder keeps them)."""
+    with _LOCK:
+        _MEMO.clear()
+
+
+def _read(folder: Path) -> ViewIndex | None:
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        search = np.load(folder / "search.npy", mmap_mode="r").view(np.ndarray)
+        values = pa.ipc.open_file(pa.memory_map(str(folder / "values.arrow"))).read_all()
+        ukeys = pa.ipc.open_file(pa.memory_map(str(folder / "keys.arrow"))).read_all()
+    except (OSError, ValueError, pa.ArrowInvalid):
+        return None  # half-removed or foreign: rebuilt
+    return ViewIndex(ukeys, search, int(meta["step"]), int(meta["base"]), values)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _build(lake: Lake, source: Source, folder: Path) -> None:
+    data = _read_source(lake, source)
+    keys = [f"k_{k}" for k in source.keys]
+    time = np.asarray(data.column("__t").to_numpy(), dtype=np.int64)
+    code = _key_codes(data.select(keys))
+    order = _sort(code, time)
+    code, time = code[order], time[order]
+    same = (code[1:] == code[:-1]) & (time[1:] == time[:-1])
+    if same.any():
+        keep = _resolve_ties(data, order, same, source)
+        order, code, time = order[keep], code[keep], time[keep]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = code[1:] != code[:-1]
+    rank = np.cumsum(first) - 1
+    n_keys = int(first.sum())
+    base = int(time.min()) if len(time) else 0
+    step = (int(time.max()) - base + 2) if len(time) else 2
+    if n_keys * step < INT_LIMIT:
+        search = rank * step + (time - base + 1)
+    else:
+        search = rank.astype(np.float64) + 1j * time.astype(np.float64)
+    values = data.select([f"f_{f}" for f in source.features]).take(order).rename_columns(list(source.features))
+    ukeys = data.select(keys).take(order[first]).rename_columns(list(source.keys))
+    tmp = folder.parent / f".tmp-{uuid.uuid4().hex}"
+    tmp.mkdir(parents=True)
+    try:
+        np.save(tmp / "search.npy", search)
+        _write_ipc(tmp / "values.arrow", values)
+        _write_ipc(tmp / "keys.arrow", ukeys)
+        (tmp / "meta.json").write_text(json.dumps({"step": step, "base": base, "rows": len(order), "keys": n_keys,
+                                                  "table": source.table.name, "version": source.version}))
+        try:
+            os.rename(tmp, folder)
+        except OSError:  # another process built it first: theirs is as good
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _read_source(lake: Lake, source: Source) -> pa.Table:
+    """Keys (``k_*``), event time in microseconds (``__t``), created time (``__c``) and features (``f_*``)."""
+    from lake.duck import shared_cursor
+
+    scan = f"delta_scan('{source.location.replace(chr(39), chr(39) * 2)}', version => {int(source.version)})"
+    ts = f"epoch_us(CAST({_q(source.timestamp)} AS TIMESTAMPTZ))"
+    cols = ([f"{_q(col)} AS {_q('k_' + key)}" for key, col in source.keys.items()] + [f"{ts} AS __t"]
+            + ([f"CAST({_q(source.created)} AS TIMESTAMPTZ) AS __c"] if source.created else [])
+            + [f"{_q(col)} AS {_q('f_' + f)}" for f, col in source.features.items()])
+    not_null = " AND ".join([f"{_q(col)} IS NOT NULL" for col in source.keys.values()] + [f"{ts} IS NOT NULL"])
+    con = shared_cursor(lake.storage)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        return con.execute(f"SELECT {', '.join(cols)} FROM {scan} WHERE {not_null}").to_arrow_table()
+    except Exception as exc:
+        raise FeatureError(f"reading {source.table.name} v{source.version} for the point-in-time index failed: "
+                           f"{str(exc).splitlines()[0]}") from exc
+    finally:
+        con.close()
+
+
+def _plain_int(column: pa.ChunkedArray) -> bool:
+    return pa.types.is_integer(column.type) and column.type != pa.uint64()
+
+
+def _key_codes(keys: pa.Table) -> np.ndarray:
+    """An int64 per row that orders the rows by their keys (equal keys, equal codes)."""
+    code: np.ndarray | None = None
+    for column in keys.columns:
+        if _plain_int(column):
+            part = np.asarray(column.to_numpy(), dtype=np.int64)
+            part = part - part.min() if len(part) else part
+        else:
+            part = np.asarray(pc.rank(column, sort_keys="ascending", tiebreaker="dense").to_numpy(), dtype=np.int64)
+        if code is None:
+            code = part
+            continue
+        width = int(part.max()) + 1 if len(part) else 1
+        if (int(code.max()) + 1) * width >= INT_LIMIT:
+            code = np.unique(code, return_inverse=True)[1].astype(np.int64)
+        code = code * width + part
+    assert code is not None
+    return code
+
+
+def _sort(code: np.ndarray, time: np.ndarray) -> np.ndarray:
+    """Row order by (key code, time); rows with equal keys and time in no particular order."""
+    if not len(code):
+        return np.arange(0)
+    base = int(time.min())
+    step = int(time.max()) - base + 1
+    if (int(code.max()) + 1) * step >= INT_LIMIT:  # sparse codes (hashed ids): make them dense first
+        code = np.unique(code, return_inverse=True)[1].astype(np.int64)
+    if (int(code.max()) + 1) * step < INT_LIMIT:
+        return np.argsort(code * step + (time - base))
+    return np.lexsort((time, code))
+
+
+def _resolve_ties(data: pa.Table, order: np.ndarray, same: np.ndarray, source: Source) -> np.ndarray:
+    """Keep one row per (keys, time): the latest created time, then the greatest values (as DuckDB's
+    ``max`` of a struct orders them), so the answer never depends on the order of the files."""
+    from lake.duck import shared_cursor
+
+    involved = np.zeros(len(order), dtype=bool)
+    involved[1:] |= same
+    involved[:-1] |= same
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = ~same
+    group = np.cumsum(starts) - 1
+    where = np.flatnonzero(involved)
+    fields = (["__c"] if source.created else []) + [f"f_{f}" for f in source.features]
+    ties = data.select(fields).take(order[where]).append_column("__p", pa.array(where)).append_column(
+        "__g", pa.array(group[where]))
+    struct = ", ".join(f"{_q(f)} := {_q(f)}" for f in fields)
+    con = shared_cursor()
+    try:
+        con.register("__lake_ties", ties)
+        winners = con.execute(f"SELECT arg_max(__p, struct_pack({struct})) AS p FROM __lake_ties GROUP BY __g"
+                              ).fetchnumpy()["p"]
+    finally:
+        con.close()
+    keep = ~involved
+    keep[np.asarray(winners, dtype=np.int64)] = True
+    return keep
+
+
+def _write_ipc(path: Path, table: pa.Table) -> None:
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table.combine_chunks())
+
+
+def _prune(family: Path) -> None:
+    """Keep the newest ``KEEP_VERSIONS`` indexes of a view over a table."""
+    built = sorted((p for p in family.iterdir() if p.is_dir() and p.name.startswith("v")),
+                   key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in built[KEEP_VERSIONS:]:
+        shutil.rmtree(old, ignore_errors=True)
