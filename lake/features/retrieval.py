@@ -13,6 +13,8 @@ each entity row is then one binary search in it.
 from __future__ import annotations
 
 import datetime as dt
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -235,8 +237,10 @@ def _join(lake: Lake, entities: pa.Table, the_plan: Plan, sources: dict[str, dic
     out = entities
     seen: set[str] = set(entities.column_names)
     orders: dict[tuple[str, ...], Any] = {}  # views joining on the same columns share one entity sort
-    for req in the_plan.views:
-        index = pit_index.load(lake, _index_source(req, sources[req.table.name]))
+    wanted = [_index_source(req, sources[req.table.name]) for req in the_plan.views]
+    with ThreadPoolExecutor(max(1, min(len(wanted), os.cpu_count() or 1))) as pool:  # builds overlap
+        indexes = list(pool.map(lambda source: pit_index.load(lake, source), wanted))
+    for req, index in zip(the_plan.views, indexes, strict=True):
         keys = pa.table({key: entities.column(column) for key, column in req.join_keys.items()})
         columns = tuple(req.join_keys.values())
         if columns not in orders:
