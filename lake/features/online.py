@@ -16,9 +16,7 @@ stores (Feast's Redis store reports it ``PRESENT``, with null values).
 
 from __future__ import annotations
 
-import copy
 import logging
-import struct
 import threading
 import time
 import weakref
@@ -26,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lake.features.online_plan import DUMMY_KEY, SIMPLE_TYPES, Plan, Registry
 from lake.features.online_stores import (
     OnlineRequestError,
     OnlineStoreError,
@@ -34,6 +33,14 @@ from lake.features.online_stores import (
     ServingError,
     SqliteStore,
     UnknownFeatureError,
+)
+from lake.features.online_values import (
+    decode,
+    key_column,
+    native_value,
+    proto_value,
+    python_value,
+    ts_text,
 )
 from lake.features.repo import feast_dir, feature_store
 
@@ -49,278 +56,6 @@ REFRESH_SECONDS = 60.0
 """How often the registry snapshot is reloaded."""
 PRESENT, NOT_FOUND = "PRESENT", "NOT_FOUND"
 EPOCH = "1970-01-01T00:00:00Z"
-DUMMY_KEY, DUMMY_VIEW_ENTITY = "__dummy_id", "__dummy"
-# Feast ValueType numbers of the scalar kinds decoded here without protobuf objects.
-_SIMPLE_TYPES = {2, 3, 4, 5, 6, 7}  # STRING, INT32, INT64, DOUBLE, FLOAT, BOOL
-
-
-# --------------------------------------------------------------------------- values
-
-_D, _F = struct.Struct("<d").unpack_from, struct.Struct("<f").unpack_from
-
-
-def _proto(raw: bytes) -> Any:
-    from feast.protos.feast.types.Value_pb2 import Value
-
-    return Value.FromString(raw)
-
-
-def _decode(raw: bytes | None) -> Any:
-    """A stored ``Value`` as a Python scalar (double, float, int, string, bool), else the proto."""
-    if not raw:
-        return None
-    n, tag = len(raw), raw[0]
-    if tag == 0x29 and n == 9:
-        return _D(raw, 1)[0]
-    if tag == 0x12 and n > 1 and raw[1] < 0x80 and n == raw[1] + 2:
-        return raw[2:].decode()
-    if tag == 0x20 or tag == 0x18:
-        value = shift = 0
-        for i in range(1, n):
-            byte = raw[i]
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                if i == n - 1:
-                    return value - (1 << 64) if value >= 1 << 63 else value
-                break
-    elif tag == 0x35 and n == 5:
-        return _F(raw, 1)[0]
-    elif tag == 0x38 and n == 2 and raw[1] < 2:
-        return raw[1] == 1
-    value = _proto(raw)
-    kind = value.WhichOneof("val")
-    if kind in ("double_val", "float_val", "int64_val", "int32_val", "string_val", "bool_val"):
-        return getattr(value, kind)
-    return value
-
-
-def _python(cell: Any, value_type: Any) -> Any:
-    from feast.protos.feast.types.Value_pb2 import Value
-    from feast.type_map import feast_value_type_to_python_type
-
-    return feast_value_type_to_python_type(cell, value_type) if type(cell) is Value else cell
-
-
-def _native(cell: Any) -> Any:
-    from feast.feature_server_utils import _value_to_native
-    from feast.protos.feast.types.Value_pb2 import Value
-
-    return _value_to_native(cell) if type(cell) is Value else cell
-
-
-_TS_CACHE: dict[tuple[int, int], str] = {}
-
-
-def _ts_text(seconds: int, nanos: int) -> str:
-    """RFC 3339 as Feast's server writes it (fraction only when non-zero)."""
-    text = _TS_CACHE.get((seconds, nanos))
-    if text is None:
-        base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-        if nanos == 0:
-            text = base + "Z"
-        elif nanos % 1_000_000 == 0:
-            text = f"{base}.{nanos // 1_000_000:03d}Z"
-        elif nanos % 1_000 == 0:
-            text = f"{base}.{nanos // 1_000:06d}Z"
-        else:
-            text = f"{base}.{nanos:09d}Z"
-        if len(_TS_CACHE) > 100_000:
-            _TS_CACHE.clear()
-        _TS_CACHE[(seconds, nanos)] = text
-    return text
-
-
-_KEY_TYPES = {4: (b"\x04\x00\x00\x00\x08\x00\x00\x00", struct.Struct("<q").pack, 1 << 63),
-              3: (b"\x03\x00\x00\x00\x04\x00\x00\x00", struct.Struct("<i").pack, 1 << 31)}
-_U32 = struct.Struct("<I").pack
-
-
-def _key_column(name: str, values: Sequence[Any], value_type: int) -> tuple[list[bytes], list[Any]]:
-    """Entity values of one join key in Feast's key encoding, and as cells for the response."""
-    if value_type == 2 and all(type(v) is str for v in values):
-        return [b"\x02\x00\x00\x00" + _U32(len(u)) + u for u in (v.encode() for v in values)], list(values)
-    fixed = _KEY_TYPES.get(value_type)
-    if fixed is not None and all(type(v) is int and -fixed[2] <= v < fixed[2] for v in values):
-        head, pack, _ = fixed
-        return [head + pack(v) for v in values], list(values)
-    from feast.infra.key_encoding_utils import _serialize_val
-    from feast.type_map import python_values_to_proto_values
-    from feast.value_type import ValueType
-
-    try:
-        protos = python_values_to_proto_values(list(values), ValueType(value_type))
-        encoded = []
-        for proto in protos:
-            raw, kind = _serialize_val(proto.WhichOneof("val"), proto, 3)
-            encoded.append(_U32(kind) + _U32(len(raw)) + raw)
-    except Exception as exc:
-        raise OnlineRequestError(f"entities: {name!r} holds values that are not {ValueType(value_type).name} "
-                                 f"({type(exc).__name__}: {exc})", column=name) from exc
-    return encoded, protos
-
-
-# --------------------------------------------------------------------------- plan
-
-
-@dataclass(frozen=True)
-class ViewRead:
-    """The features read from one feature view (as a service projects it), and how."""
-
-    name: str
-    """Registry name: the SQLite table and the Redis field prefix."""
-    alias: str
-    features: list[str]
-    types: list[int]
-    """Feast ``ValueType`` number of each feature."""
-    keys: list[tuple[str, str, int]]
-    """``(view join key, request column, ValueType)``, sorted by join key as Feast encodes them."""
-    key_head: bytes
-    simple: bool
-    """Every feature is a scalar kind decoded without protobuf."""
-    hmget_fields: bytes
-    """The RESP-encoded field arguments of the ``HMGET`` (feature hashes, then ``_ts:<view>``)."""
-    hmget_count: bytes
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A resolved request: what to read from which view, and how to name it."""
-
-    refs: list[str]
-    """Every requested feature as ``view:feature`` (the service's alias for the view)."""
-    outputs: list[tuple[int, int, str]]
-    """``(view index, feature index, output name)`` per ref; view index -1 for on-demand features."""
-    views: list[ViewRead]
-    on_demand: list[Any]
-    request_fields: list[str]
-    feature_types: dict[str, Any]
-    service: str | None
-
-
-def _view_read(view: Any, alias: str, jkm: Mapping[str, str], entity_types: Mapping[str, int]) -> ViewRead:
-
-    keys = []
-    for col in view.entity_columns:
-        vt = col.dtype.to_value_type().value
-        keys.append((col.name, jkm.get(col.name, col.name), vt if vt else entity_types.get(col.name, 0)))
-    if not keys and DUMMY_VIEW_ENTITY in (view.entities or []):
-        keys = [(DUMMY_KEY, DUMMY_KEY, 2)]
-    keys.sort()
-    head = _U32(len(keys)) + b"".join(_U32(2) + _U32(len(k.encode())) + k.encode() for k, _, _ in keys)
-    return ViewRead(view.name, alias, [], [], keys, head, True, b"", b"")
-
-
-def _finish(read: ViewRead) -> ViewRead:
-    import mmh3
-
-    fields = [struct.pack("<Q", mmh3.hash(f"{read.name}:{f}", signed=False))[:4] for f in read.features]
-    fields.append(f"_ts:{read.name}".encode())
-    resp = b"".join(b"$%d\r\n%s\r\n" % (len(f), f) for f in fields)
-    simple = all(t in _SIMPLE_TYPES for t in read.types)
-    return ViewRead(read.name, read.alias, read.features, read.types, read.keys, read.key_head, simple, resp,
-                    b"*%d\r\n$5\r\nHMGET\r\n" % (len(fields) + 2))
-
-
-class Registry:
-    """A snapshot of the registry's views, on-demand views, services and entities."""
-
-    def __init__(self, store: Any) -> None:
-        reg, project = store.registry, store.project
-        self.views = {v.name: v for v in reg.list_feature_views(project, allow_cache=True)}
-        self.odfvs = {v.name: v for v in reg.list_on_demand_feature_views(project, allow_cache=True)}
-        self.services = {s.name: s for s in reg.list_feature_services(project, allow_cache=True)}
-        self.entity_types = {e.join_key: e.value_type.value for e in reg.list_entities(project, allow_cache=True)}
-        self.plans: dict[tuple[Any, ...], Plan] = {}
-
-    def plan(self, features: Sequence[str] | None, service: str | None, full_names: bool) -> Plan:
-        """The resolved request, computed once per snapshot for each distinct request shape."""
-        key = (tuple(features) if features is not None else None, service, full_names)
-        found = self.plans.get(key)
-        if found is None:
-            found = self.plans[key] = self._resolve(features, service, full_names)
-        return found
-
-    def _resolve(self, features: Sequence[str] | None, service: str | None, full_names: bool) -> Plan:
-        wanted: list[tuple[str, str, str, Any]] = []  # (view name, alias, feature, projection)
-        if service is not None:
-            svc = self.services.get(service)
-            if svc is None:
-                raise UnknownFeatureError(f"no feature service {service!r}; known: "
-                                          f"{', '.join(sorted(self.services)) or 'none'}", feature_service=service)
-            for proj in svc.feature_view_projections:
-                wanted += [(proj.name, proj.name_to_use(), f.name, proj) for f in proj.features]
-        else:
-            if not features:
-                raise OnlineRequestError("features: give at least one feature (view:feature) or a feature_service")
-            for ref in features:
-                if not isinstance(ref, str) or ":" not in ref:
-                    raise OnlineRequestError(f"features: {ref!r} is not a feature reference; write view:feature",
-                                             feature=str(ref))
-                view_name, feat = ref.split(":", 1)
-                wanted.append((view_name, view_name, feat, None))
-        reads: dict[str, ViewRead] = {}
-        odfvs: dict[str, Any] = {}
-        refs, outputs, request_fields = [], [], []
-
-        def add(view: Any, alias: str, feat: str, jkm: Mapping[str, str]) -> int:
-            read = reads.get(alias)
-            if read is None:
-                read = reads[alias] = _view_read(view, alias, jkm, self.entity_types)
-            if feat not in read.features:
-                fld = next(f for f in view.features if f.name == feat)
-                read.features.append(feat)
-                read.types.append(fld.dtype.to_value_type().value)
-            return list(reads).index(alias)
-
-        for view_name, alias, feat, proj in wanted:
-            refs.append(f"{alias}:{feat}")
-            name = f"{alias}__{feat}" if full_names else feat
-            if view_name in self.odfvs:
-                odfv = self.odfvs[view_name]
-                if feat not in {f.name for f in odfv.features}:
-                    raise UnknownFeatureError(f"on-demand feature view {view_name} has no feature {feat!r}; it has "
-                                              f"{', '.join(f.name for f in odfv.features)}", feature=f"{alias}:{feat}")
-                if alias not in odfvs:
-                    odfvs[alias] = odfv.with_projection(copy.copy(proj)) if proj is not None else odfv
-                    for src in odfv.source_feature_view_projections.values():
-                        base = self._view(src.name, None)
-                        for f in src.features:
-                            add(base, src.name_to_use(), f.name, dict(src.join_key_map or {}))
-                    request_fields += [f for f in odfv.get_request_data_schema() if f not in request_fields]
-                outputs.append((-1, 0, name))
-                continue
-            view = self._view(view_name, feat)
-            outputs.append((add(view, alias, feat, dict(getattr(proj, "join_key_map", None) or {})), 0, name))
-        views = [_finish(r) for r in reads.values()]
-        outputs = [(v, views[v].features.index(ref.split(":", 1)[1]) if v >= 0 else 0, name)
-                   for (v, _, name), ref in zip(outputs, refs, strict=True)]
-        seen: dict[str, str] = {}
-        for (_, _, name), ref in zip(outputs, refs, strict=True):
-            if name in seen:
-                raise OnlineRequestError(f"features: {seen[name]} and {ref} would both be served as {name!r}; "
-                                         "ask for full_feature_names", feature=name)
-            seen[name] = ref
-        from feast.value_type import ValueType
-
-        types = {}
-        for read in views:
-            for feat, vt in zip(read.features, read.types, strict=True):
-                types[feat] = types[f"{read.alias}__{feat}"] = ValueType(vt)
-        return Plan(refs, outputs, views, list(odfvs.values()), request_fields, types, service)
-
-    def _view(self, view_name: str, feat: str | None) -> Any:
-        view = self.views.get(view_name)
-        if view is None:
-            known = sorted(self.views) + sorted(self.odfvs)
-            raise UnknownFeatureError(f"no feature view {view_name!r}; known: {', '.join(known) or 'none'} "
-                                      "(`lake features apply` registers the repository)", feature_view=view_name)
-        if feat is not None and feat not in {f.name for f in view.features}:
-            raise UnknownFeatureError(f"feature view {view_name} has no feature {feat!r}; it has "
-                                      f"{', '.join(f.name for f in view.features)}", feature=f"{view_name}:{feat}")
-        if getattr(view, "enabled", True) is False:
-            raise OnlineRequestError(f"feature view {view_name} is disabled and cannot serve features")
-        return view
 
 
 # --------------------------------------------------------------------------- result
@@ -352,12 +87,12 @@ class OnlineResult:
 
     def to_dict(self) -> dict[str, list[Any]]:
         """``{column: [values]}``, equal to Feast's ``OnlineResponse.to_dict()``."""
-        return {name: [_python(c, vt) for c in col] if proto else list(col)
+        return {name: [python_value(c, vt) for c in col] if proto else list(col)
                 for name, col, proto, vt in zip(self.names, self.values, self.protos, self.types, strict=True)}
 
     def to_response(self) -> dict[str, Any]:
         """The body of Feast's ``POST /get-online-features`` answer (before JSON encoding)."""
-        return {"results": [{"values": [_native(c) for c in col] if proto else col, "statuses": st,
+        return {"results": [{"values": [native_value(c) for c in col] if proto else col, "statuses": st,
                              "event_timestamps": ts}
                             for col, st, ts, proto in zip(self.values, self.statuses, self.timestamps, self.protos,
                                                           strict=True)],
@@ -505,7 +240,7 @@ class OnlineReader:
                     raise OnlineRequestError(f"entities: missing join key {col!r} (feature view {view.alias}); "
                                              f"given: {', '.join(columns) or 'nothing'}", column=col)
                 if col not in encoded:
-                    encoded[col] = _key_column(col, columns[col], vt)
+                    encoded[col] = key_column(col, columns[col], vt)
                 parts.append(encoded[col][0])
             unique: dict[bytes, int] = {}
             index = [unique.setdefault(view.key_head + b"".join(p), len(unique)) for p in zip(*parts, strict=True)]
@@ -534,14 +269,14 @@ class OnlineReader:
         decoded, found, view_stamps, view_protos = [], [], [], []
         for urows, view in zip(rows, plan.views, strict=True):
             nf = len(view.features)
-            cells = [list(map(_decode, raws)) if view.simple else
-                     [_decode(r) if t in _SIMPLE_TYPES else _proto(r) if r else None for r, t in zip(raws, view.types,
+            cells = [list(map(decode, raws)) if view.simple else
+                     [decode(r) if t in SIMPLE_TYPES else proto_value(r) if r else None for r, t in zip(raws, view.types,
                                                                                                    strict=True)]
                      for _, raws in urows]
             decoded.append(cells)
             found.append([[NOT_FOUND] * nf if ts is None else [PRESENT] * nf if None not in raws
                           else [PRESENT if r is not None else NOT_FOUND for r in raws] for ts, raws in urows])
-            view_stamps.append([_ts_text(*ts) if ts else EPOCH for ts, _ in urows])
+            view_stamps.append([ts_text(*ts) if ts else EPOCH for ts, _ in urows])
             view_protos.append(not view.simple or any(Value in set(map(type, row)) for row in cells))
         single = n == 1 and all(index == [0] for index in indexes)
         for v, f, name in plan.outputs:
@@ -619,7 +354,7 @@ def _with_on_demand(plan: Plan, n: int, keys: list[str], columns: dict[str, list
     position = {name: i for i, name in enumerate(response.metadata.feature_names.val)}
     vectors = [response.results[position[name]] for name in wanted]
     return OnlineResult(wanted, [list(r.values) for r in vectors], [[_STATUS[s] for s in r.statuses] for r in vectors],
-                        [[_ts_text(t.seconds, t.nanos) for t in r.event_timestamps] for r in vectors],
+                        [[ts_text(t.seconds, t.nanos) for t in r.event_timestamps] for r in vectors],
                         [True] * len(wanted), [plan.feature_types.get(name) for name in wanted], len(keys),
                         plan.refs, plan.service)
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from lake.features.repo import FeatureError
 
 if TYPE_CHECKING:
-    from lake.features.online import ViewRead
+    from lake.features.online_plan import ViewRead
 
 
 class ServingError(FeatureError):

@@ -1,0 +1,113 @@
+"""Feast's online values and entity keys, encoded and decoded without protobuf objects where possible."""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from lake.features.online_stores import OnlineRequestError
+
+_D, _F = struct.Struct("<d").unpack_from, struct.Struct("<f").unpack_from
+
+
+def proto_value(raw: bytes) -> Any:
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    return Value.FromString(raw)
+
+
+def decode(raw: bytes | None) -> Any:
+    """A stored ``Value`` as a Python scalar (double, float, int, string, bool), else the proto."""
+    if not raw:
+        return None
+    n, tag = len(raw), raw[0]
+    if tag == 0x29 and n == 9:
+        return _D(raw, 1)[0]
+    if tag == 0x12 and n > 1 and raw[1] < 0x80 and n == raw[1] + 2:
+        return raw[2:].decode()
+    if tag == 0x20 or tag == 0x18:
+        value = shift = 0
+        for i in range(1, n):
+            byte = raw[i]
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                if i == n - 1:
+                    return value - (1 << 64) if value >= 1 << 63 else value
+                break
+    elif tag == 0x35 and n == 5:
+        return _F(raw, 1)[0]
+    elif tag == 0x38 and n == 2 and raw[1] < 2:
+        return raw[1] == 1
+    value = proto_value(raw)
+    kind = value.WhichOneof("val")
+    if kind in ("double_val", "float_val", "int64_val", "int32_val", "string_val", "bool_val"):
+        return getattr(value, kind)
+    return value
+
+
+def python_value(cell: Any, value_type: Any) -> Any:
+    from feast.protos.feast.types.Value_pb2 import Value
+    from feast.type_map import feast_value_type_to_python_type
+
+    return feast_value_type_to_python_type(cell, value_type) if type(cell) is Value else cell
+
+
+def native_value(cell: Any) -> Any:
+    from feast.feature_server_utils import _value_to_native
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    return _value_to_native(cell) if type(cell) is Value else cell
+
+
+_TS_CACHE: dict[tuple[int, int], str] = {}
+
+
+def ts_text(seconds: int, nanos: int) -> str:
+    """RFC 3339 as Feast's server writes it (fraction only when non-zero)."""
+    text = _TS_CACHE.get((seconds, nanos))
+    if text is None:
+        base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        if nanos == 0:
+            text = base + "Z"
+        elif nanos % 1_000_000 == 0:
+            text = f"{base}.{nanos // 1_000_000:03d}Z"
+        elif nanos % 1_000 == 0:
+            text = f"{base}.{nanos // 1_000:06d}Z"
+        else:
+            text = f"{base}.{nanos:09d}Z"
+        if len(_TS_CACHE) > 100_000:
+            _TS_CACHE.clear()
+        _TS_CACHE[(seconds, nanos)] = text
+    return text
+
+
+_KEY_TYPES = {4: (b"\x04\x00\x00\x00\x08\x00\x00\x00", struct.Struct("<q").pack, 1 << 63),
+              3: (b"\x03\x00\x00\x00\x04\x00\x00\x00", struct.Struct("<i").pack, 1 << 31)}
+U32 = struct.Struct("<I").pack
+
+
+def key_column(name: str, values: Sequence[Any], value_type: int) -> tuple[list[bytes], list[Any]]:
+    """Entity values of one join key in Feast's key encoding, and as cells for the response."""
+    if value_type == 2 and all(type(v) is str for v in values):
+        return [b"\x02\x00\x00\x00" + U32(len(u)) + u for u in (v.encode() for v in values)], list(values)
+    fixed = _KEY_TYPES.get(value_type)
+    if fixed is not None and all(type(v) is int and -fixed[2] <= v < fixed[2] for v in values):
+        head, pack, _ = fixed
+        return [head + pack(v) for v in values], list(values)
+    from feast.infra.key_encoding_utils import _serialize_val
+    from feast.type_map import python_values_to_proto_values
+    from feast.value_type import ValueType
+
+    try:
+        protos = python_values_to_proto_values(list(values), ValueType(value_type))
+        encoded = []
+        for proto in protos:
+            raw, kind = _serialize_val(proto.WhichOneof("val"), proto, 3)
+            encoded.append(U32(kind) + U32(len(raw)) + raw)
+    except Exception as exc:
+        raise OnlineRequestError(f"entities: {name!r} holds values that are not {ValueType(value_type).name} "
+                                 f"({type(exc).__name__}: {exc})", column=name) from exc
+    return encoded, protos
