@@ -21,6 +21,7 @@ table's identity, version and the view's columns, so a stale index cannot be use
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -46,7 +47,7 @@ FORMAT = 1
 INT_LIMIT = 2**62
 """Composite int64 search keys are used while (keys x time span) stays below this."""
 KEEP_VERSIONS = 3
-"""Indexes kept per (table, view definition): the most recently built."""
+"""Indexes kept per (table, view definition): the most recently used."""
 _MEMO: OrderedDict[str, ViewIndex] = OrderedDict()
 _MEMO_SIZE = 8
 _LOCK = threading.Lock()
@@ -73,7 +74,8 @@ class Source:
 
     def family(self, table_id: str) -> str:
         """The signature without the version: the indexes of one view over one table."""
-        spec = {"location": self.location, "id": table_id, "keys": self.keys, "features": self.features}
+        spec = {"location": self.location, "id": table_id, "keys": self.keys, "ts": self.timestamp,
+                "created": self.created, "features": self.features}
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -82,23 +84,25 @@ class ViewIndex:
     ukeys: pa.Table
     """The distinct keys, sorted; a key's rank is its row number."""
     search: np.ndarray
-    """Per source row, sorted: ``rank * step + (time - base)`` (int64), or ``rank + 1j * time`` when that
-    would overflow (complex128 compares lexicographically, exactly for ranks and microsecond times < 2**53)."""
+    """Per source row, sorted, int64: ``rank * step + (time - base + 1)``; or, when keys x time span
+    would overflow, ``rank * step + (rank of the time among the distinct times) + 1``."""
     step: int
     base: int
     values: pa.Table
     """The feature columns, one row per search entry."""
+    times: np.ndarray | None = None
+    """The distinct event times, sorted, when the search uses time ranks."""
 
     def composite(self, rank: np.ndarray, time: np.ndarray) -> np.ndarray:
-        if self.search.dtype == np.complex128:
-            return rank.astype(np.float64) + 1j * time.astype(np.float64)
+        if self.times is not None:
+            return rank * self.step + np.searchsorted(self.times, time, side="right")
         offset = np.clip(time - self.base + 1, 0, self.step - 1)
         return rank * self.step + offset
 
     def split(self, entries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(key rank, event time) of search entries."""
-        if self.search.dtype == np.complex128:
-            return entries.real.astype(np.int64), entries.imag.astype(np.int64)
+        if self.times is not None:
+            return entries // self.step, self.times[entries % self.step - 1]
         return entries // self.step, entries % self.step + self.base - 1
 
     def lookup(self, keys: pa.Table, time: np.ndarray, ttl_us: int | None,
@@ -120,8 +124,8 @@ class ViewIndex:
         pos = np.searchsorted(self.search, query, side="right") - 1
         found_rank, found_time = self.split(self.search[np.maximum(pos, 0)])
         hit = (pos >= 0) & (found_rank == rank[rows])
-        if ttl_us is not None:
-            hit &= found_time >= time[rows] - ttl_us
+        if ttl_us is not None:  # a difference, so a huge TTL cannot overflow
+            hit &= (time[rows] - found_time) <= ttl_us
         positions = pos[hit]
         inverse = np.full(len(time), -1, dtype=np.int64)
         inverse[rows[hit]] = np.arange(len(positions))
@@ -179,7 +183,7 @@ def _ranks(ukeys: pa.Table, keys: pa.Table, hint: np.ndarray | None = None) -> n
     try:
         con.register("__lake_ukeys", ukeys.append_column("__rank", pa.array(np.arange(ukeys.num_rows))))
         con.register("__lake_keys", keys.append_column("__pos", pa.array(np.arange(keys.num_rows))))
-        on = " AND ".join(f'k."{c}" = u."{c}"' for c in ukeys.column_names)
+        on = " AND ".join(f"k.{_q(c)} = u.{_q(c)}" for c in ukeys.column_names)
         result = con.execute(f"SELECT coalesce(u.__rank, -1) AS r FROM __lake_keys k LEFT JOIN __lake_ukeys u ON {on} "
                              "ORDER BY k.__pos").fetchnumpy()
         return np.asarray(result["r"], dtype=np.int64)
@@ -210,7 +214,12 @@ def load(lake: Lake, source: Source) -> ViewIndex:
         _build(lake, source, folder)
         index = _read(folder)
         _prune(folder.parent)
-    assert index is not None
+        if index is None:
+            raise FeatureError(f"the point-in-time index of {source.table.name} v{source.version} in {folder} cannot "
+                               "be read; delete the folder and retry")
+    else:
+        with contextlib.suppress(OSError):
+            os.utime(folder)  # pruning keeps the most recently used
     with _LOCK:
         _MEMO[sig] = index
         while len(_MEMO) > _MEMO_SIZE:
@@ -228,11 +237,12 @@ def _read(folder: Path) -> ViewIndex | None:
     try:
         meta = json.loads((folder / "meta.json").read_text())
         search = np.load(folder / "search.npy", mmap_mode="r").view(np.ndarray)
+        times = np.load(folder / "times.npy") if (folder / "times.npy").exists() else None
         values = pa.ipc.open_file(pa.memory_map(str(folder / "values.arrow"))).read_all()
         ukeys = pa.ipc.open_file(pa.memory_map(str(folder / "keys.arrow"))).read_all()
     except (OSError, ValueError, pa.ArrowInvalid):
         return None  # half-removed or foreign: rebuilt
-    return ViewIndex(ukeys, search, int(meta["step"]), int(meta["base"]), values)
+    return ViewIndex(ukeys, search, int(meta["step"]), int(meta["base"]), values, times)
 
 
 def _q(name: str) -> str:
@@ -256,24 +266,36 @@ def _build(lake: Lake, source: Source, folder: Path) -> None:
     n_keys = int(first.sum())
     base = int(time.min()) if len(time) else 0
     step = (int(time.max()) - base + 2) if len(time) else 2
+    distinct = None
     if n_keys * step < INT_LIMIT:
         search = rank * step + (time - base + 1)
-    else:
-        search = rank.astype(np.float64) + 1j * time.astype(np.float64)
+    else:  # times far apart (a far-future sentinel, say): search on time ranks, exact for any range
+        distinct = np.unique(time)
+        step = len(distinct) + 1
+        search = rank * step + np.searchsorted(distinct, time) + 1
     values = data.select([f"f_{f}" for f in source.features]).take(order).rename_columns(list(source.features))
     ukeys = data.select(keys).take(order[first]).rename_columns(list(source.keys))
     tmp = folder.parent / f".tmp-{uuid.uuid4().hex}"
     tmp.mkdir(parents=True)
     try:
         np.save(tmp / "search.npy", search)
+        if distinct is not None:
+            np.save(tmp / "times.npy", distinct)
         _write_ipc(tmp / "values.arrow", values)
         _write_ipc(tmp / "keys.arrow", ukeys)
         (tmp / "meta.json").write_text(json.dumps({"step": step, "base": base, "rows": len(order), "keys": n_keys,
                                                   "table": source.table.name, "version": source.version}))
         try:
             os.rename(tmp, folder)
-        except OSError:  # another process built it first: theirs is as good
-            shutil.rmtree(tmp, ignore_errors=True)
+        except OSError:
+            if _read(folder) is None:  # a broken or half-removed folder is in the way: replace it
+                trash = folder.parent / f".trash-{uuid.uuid4().hex}"
+                with contextlib.suppress(OSError):
+                    os.rename(folder, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+                os.rename(tmp, folder)
+            else:  # another process built it first: theirs is as good
+                shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -308,20 +330,33 @@ def _key_codes(keys: pa.Table) -> np.ndarray:
     """An int64 per row that orders the rows by their keys (equal keys, equal codes)."""
     code: np.ndarray | None = None
     for column in keys.columns:
+        if pa.types.is_dictionary(column.type):  # categoricals order by their values
+            column = pc.cast(column, column.type.value_type)
+        if pa.types.is_string_view(column.type):
+            column = pc.cast(column, pa.large_string())
         if _plain_int(column):
-            part = np.asarray(column.to_numpy(), dtype=np.int64)
-            part = part - part.min() if len(part) else part
+            part = np.asarray(pc.fill_null(column, 0).to_numpy(), dtype=np.int64)  # null keys never match
+            low, high = (int(part.min()), int(part.max())) if len(part) else (0, 0)
+            # A span that would wrap around int64 (hashed ids) gets dense ranks, which keep the order.
+            part = _dense(part) if high - low >= INT_LIMIT else part - low
         else:
             part = np.asarray(pc.rank(column, sort_keys="ascending", tiebreaker="dense").to_numpy(), dtype=np.int64)
         if code is None:
             code = part
             continue
         width = int(part.max()) + 1 if len(part) else 1
-        if (int(code.max()) + 1) * width >= INT_LIMIT:
-            code = np.unique(code, return_inverse=True)[1].astype(np.int64)
-        code = code * width + part
+        if (int(code.max()) + 1 if len(code) else 1) * width >= INT_LIMIT:
+            code = _dense(np.column_stack((code, part)))
+        else:
+            code = code * width + part
     assert code is not None
     return code
+
+
+def _dense(values: np.ndarray) -> np.ndarray:
+    """Order-preserving dense ranks (of rows, for a 2-D array)."""
+    inverse = np.unique(values, axis=0 if values.ndim == 2 else None, return_inverse=True)[1]
+    return np.asarray(inverse, dtype=np.int64).reshape(-1)
 
 
 def _sort(code: np.ndarray, time: np.ndarray) -> np.ndarray:
@@ -330,8 +365,8 @@ def _sort(code: np.ndarray, time: np.ndarray) -> np.ndarray:
         return np.arange(0)
     base = int(time.min())
     step = int(time.max()) - base + 1
-    if (int(code.max()) + 1) * step >= INT_LIMIT:  # sparse codes (hashed ids): make them dense first
-        code = np.unique(code, return_inverse=True)[1].astype(np.int64)
+    if (int(code.max()) + 1) * step >= INT_LIMIT:  # sparse codes: make them dense first
+        code = _dense(code)
     if (int(code.max()) + 1) * step < INT_LIMIT:
         return np.argsort(code * step + (time - base))
     return np.lexsort((time, code))
@@ -372,7 +407,10 @@ def _write_ipc(path: Path, table: pa.Table) -> None:
 
 def _prune(family: Path) -> None:
     """Keep the newest ``KEEP_VERSIONS`` indexes of a view over a table."""
-    built = sorted((p for p in family.iterdir() if p.is_dir() and p.name.startswith("v")),
-                   key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in built[KEEP_VERSIONS:]:
+    used = []
+    for folder in family.iterdir():
+        with contextlib.suppress(OSError):  # another process may be pruning too
+            if folder.is_dir() and folder.name.startswith("v"):
+                used.append((folder.stat().st_mtime, folder))
+    for _, old in sorted(used, reverse=True)[KEEP_VERSIONS:]:
         shutil.rmtree(old, ignore_errors=True)

@@ -238,7 +238,7 @@ def _join(lake: Lake, entities: pa.Table, the_plan: Plan, sources: dict[str, dic
     seen: set[str] = set(entities.column_names)
     orders: dict[tuple[str, ...], Any] = {}  # views joining on the same columns share one entity sort
     wanted = [_index_source(req, sources[req.table.name]) for req in the_plan.views]
-    with ThreadPoolExecutor(max(1, min(len(wanted), os.cpu_count() or 1))) as pool:  # builds overlap
+    with ThreadPoolExecutor(max(1, min(len(wanted), os.cpu_count() or 1, 4))) as pool:  # builds overlap
         indexes = list(pool.map(lambda source: pit_index.load(lake, source), wanted))
     for req, index in zip(the_plan.views, indexes, strict=True):
         keys = pa.table({key: entities.column(column) for key, column in req.join_keys.items()})
@@ -246,7 +246,7 @@ def _join(lake: Lake, entities: pa.Table, the_plan: Plan, sources: dict[str, dic
         if columns not in orders:
             orders[columns] = pit_index.entity_order(keys, time)
         ttl = req.view.ttl
-        ttl_us = int(ttl.total_seconds() * 1_000_000) if ttl and ttl > dt.timedelta(0) else None
+        ttl_us = ttl // dt.timedelta(microseconds=1) if ttl and ttl > dt.timedelta(0) else None
         match = index.lookup(keys, time, ttl_us, orders[columns])
         for feat in req.features:
             name = f"{req.alias}__{feat}" if full_names else feat
@@ -264,10 +264,12 @@ def _epoch_us(column: pa.ChunkedArray) -> Any:
 
     kind = column.type
     if pa.types.is_date(kind):
-        column = pc.cast(pc.cast(column, pa.date32()), pa.timestamp("s"))
-        kind = column.type
-    column = pc.cast(column, pa.timestamp("us", kind.tz), safe=False)
-    return np.asarray(pc.cast(column, pa.int64()).to_numpy(), dtype=np.int64)
+        days = np.asarray(pc.cast(pc.cast(column, pa.date32()), pa.int32()).to_numpy(), dtype=np.int64)
+        return days * 86_400_000_000
+    ticks = np.asarray(pc.cast(column, pa.int64()).to_numpy(), dtype=np.int64)
+    if kind.unit == "ns":  # floor, not toward zero: a time just before another never reads as after it
+        return np.floor_divide(ticks, 1000)
+    return ticks * {"s": 1_000_000, "ms": 1_000, "us": 1}[kind.unit]
 
 
 def _index_source(req: ViewRequest, source: dict[str, Any]) -> Any:
