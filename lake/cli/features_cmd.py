@@ -1,4 +1,4 @@
-"""``lake features``: apply, list, show, materialize, training frames, online values, serving."""
+"""``lake features``: apply, list, show, materialize, indexes, training frames, online values, serving."""
 
 from __future__ import annotations
 
@@ -115,6 +115,27 @@ def materialize_cmd(
     else:
         print_table(rows, ["view", "source", "mode", "since", "files", "entities", "written", "seconds"],
                     title="materialized")
+
+
+@app.command("index")
+def index_cmd(
+    ctx: typer.Context,
+    views: Annotated[list[str] | None, typer.Argument(help="Feature views (default: all).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build the point-in-time indexes training retrieval uses, for the tables' latest versions."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lake.features.retrieval import prepare
+
+    with Progress(TextColumn("indexing"), BarColumn(), TextColumn("{task.completed}/{task.total} views"),
+                  TimeElapsedColumn(), console=console, transient=True, disable=as_json) as bar:
+        task = bar.add_task("views", total=len(views) if views else None)
+        rows = prepare(state(ctx).lake(), views or None, progress=lambda _: bar.advance(task))
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(rows, ["view", "table", "version", "rows", "keys", "seconds"], title="point-in-time indexes")
 
 
 def _read_frame(path: Path) -> Any:

@@ -229,32 +229,76 @@ def retrieve(
     return TrainingFrame(data, the_plan.refs, sources, the_plan.service)
 
 
+def prepare(lake: Lake, views: list[str] | None = None, *, store: Any = None,
+            progress: Any = None) -> list[dict[str, Any]]:
+    """Build the point-in-time index of each feature view at its source's latest version.
+
+    Run it after a pipeline writes the gold tables (``lake features index``) and the next
+    training retrieval finds the indexes ready instead of building them. Returns a row per
+    view: its table, version, index rows and keys, and the seconds spent (near 0: it existed).
+    """
+    import time
+
+    from lake.features import pit_index
+    from lake.features.apply import source_table
+
+    store = store or feature_store(lake)
+    known = {v.name: v for v in store.list_feature_views()}
+    unknown = [v for v in views or [] if v not in known]
+    if unknown:
+        raise FeatureError(f"no feature view {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known)) or 'none'}")
+    out = []
+    for name in views or sorted(known):
+        view = known[name]
+        table = source_table(lake, view)
+        if table is None:
+            raise FeatureError(f"feature view {name} does not read a lake table; re-run `lake features apply`")
+        version = table.version()
+        request = ViewRequest(view, name, [], {k.name: k.name for k in view.entity_columns}, table)
+        started = time.perf_counter()
+        index = pit_index.load(lake, _index_source(request, {"version": version, "location": table.uri}))
+        out.append({"view": name, "table": table.name, "version": version, "rows": len(index.search),
+                    "keys": index.ukeys.num_rows, "seconds": round(time.perf_counter() - started, 3)})
+        if progress is not None:
+            progress(name)
+    return out
+
+
 def _join(lake: Lake, entities: pa.Table, the_plan: Plan, sources: dict[str, dict[str, Any]],
           timestamp_column: str, full_names: bool) -> pa.Table:
     from lake.features import pit_index
 
     time = _epoch_us(entities.column(timestamp_column))
-    out = entities
+    names: list[str] = []
     seen: set[str] = set(entities.column_names)
-    orders: dict[tuple[str, ...], Any] = {}  # views joining on the same columns share one entity sort
-    wanted = [_index_source(req, sources[req.table.name]) for req in the_plan.views]
-    with ThreadPoolExecutor(max(1, min(len(wanted), os.cpu_count() or 1, 4))) as pool:  # builds overlap
-        indexes = list(pool.map(lambda source: pit_index.load(lake, source), wanted))
-    for req, index in zip(the_plan.views, indexes, strict=True):
-        keys = pa.table({key: entities.column(column) for key, column in req.join_keys.items()})
-        columns = tuple(req.join_keys.values())
-        if columns not in orders:
-            orders[columns] = pit_index.entity_order(keys, time)
-        ttl = req.view.ttl
-        ttl_us = ttl // dt.timedelta(microseconds=1) if ttl and ttl > dt.timedelta(0) else None
-        match = index.lookup(keys, time, ttl_us, orders[columns])
+    for req in the_plan.views:
         for feat in req.features:
             name = f"{req.alias}__{feat}" if full_names else feat
             if name in seen:
                 raise FeatureError(f"two requested columns are both named {name!r}; pass full_feature_names=True "
                                    "(columns become view__feature)")
             seen.add(name)
-            out = out.append_column(name, index.gather(feat, match))
+            names.append(name)
+    orders: dict[tuple[str, ...], Any] = {}  # views joining on the same columns share one entity sort
+    for req in the_plan.views:
+        columns = tuple(req.join_keys.values())
+        if columns not in orders:
+            orders[columns] = pit_index.entity_order(pa.table({c: entities.column(c) for c in columns}), time)
+
+    def view_columns(req: ViewRequest) -> list[pa.ChunkedArray]:
+        index = pit_index.load(lake, _index_source(req, sources[req.table.name]))
+        keys = pa.table({key: entities.column(column) for key, column in req.join_keys.items()})
+        ttl = req.view.ttl
+        ttl_us = ttl // dt.timedelta(microseconds=1) if ttl and ttl > dt.timedelta(0) else None
+        match = index.lookup(keys, time, ttl_us, orders[tuple(req.join_keys.values())])
+        return [index.gather(feat, match) for feat in req.features]
+
+    # Views are built (first use) and searched concurrently: the heavy parts run outside the GIL.
+    with ThreadPoolExecutor(max(1, min(len(the_plan.views), os.cpu_count() or 1, 4))) as pool:
+        found = [col for cols in pool.map(view_columns, the_plan.views) for col in cols]
+    out = entities
+    for name, column in zip(names, found, strict=True):
+        out = out.append_column(name, column)
     return out
 
 

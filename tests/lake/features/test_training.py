@@ -13,7 +13,14 @@ from lake.cli.main import main
 from lake.features.apply import apply
 from lake.features.repo import FeatureError
 from lake.features.training import content_hash, reproduce, save_training_dataset
-from tests.lake.features.conftest import FeatureLake, build, driver_stats, entities, write_repo
+from tests.lake.features.conftest import (
+    FeatureLake,
+    build,
+    driver_rating,
+    driver_stats,
+    entities,
+    write_repo,
+)
 
 
 @pytest.fixture(params=["embedded", pytest.param("s3", marks=pytest.mark.s3)])
@@ -114,6 +121,14 @@ def test_cli_apply_training_materialize(embedded_lake: FeatureLake, tmp_path: Pa
     info = json.loads(out)
     assert code == 0 and info["rows"] == 30 and pq.read_table(out_file).num_rows == 30
     assert pq.read_table(out_file).column_names[-2:] == ["trips", "rating"]
+    code, out, _ = run("features", "index", "--json")
+    indexed = {r["view"]: r for r in json.loads(out)}
+    assert code == 0 and set(indexed) == {"driver_stats", "driver_rating"}
+    assert indexed["driver_rating"]["rows"] == len(driver_rating().drop_duplicates(["driver_id", "ts"]))
+    code, out, err = run("features", "index", "nope")
+    assert code == 1 and "no feature view 'nope'" in err
+    code, out, _ = run("features", "index")
+    assert code == 0 and "driver_stats" in out and "point-in-time indexes" in out
     code, out, _ = run("training", "reproduce", "cli_set", "--json")
     assert code == 0 and json.loads(out)["matches"] is True and json.loads(out)["id"] == info["training_dataset"]
     code, out, _ = run("training", "reproduce", "cli_set")
