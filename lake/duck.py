@@ -22,6 +22,16 @@ if TYPE_CHECKING:
 _EXTENSIONS = {"delta": "duckdb_extension_delta", "httpfs": "duckdb_extension_httpfs"}
 
 
+def ident(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def extension_file(name: str) -> Path:
     """The extension binary shipped in its PyPI wheel."""
     import duckdb

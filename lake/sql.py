@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from lake.duck import connect as duck_connect
+from lake.duck import literal
 from lake.errors import LakeError, TableNotFoundError
 from lake.lakehouse import NAME, Lake, is_location
 from lake.table import Table
@@ -127,8 +128,7 @@ class LakeSQL:
         return int(table.delta(as_of=str(when)).version())
 
     def _scan(self, name: str, uri: str, version: int | None) -> str:
-        path = uri.replace("'", "''")
-        return f"delta_scan('{path}'" + (f", version => {version})" if version is not None else ")")
+        return f"delta_scan({literal(uri)}" + (f", version => {version})" if version is not None else ")")
 
     def resolve(self, query: str) -> str:
         """Create views for the lake tables ``query`` names; expand ``lake_at(...)``."""

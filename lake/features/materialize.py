@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lake.duck import ident
 from lake.features.encoding import encode_values, entity_keys, timestamp_proto
 from lake.features.repo import FeatureError, feature_store
 
@@ -160,29 +161,25 @@ def _relative(path: str, root: str) -> str:
     return path[len(root):].lstrip("/") if path.startswith(root) else path.lstrip("/")
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _latest_query(view: Any, source: str, end: dt.datetime | None) -> str:
     src = view.batch_source
     mapping = {v: k for k, v in (src.field_mapping or {}).items()}
 
     def col(name: str) -> str:
-        return _q(mapping.get(name, name))
+        return ident(mapping.get(name, name))
 
     keys = [k.name for k in view.entity_columns]
     fields = [f"__t := CAST({col(src.timestamp_field)} AS TIMESTAMPTZ)"]
     if src.created_timestamp_column:
         fields.append(f"__c := CAST({col(src.created_timestamp_column)} AS TIMESTAMPTZ)")
-    fields += [f"{_q('f_' + f.name)} := {col(f.name)}" for f in view.features]
+    fields += [f"{ident('f_' + f.name)} := {col(f.name)}" for f in view.features]
     where = f"WHERE {col(src.timestamp_field)} <= TIMESTAMPTZ '{end.isoformat()}'" if end else ""
-    key_sel = ", ".join(f"{col(k)} AS {_q(k)}" for k in keys)
+    key_sel = ", ".join(f"{col(k)} AS {ident(k)}" for k in keys)
     nonnull = " AND ".join(f"{col(k)} IS NOT NULL" for k in keys)
     where = f"{where} AND {nonnull}" if where else f"WHERE {nonnull}"
     return f"""
-        SELECT {', '.join(_q(k) for k in keys)}, epoch_us(__v.__t) AS __ts,
-               {', '.join(f'__v.{_q("f_" + f.name)} AS {_q(f.name)}' for f in view.features)}
+        SELECT {', '.join(ident(k) for k in keys)}, epoch_us(__v.__t) AS __ts,
+               {', '.join(f'__v.{ident("f_" + f.name)} AS {ident(f.name)}' for f in view.features)}
         FROM (SELECT {key_sel}, max(struct_pack({', '.join(fields)})) AS __v
               FROM {source} {where} GROUP BY ALL)
     """

@@ -37,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lake.duck import ident, literal
 from lake.features.repo import FeatureError
 
 if TYPE_CHECKING:
@@ -183,7 +184,7 @@ def _ranks(ukeys: pa.Table, keys: pa.Table, hint: np.ndarray | None = None) -> n
     try:
         con.register("__lake_ukeys", ukeys.append_column("__rank", pa.array(np.arange(ukeys.num_rows))))
         con.register("__lake_keys", keys.append_column("__pos", pa.array(np.arange(keys.num_rows))))
-        on = " AND ".join(f"k.{_q(c)} = u.{_q(c)}" for c in ukeys.column_names)
+        on = " AND ".join(f"k.{ident(c)} = u.{ident(c)}" for c in ukeys.column_names)
         result = con.execute(f"SELECT coalesce(u.__rank, -1) AS r FROM __lake_keys k LEFT JOIN __lake_ukeys u ON {on} "
                              "ORDER BY k.__pos").fetchnumpy()
         return np.asarray(result["r"], dtype=np.int64)
@@ -245,10 +246,6 @@ def _read(folder: Path) -> ViewIndex | None:
     return ViewIndex(ukeys, search, int(meta["step"]), int(meta["base"]), values, times)
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _build(lake: Lake, source: Source, folder: Path) -> None:
     data = _read_source(lake, source)
     keys = [f"k_{k}" for k in source.keys]
@@ -305,12 +302,12 @@ def _read_source(lake: Lake, source: Source) -> pa.Table:
     """Keys (``k_*``), event time in microseconds (``__t``), created time (``__c``) and features (``f_*``)."""
     from lake.duck import shared_cursor
 
-    scan = f"delta_scan('{source.location.replace(chr(39), chr(39) * 2)}', version => {int(source.version)})"
-    ts = f"epoch_us(CAST({_q(source.timestamp)} AS TIMESTAMPTZ))"
-    cols = ([f"{_q(col)} AS {_q('k_' + key)}" for key, col in source.keys.items()] + [f"{ts} AS __t"]
-            + ([f"CAST({_q(source.created)} AS TIMESTAMPTZ) AS __c"] if source.created else [])
-            + [f"{_q(col)} AS {_q('f_' + f)}" for f, col in source.features.items()])
-    not_null = " AND ".join([f"{_q(col)} IS NOT NULL" for col in source.keys.values()] + [f"{ts} IS NOT NULL"])
+    scan = f"delta_scan({literal(source.location)}, version => {int(source.version)})"
+    ts = f"epoch_us(CAST({ident(source.timestamp)} AS TIMESTAMPTZ))"
+    cols = ([f"{ident(col)} AS {ident('k_' + key)}" for key, col in source.keys.items()] + [f"{ts} AS __t"]
+            + ([f"CAST({ident(source.created)} AS TIMESTAMPTZ) AS __c"] if source.created else [])
+            + [f"{ident(col)} AS {ident('f_' + f)}" for f, col in source.features.items()])
+    not_null = " AND ".join([f"{ident(col)} IS NOT NULL" for col in source.keys.values()] + [f"{ts} IS NOT NULL"])
     con = shared_cursor(lake.storage)
     try:
         con.execute("SET TimeZone = 'UTC'")
@@ -387,7 +384,7 @@ def _resolve_ties(data: pa.Table, order: np.ndarray, same: np.ndarray, source: S
     fields = (["__c"] if source.created else []) + [f"f_{f}" for f in source.features]
     ties = data.select(fields).take(order[where]).append_column("__p", pa.array(where)).append_column(
         "__g", pa.array(group[where]))
-    struct = ", ".join(f"{_q(f)} := {_q(f)}" for f in fields)
+    struct = ", ".join(f"{ident(f)} := {ident(f)}" for f in fields)
     con = shared_cursor()
     try:
         con.register("__lake_ties", ties)

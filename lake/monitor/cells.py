@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from lake.duck import ident
+
 if TYPE_CHECKING:
     import duckdb
 
@@ -100,9 +102,8 @@ class Cells:
         return len(self.lo)
 
 
-def quote(name: str) -> str:
-    """A SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
+quote = ident
+"""A quoted SQL identifier."""
 
 
 def sample_source(base: str, where: str, column: str, rows: int, target: int) -> str:

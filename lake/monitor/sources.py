@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from lake.data import to_arrow
-from lake.duck import configure_storage, load_extensions
+from lake.duck import configure_storage, literal, load_extensions
 from lake.lakehouse import Lake
 from lake.monitor.drift import CATEGORICAL, NUMERIC, OTHER, kind_of, quote, type_name
 from lake.monitor.errors import SourceError
@@ -135,8 +135,8 @@ def _table_source(con: duckdb.DuckDBPyConnection, table: Table, at: int | str | 
     # The Delta extension costs a few hundred ms to load: only connections that read tables pay for it.
     load_extensions(con, "delta")
     configure_storage(con, table.storage)
-    uri = table.uri.replace("'", "''")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM delta_scan('{uri}', version => {version})")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM delta_scan({literal(table.uri)}, "
+                f"version => {version})")
     return Source(f"{table.name}@{version}", view, schema, table.name, version, handle=table)
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from lake.duck import literal
 from lake.errors import SchemaMismatchError, StorageError
 from lake.pipeline import ledger, parse
 from lake.pipeline.runner import JobError, commit_files, quarantine_name
@@ -155,7 +156,7 @@ def plan_columns(runner: JobRunner, job: Job, storage: Storage, files: list[Any]
             import duckdb
 
             con = parse.duck(base)
-            rel = con.sql(f"SELECT * FROM read_json({parse._q(first.uri)}, format='newline_delimited', "
+            rel = con.sql(f"SELECT * FROM read_json({literal(first.uri)}, format='newline_delimited', "
                           "ignore_errors=true, sample_size=20000) LIMIT 0")
             declared = [(c, str(t)) for c, t in zip(rel.columns, rel.types, strict=True)]
             del duckdb

@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from lake.duck import ident, literal
 from lake.spark_files import make_filesystem, write_batches
 
 QUARANTINE_SCHEMA = pa.schema([
@@ -33,10 +34,6 @@ QUARANTINE_SCHEMA = pa.schema([
     ("quarantined_at", pa.timestamp("us", tz="UTC")),
 ])
 SYSTEM_COLUMNS = ("_source_file", "_batch", "_ingested_at")
-
-
-def _q(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def checksum(fs: Any, path: str) -> str:
@@ -58,24 +55,24 @@ def duck(task: dict[str, Any]) -> Any:
     s3 = task.get("s3")
     if s3:
         load_extensions(con, "httpfs")
-        parts = ["TYPE s3", f"REGION {_q(s3['region'])}"]
+        parts = ["TYPE s3", f"REGION {literal(s3['region'])}"]
         if s3.get("key_id"):
-            parts += [f"KEY_ID {_q(s3['key_id'])}", f"SECRET {_q(s3['secret'])}"]
+            parts += [f"KEY_ID {literal(s3['key_id'])}", f"SECRET {literal(s3['secret'])}"]
         if s3.get("endpoint"):
-            parts += [f"ENDPOINT {_q(s3['endpoint'])}", "URL_STYLE 'path'", f"USE_SSL {str(s3['ssl']).lower()}"]
+            parts += [f"ENDPOINT {literal(s3['endpoint'])}", "URL_STYLE 'path'", f"USE_SSL {str(s3['ssl']).lower()}"]
         con.execute(f"CREATE SECRET lake_s3 ({', '.join(parts)})")
     return con
 
 
 def csv_options(opts: dict[str, Any]) -> list[str]:
-    out = [f"header = {str(opts['header']).lower()}", f"delim = {_q(opts['delimiter'])}",
-           f"quote = {_q(opts['quote'])}", f"escape = {_q(opts['escape'])}",
-           f"encoding = {_q(opts['encoding'])}",
-           "nullstr = [" + ", ".join(_q(v) for v in opts["null_values"]) + "]"]
+    out = [f"header = {str(opts['header']).lower()}", f"delim = {literal(opts['delimiter'])}",
+           f"quote = {literal(opts['quote'])}", f"escape = {literal(opts['escape'])}",
+           f"encoding = {literal(opts['encoding'])}",
+           "nullstr = [" + ", ".join(literal(v) for v in opts["null_values"]) + "]"]
     if opts.get("date_format"):
-        out.append(f"dateformat = {_q(opts['date_format'])}")
+        out.append(f"dateformat = {literal(opts['date_format'])}")
     if opts.get("timestamp_format"):
-        out.append(f"timestampformat = {_q(opts['timestamp_format'])}")
+        out.append(f"timestampformat = {literal(opts['timestamp_format'])}")
     if opts.get("multiline"):
         out.append("strict_mode = false")
     return out
@@ -89,7 +86,7 @@ def _probe(uri: str, opts: dict[str, Any], task: dict[str, Any], extra: list[str
     # Bad rows must not stop the sniffer: they are set aside later, row by row.
     args = ", ".join([*csv_options(opts), "ignore_errors = true", *extra])
     try:
-        return duck(task).sql(f"SELECT * FROM read_csv({_q(uri)}, {args}) LIMIT 0")
+        return duck(task).sql(f"SELECT * FROM read_csv({literal(uri)}, {args}) LIMIT 0")
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SourceFileError(f"{uri} cannot be read as CSV: {first}") from None
@@ -109,14 +106,14 @@ def sniff_csv(uri: str, opts: dict[str, Any], task: dict[str, Any]) -> list[tupl
     args = ", ".join([*csv_options(opts), "ignore_errors = true", "all_varchar = true"])
     con = duck(task)
     try:
-        con.execute(f"CREATE TEMP TABLE sample AS SELECT * FROM read_csv({_q(uri)}, {args}) LIMIT {sample_rows}")
+        con.execute(f"CREATE TEMP TABLE sample AS SELECT * FROM read_csv({literal(uri)}, {args}) LIMIT {sample_rows}")
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SourceFileError(f"{uri} cannot be read as CSV: {first}") from None
     columns = [r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE sample)").fetchall()]
     out = []
     for name in columns:
-        col = _ident(name)
+        col = ident(name)
         probes = []
         for kind in TYPE_CANDIDATES:
             if kind == "BOOLEAN":  # not 0/1: those are numbers
@@ -124,9 +121,9 @@ def sniff_csv(uri: str, opts: dict[str, Any], task: dict[str, Any]) -> list[tupl
             elif kind == "BIGINT":  # DuckDB would round '1.5' into an integer
                 expr = f"CASE WHEN regexp_full_match(trim({col}), '[+-]?[0-9]{{1,18}}') THEN 1 END"
             elif kind == "DATE" and opts.get("date_format"):
-                expr = f"TRY_STRPTIME({col}, {_q(opts['date_format'])})"
+                expr = f"TRY_STRPTIME({col}, {literal(opts['date_format'])})"
             elif kind == "TIMESTAMP" and opts.get("timestamp_format"):
-                expr = f"TRY_STRPTIME({col}, {_q(opts['timestamp_format'])})"
+                expr = f"TRY_STRPTIME({col}, {literal(opts['timestamp_format'])})"
             else:
                 expr = f"TRY_CAST({col} AS {kind})"
             probes.append(f"count({expr})")
@@ -148,15 +145,15 @@ def csv_header(uri: str, opts: dict[str, Any], task: dict[str, Any]) -> list[str
 
 
 def _system_values(task: dict[str, Any]) -> str:
-    return (f"{_q(task['uri'])} AS _source_file, CAST({int(task['batch'])} AS BIGINT) AS _batch, "
-            f"CAST({_q(task['ingested_at'])} AS TIMESTAMPTZ) AS _ingested_at")
+    return (f"{literal(task['uri'])} AS _source_file, CAST({int(task['batch'])} AS BIGINT) AS _batch, "
+            f"CAST({literal(task['ingested_at'])} AS TIMESTAMPTZ) AS _ingested_at")
 
 
 def _read_csv(con: Any, task: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
-    cols = "{" + ", ".join(f"{_q(n)}: {_q(t)}" for n, t in task["columns"]) + "}"
+    cols = "{" + ", ".join(f"{literal(n)}: {literal(t)}" for n, t in task["columns"]) + "}"
     args = ", ".join([*csv_options(task["csv"]), f"columns = {cols}", "auto_detect = false",
                       "store_rejects = true", "rejects_limit = 0"])
-    con.execute(f"CREATE TEMP TABLE good AS SELECT *, {_system_values(task)} FROM read_csv({_q(task['uri'])}, {args})")
+    con.execute(f"CREATE TEMP TABLE good AS SELECT *, {_system_values(task)} FROM read_csv({literal(task['uri'])}, {args})")
     rejects = con.sql(
         "SELECT line, min(byte_position) AS byte_offset, string_agg(DISTINCT column_name, ', ') AS column_name, "
         "string_agg(DISTINCT error_type, ', ') AS error_type, string_agg(error_message, '; ') AS reason, "
@@ -198,25 +195,21 @@ def _read_json(con: Any, fs: Any, task: dict[str, Any]) -> tuple[Any, list[dict[
     staged = pa.table({"__line": pa.array(lines, pa.int64()), "__raw": pa.array(raws, pa.string()),
                        **{n: pa.array(values[n], pa.string()) for n in names}})
     con.register("staged", staged)
-    casts = ", ".join(f"TRY_CAST({_ident(n)} AS {t}) AS {_ident(n)}" for n, t in task["columns"])
+    casts = ", ".join(f"TRY_CAST({ident(n)} AS {t}) AS {ident(n)}" for n, t in task["columns"])
     con.execute(f"CREATE TEMP TABLE typed AS SELECT __line, __raw, {casts} FROM staged")
-    failed = " OR ".join(f"(s.{_ident(n)} IS NOT NULL AND t.{_ident(n)} IS NULL)" for n in names)
+    failed = " OR ".join(f"(s.{ident(n)} IS NOT NULL AND t.{ident(n)} IS NULL)" for n in names)
     reasons = " || ".join(
-        f"CASE WHEN s.{_ident(n)} IS NOT NULL AND t.{_ident(n)} IS NULL THEN "
-        f"'column {n}: cannot read ' || s.{_ident(n)} || ' as {t}; ' ELSE '' END" for n, t in task["columns"])
+        f"CASE WHEN s.{ident(n)} IS NOT NULL AND t.{ident(n)} IS NULL THEN "
+        f"'column {n}: cannot read ' || s.{ident(n)} || ' as {t}; ' ELSE '' END" for n, t in task["columns"])
     for line, raw, reason in con.sql(
         f"SELECT t.__line, t.__raw, {reasons} FROM typed t JOIN staged s USING (__line) WHERE {failed} ORDER BY 1"
     ).fetchall():
         bad.append({"line": line, "byte_offset": None, "column_name": None, "error_type": "CAST",
                     "reason": reason.rstrip("; "), "raw": raw})
     bad.sort(key=lambda r: r["line"])
-    good = con.sql(f"SELECT {', '.join('t.' + _ident(n) for n in names)}, {_system_values(task)} "
+    good = con.sql(f"SELECT {', '.join('t.' + ident(n) for n in names)}, {_system_values(task)} "
                    f"FROM typed t JOIN staged s USING (__line) WHERE NOT ({failed}) ORDER BY t.__line")
     return good, bad
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def ingest_file(task: dict[str, Any]) -> dict[str, Any]:
@@ -230,12 +223,12 @@ def ingest_file(task: dict[str, Any]) -> dict[str, Any]:
     elif fmt == "json":
         good, bad = _read_json(con, src_fs, task)
     else:
-        good = con.sql(f"SELECT *, {_system_values(task)} FROM read_parquet({_q(task['uri'])})")
+        good = con.sql(f"SELECT *, {_system_values(task)} FROM read_parquet({literal(task['uri'])})")
         bad = []
     schema = pa.ipc.read_schema(pa.py_buffer(task["data_schema"]))
     missing = [(n, t) for n, t in task.get("missing", [])]
     if missing:  # table columns this file lacks: NULL
-        good = good.select("*, " + ", ".join(f"CAST(NULL AS {t}) AS {_ident(n)}" for n, t in missing))
+        good = good.select("*, " + ", ".join(f"CAST(NULL AS {t}) AS {ident(n)}" for n, t in missing))
     prefix = f"{task['write_id']}-{task['index']:05d}"
     data_files = write_batches(fs, task["target_root"], good.to_arrow_reader(1_000_000), schema,
                                task["partition_by"], prefix)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lake.duck import ident
 from lake.lakehouse import Lake
 
 SET_LIMIT = 20
@@ -25,7 +26,7 @@ def propose(lake: Lake, table: str) -> str:
     for name, kind in columns:
         if name.startswith("_"):
             continue  # the lake's own bookkeeping columns
-        col = '"' + name.replace('"', '""') + '"'
+        col = ident(name)
         stats = db.sql(f"SELECT count({col}), count(DISTINCT {col}), min({col}), max({col}) FROM {table}").fetchone()
         assert stats is not None
         present, distinct, lo, hi = stats
