@@ -607,6 +607,22 @@ class Catalog:
             }
 
 
+    # Provisional: the catalog branch replaces these with its own versions at merge time.
+    def recorded_versions(self, name: str, *, namespace: str | None = None) -> set[int]:
+        """Versions of the dataset recorded in the catalog (empty if the dataset is unknown)."""
+        ns = namespace or self.namespace
+        with self.reading() as s:
+            rows = s.scalars(select(m.DatasetVersion.version).join(m.Dataset, m.Dataset.id == m.DatasetVersion.dataset_id)
+                             .where(m.Dataset.namespace == ns, m.Dataset.name == name))
+            return {int(v) for v in rows}
+
+    def run_status(self, run_id: str) -> str | None:
+        """The run's status, or None when no such run."""
+        with self.reading() as s:
+            run = s.get(m.Run, run_id)
+            return run.status if run is not None else None
+
+
 class RunContext:
     """An open run: record what it reads and writes, and its statistics."""
 

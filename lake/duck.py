@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lake.errors import NotInstalledError
 
@@ -34,7 +34,7 @@ def literal(text: str) -> str:
 
 def extension_file(name: str) -> Path:
     """The extension binary shipped in its PyPI wheel."""
-    import duckdb
+    import duckdb  # heavy: DuckDB loads on first use (keeps `lake --help` fast)
 
     module = _EXTENSIONS[name]
     spec = importlib.util.find_spec(module)
@@ -62,26 +62,27 @@ def load_extensions(con: duckdb.DuckDBPyConnection, *names: str) -> None:
 
 def configure_storage(con: duckdb.DuckDBPyConnection, storage: Storage) -> None:
     """Give DuckDB the lake's S3 endpoint and credentials (as a secret, never echoed)."""
-    from lake.storage import S3Storage
+    s3 = storage.duckdb_s3()
+    if s3 is not None:
+        create_s3_secret(con, s3)
 
-    if not isinstance(storage, S3Storage):
-        return
+
+def create_s3_secret(con: duckdb.DuckDBPyConnection, s3: dict[str, Any]) -> None:
+    """The S3 secret DuckDB reads ``s3://`` with (from :meth:`lake.storage.Storage.duckdb_s3`)."""
     load_extensions(con, "httpfs")
-    s3 = storage.s3
-    parts = ["TYPE s3", f"REGION '{s3.region}'"]
-    if s3.access_key:
-        parts.append(f"KEY_ID '{s3.access_key}'")
-    if s3.secret_key:
-        parts.append(f"SECRET '{s3.secret_key.get_secret_value()}'")
-    if s3.endpoint:
-        scheme, _, host = s3.endpoint.partition("://")
-        parts += [f"ENDPOINT '{host or scheme}'", "URL_STYLE 'path'", f"USE_SSL {'false' if scheme == 'http' else 'true'}"]
+    parts = ["TYPE s3", f"REGION {literal(s3['region'])}"]
+    if s3.get("key_id"):
+        parts.append(f"KEY_ID {literal(s3['key_id'])}")
+    if s3.get("secret"):
+        parts.append(f"SECRET {literal(s3['secret'])}")
+    if s3.get("endpoint"):
+        parts += [f"ENDPOINT {literal(s3['endpoint'])}", "URL_STYLE 'path'", f"USE_SSL {str(s3['ssl']).lower()}"]
     con.execute(f"CREATE OR REPLACE SECRET lake_s3 ({', '.join(parts)})")
 
 
 def connect(storage: Storage | None = None, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with ``delta_scan`` available and the lake's storage configured."""
-    import duckdb
+    import duckdb  # heavy: DuckDB loads on first use (keeps `lake --help` fast)
 
     con = duckdb.connect(database)
     load_extensions(con, "delta")

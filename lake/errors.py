@@ -1,6 +1,15 @@
-"""Errors raised by the lake: one root (``LakeError``), a subtree per concern."""
+"""Every error the lake raises on purpose: one root (``LakeError``), a branch per concern.
+
+The root and the catalog's branch live in :mod:`catalog.errors` (the catalog is the
+lowest layer and imports nothing from ``lake``); this module re-exports them and holds
+every other branch, so ``from lake.errors import X`` finds any error. Each error carries
+context fields (``table``, ``version``, ``job``, ``source_file``, ``line``, ``column``...)
+set where it is raised; the CLI shows them, and ``--json`` prints them as an object.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from catalog.errors import (
     CatalogConnectionError,
@@ -13,29 +22,42 @@ from catalog.errors import (
 __all__ = [
     "CatalogConnectionError",
     "CatalogError",
-    "ConfigError",
+    "CatalogUnavailableError",
+    "CommitNotRecordedError",
     "ConcurrentWriteError",
+    "ConfigError",
     "DatasetNotFoundError",
+    "InvalidPredicateError",
+    "JobError",
+    "JobSpecError",
     "LakeError",
     "LakeWarning",
+    "MergeError",
     "NotInstalledError",
+    "QualityError",
+    "QualityGateError",
+    "ReadOnlyError",
+    "RetentionError",
     "RunNotFoundError",
+    "SQLError",
     "SchemaMismatchError",
+    "SourceFileError",
+    "SparkError",
     "StorageError",
+    "SuiteError",
     "TableError",
     "TableExistsError",
     "TableNotFoundError",
-    "VersionNotFoundError",
     "UnsupportedTableFeatureError",
-    "InvalidPredicateError",
-    "MergeError",
-    "SparkError",
-    "RetentionError",
+    "VersionNotFoundError",
 ]
 
 
 class LakeWarning(UserWarning):
     """Warnings the project itself emits (tests turn them into errors)."""
+
+
+# ---------------------------------------------------------------- settings, engines
 
 
 class ConfigError(LakeError, ValueError):
@@ -52,6 +74,9 @@ class StorageError(LakeError, OSError):
 
 class SparkError(LakeError, RuntimeError):
     """Spark could not start or a Spark job failed."""
+
+
+# -------------------------------------------------------------------------- tables
 
 
 class TableError(LakeError):
@@ -92,3 +117,76 @@ class UnsupportedTableFeatureError(TableError):
 
 class RetentionError(TableError, ValueError):
     """A vacuum was asked with a retention shorter than the safe minimum."""
+
+
+# ------------------------------------------------------- the commit and its record
+
+
+class CatalogUnavailableError(CatalogConnectionError):
+    """The catalog could not be reached before a write: nothing was committed.
+
+    Context: ``table``, ``committed`` (always False).
+    """
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message, committed=False, **context)
+
+
+class CommitNotRecordedError(CatalogConnectionError):
+    """The data was committed to Delta, but the catalog could not record the version.
+
+    The Delta log is the truth: the version is recorded the next time the lake writes
+    the table, or by ``lake catalog repair``; a retry of the same call does not write the
+    rows again. Context: ``table``, ``version``, ``committed`` (always True).
+    """
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message, committed=True, **context)
+
+
+# ---------------------------------------------------------------------------- jobs
+
+
+class JobSpecError(LakeError, ValueError):
+    """A job is declared wrongly; the message names the job and the field."""
+
+
+class JobError(LakeError):
+    """A job could not run; nothing was committed (the message says why and where)."""
+
+
+class SourceFileError(JobError, ValueError):
+    """A source file cannot be read at all (not the format it claims, unreadable)."""
+
+
+# ------------------------------------------------------------------------- quality
+
+
+class QualityError(LakeError):
+    """Base of the quality gate's errors."""
+
+
+class SuiteError(QualityError, ValueError):
+    """A suite file is malformed; the message names the file and the entry."""
+
+
+class QualityGateError(QualityError):
+    """A suite with policy ``fail`` (or an unpinnable failure) stopped the commit.
+
+    ``report`` holds the validation result (a :class:`lake.quality.gate.QualityReport`).
+    """
+
+    def __init__(self, message: str, report: Any | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.report = report
+
+
+# ----------------------------------------------------------------------------- SQL
+
+
+class SQLError(LakeError):
+    """A query failed: the message is DuckDB's, with the position in the query."""
+
+
+class ReadOnlyError(SQLError):
+    """A statement would have written a lake table."""

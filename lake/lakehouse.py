@@ -1,25 +1,25 @@
-"""The lake: tables by name under one root, and who hears about every commit."""
+"""The lake: tables by name under one root, and the journal that hears about every commit."""
 
 from __future__ import annotations
 
 import contextlib
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from pathlib import Path
+from typing import Any, Literal
 
+from catalog.store import Catalog, RunContext
 from lake.config import Settings, load_settings
 from lake.errors import LakeError, TableNotFoundError
-from lake.results import CommitResult
+from lake.location import Journal, TableLocation
+from lake.naming import TABLE_NAME, is_location, is_system
+from lake.recording import CommitListener, Recorder, open_catalog
 from lake.storage import Storage, storage_for
 from lake.table import Table
 
-if TYPE_CHECKING:
-    from catalog.store import Catalog, RunContext
-    from lake.recording import Recorder
+__all__ = ["NAME", "Lake", "TableRef", "is_location"]
 
-NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
-CommitListener = Callable[[Table, CommitResult], None]
+NAME = TABLE_NAME
 
 
 @dataclass(frozen=True)
@@ -28,11 +28,6 @@ class TableRef:
 
     name: str
     uri: str
-
-
-def is_location(ref: str) -> bool:
-    """Whether ``ref`` is a path or URI rather than a ``layer.name`` table name."""
-    return "/" in ref or "\\" in ref or "://" in ref or ref.startswith(".")
 
 
 class Lake:
@@ -53,9 +48,9 @@ class Lake:
         """
         self.settings = settings or load_settings()
         self.storage: Storage = storage_for(self.settings)
-        self._listeners: list[CommitListener] = []
         self._catalog = catalog
-        self._recorder: Recorder | None = None
+        self._listeners: list[CommitListener] = []
+        self._recorder = Recorder(self._open_catalog, self._listeners)
 
     def __repr__(self) -> str:
         return f"Lake({self.storage.root!r})"
@@ -67,19 +62,15 @@ class Lake:
         """
         ref = ref.strip()
         if is_location(ref):
-            uri = ref
-            if "://" not in ref:
-                from pathlib import Path
-
-                uri = str(Path(ref).expanduser().resolve())
-            return Table(self, ref, uri)
-        if not NAME.match(ref):
+            uri = ref if "://" in ref else str(Path(ref).expanduser().resolve())
+            return Table(ref, uri, self.storage, self.journal)
+        if not TABLE_NAME.match(ref):
             raise LakeError(
                 f"{ref!r} is not a table name: use layer.name (letters, digits, _), e.g. bronze.events, "
                 "or a path such as ./data/events"
             )
         layer, name = ref.lower().split(".")
-        return Table(self, f"{layer}.{name}", self.storage.uri(layer, name))
+        return Table(f"{layer}.{name}", self.storage.uri(layer, name), self.storage, self.journal)
 
     def existing(self, ref: str) -> Table:
         """Like :meth:`table`, but the table must exist."""
@@ -95,7 +86,7 @@ class Lake:
         """Every ``layer.name`` table under the root (folders holding a ``_delta_log``)."""
         out = []
         for layer in self.storage.list_dirs(self.storage.root):
-            if layer.startswith(("_", ".")):
+            if is_system(layer) or layer.startswith("."):
                 continue
             for name in self.storage.list_dirs(self.storage.uri(layer)):
                 uri = self.storage.uri(layer, name)
@@ -103,47 +94,55 @@ class Lake:
                     out.append(TableRef(f"{layer}.{name}", uri))
         return out
 
-    # ---------------------------------------------------------------- listeners
+    # ---------------------------------------------------------------- journal
+
+    @property
+    def journal(self) -> Journal:
+        """Who records this lake's commits and reads (the catalog, and listeners)."""
+        return self._recorder
+
+    @property
+    def recorder(self) -> Recorder | None:
+        """The catalog recorder, or None when this lake records nothing (``catalog=False``)."""
+        return None if self._catalog is False else self._recorder
+
+    def read(self, table: TableLocation, version: int) -> None:
+        """Record a read of ``table`` at ``version`` (an input of the current run, if any)."""
+        self.journal.read(table, version)
 
     def on_commit(self, listener: CommitListener) -> None:
         """Call ``listener(table, result)`` after every commit the lake makes."""
         self._listeners.append(listener)
 
-    def committed(self, table: Table, result: CommitResult) -> None:
-        recorder = self.recorder
-        if recorder is not None:
-            recorder.committed(table, result)
-        for listener in list(self._listeners):
-            listener(table, result)
+    def repair(self, ref: str | None = None) -> dict[str, list[int]]:
+        """Record in the catalog every version the tables' logs have and the catalog lacks.
 
-    def read(self, table: Table, version: int) -> None:
-        """Called by tables when they are read (an input of the current run)."""
-        recorder = self.recorder
-        if recorder is not None:
-            recorder.read(table, version)
+        Returns the versions recorded per table (``lake catalog repair``).
+        """
+        refs = [self.existing(ref)] if ref else [self.table(t.name) for t in self.tables()]
+        done = {}
+        for table in refs:
+            versions = self._recorder.repair(table, table.version())
+            if versions:
+                done[table.name] = versions
+        return done
 
     # ------------------------------------------------------------------ catalog
 
-    @property
-    def catalog(self) -> Catalog:
-        """The lineage catalog (raises when this lake was made with ``catalog=False``)."""
+    def _open_catalog(self) -> Catalog | None:
         if self._catalog is False:
-            raise LakeError("this Lake was created with catalog=False")
+            return None
         if self._catalog is None:
-            from lake.recording import open_catalog
-
             self._catalog = open_catalog(self.settings)
         return self._catalog
 
     @property
-    def recorder(self) -> Recorder | None:
-        if self._catalog is False:
-            return None
-        if self._recorder is None:
-            from lake.recording import Recorder
-
-            self._recorder = Recorder(self, self.catalog)
-        return self._recorder
+    def catalog(self) -> Catalog:
+        """The lineage catalog (raises when this lake was made with ``catalog=False``)."""
+        catalog = self._open_catalog()
+        if catalog is None:
+            raise LakeError("this Lake was created with catalog=False")
+        return catalog
 
     @contextlib.contextmanager
     def run(self, job: str, **kwargs: Any) -> Iterator[RunContext]:
@@ -154,14 +153,13 @@ class Lake:
             ...     df = lake.table("bronze.customers").to_spark(spark)   # input @ version
             ...     lake.table("silver.customers").merge(clean(df), keys=["id"])  # output @ version
         """
-        recorder = self.recorder
-        if recorder is None:
+        if self._catalog is False:
             raise LakeError("runs need the catalog; this Lake was created with catalog=False")
-        with recorder.run(job, **kwargs) as ctx:
+        with self._recorder.run(job, **kwargs) as ctx:
             yield ctx
 
     def spark(self, app_name: str = "lake", master: str | None = None) -> Any:
         """A Spark session configured for this lake (see :func:`lake.spark.get_spark`)."""
-        from lake.spark import get_spark
+        from lake.spark import get_spark  # heavy: starts a JVM; only for Spark work
 
         return get_spark(self.settings, app_name=app_name, master=master)

@@ -25,6 +25,8 @@ class CommitResult:
     """The id the lake stamped on the commit (``lake.commit_id`` in the commit info)."""
     schema_changed: bool = False
     """True when the commit added columns to the table."""
+    run_id: str | None = None
+    """The catalog run the commit belongs to (``lake.run_id`` in the commit info)."""
 
     @property
     def rows_written(self) -> int:
@@ -39,3 +41,32 @@ class CommitResult:
             "schema_changed": self.schema_changed,
             **self.metrics,
         }
+
+
+_METRIC_NAMES = {
+    "num_added_rows": "rows_written",
+    "num_output_rows": "rows_written",
+    "num_added_files": "files_added",
+    "num_removed_files": "files_removed",
+    "num_target_rows_inserted": "rows_inserted",
+    "num_target_rows_updated": "rows_updated",
+    "num_target_rows_deleted": "rows_deleted",
+    "num_deleted_rows": "rows_deleted",
+    "num_target_files_added": "files_added",
+    "num_target_files_removed": "files_removed",
+    "num_source_rows": "source_rows",
+}
+METRICS = ("rows_written", "rows_inserted", "rows_updated", "rows_deleted", "rows_quarantined", "files_added",
+           "files_removed", "source_rows", "rows_copied")
+"""The lake's names for a commit's metrics (delta-rs' own names are mapped onto them)."""
+
+
+def normalize_metrics(raw: dict[str, Any]) -> dict[str, Any]:
+    """A commit's metrics under the lake's names (see :data:`METRICS`)."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _METRIC_NAMES and isinstance(value, int | float):
+            out.setdefault(_METRIC_NAMES[key], int(value))
+        elif key in METRICS:
+            out[key] = value
+    return out

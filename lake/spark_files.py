@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -23,6 +24,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from lake.stats import file_stats
+from lake.storage import filesystem_from_spec as make_filesystem
 
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 ROWS_PER_FILE = 4_000_000
@@ -81,12 +83,6 @@ def parse_partition_dir(
             value = unquote(raw, encoding="latin-1") if spark_semantics else unquote(raw)
             found[key] = None if value == HIVE_NULL else value
     return found if set(found) == set(columns) else None
-
-
-def make_filesystem(kind: str, kwargs: dict[str, Any]) -> pafs.FileSystem:
-    if kind == "s3":
-        return pafs.S3FileSystem(**kwargs)
-    return pafs.LocalFileSystem()
 
 
 class _OpenFile:
@@ -188,7 +184,7 @@ def arrow_file_writer(
     """
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from pyspark import TaskContext
+        from pyspark import TaskContext  # heavy: pyspark, only once Spark runs
 
         ctx = TaskContext.get()
         task = f"{ctx.partitionId():05d}-{ctx.attemptNumber()}" if ctx else "00000-0"
@@ -221,8 +217,6 @@ def local_file_infos(root: str, rel_paths: list[str], partition_by: list[str], s
 
 
 def _size(path: str) -> int:
-    import os
-
     return os.path.getsize(path)
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from lake.duck import connect as duck_connect
 from lake.duck import literal
-from lake.errors import LakeError, TableNotFoundError
+from lake.errors import LakeError, ReadOnlyError, SQLError, TableNotFoundError
 from lake.lakehouse import NAME, Lake, is_location
 from lake.table import Table
 
@@ -43,14 +43,6 @@ _STRINGS = re.compile(r"'(?:[^']|'')*'")
 _WRITES = {"INSERT", "UPDATE", "DELETE", "DROP", "ALTER", "CREATE"}
 _FILE_TARGET = re.compile(r"\s+to\s+'((?:[^']|'')*)'", re.IGNORECASE)
 _EXPORT_TARGET = re.compile(r"^\s*export\s+database\s+(?:[\w\".]+\s+)?'((?:[^']|'')*)'", re.IGNORECASE)
-
-
-class SQLError(LakeError):
-    """A query failed: the message is DuckDB's, with the position in the query."""
-
-
-class ReadOnlyError(SQLError):
-    """A statement would have written a lake table."""
 
 
 class LakeSQL:
@@ -135,7 +127,7 @@ class LakeSQL:
         query = _AT.sub(self._expand_at, query)
         self._missing.clear()  # a table may have appeared since the last query
         try:
-            import duckdb
+            import duckdb  # heavy: DuckDB loads on first use
 
             referenced = {r.split(" AS ", 1)[0].replace('"', "").strip().lower()
                           for r in duckdb.get_table_names(query, qualified=True)}

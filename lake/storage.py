@@ -36,6 +36,8 @@ class Storage(ABC):
     """A location that holds table folders."""
 
     root: str
+    scheme: str
+    """``file`` or ``s3``: the namespace of locations on this storage (lineage, URIs)."""
 
     @abstractmethod
     def uri(self, *parts: str) -> str:
@@ -52,6 +54,24 @@ class Storage(ABC):
     @abstractmethod
     def fs_path(self, uri: str) -> str:
         """The path of ``uri`` inside :meth:`arrow_fs`."""
+
+    @abstractmethod
+    def fs_spec(self) -> tuple[str, dict[str, Any]]:
+        """A picklable ``(kind, kwargs)`` from which executors rebuild :meth:`arrow_fs`
+        (see :func:`filesystem_from_spec`; contains secrets: never log it)."""
+
+    @abstractmethod
+    def duckdb_s3(self) -> dict[str, Any] | None:
+        """What DuckDB needs to reach this storage (region, key, secret, endpoint, ssl), or
+        None when it reads the files directly (contains secrets: never log it)."""
+
+    def location_uri(self, path: str) -> str:
+        """The URI engines open for a path inside :meth:`arrow_fs` (inverse of :meth:`fs_path`)."""
+        return path
+
+    @abstractmethod
+    def ensure_root(self) -> None:
+        """Make sure the root can hold tables (create the folder, check the bucket)."""
 
     def list_files(self, uri: str) -> list[FileInfo]:
         """Every file below ``uri``, recursively (empty when it does not exist)."""
@@ -91,9 +111,32 @@ class Storage(ABC):
         """Move a file (a rename on local disks)."""
         self.arrow_fs().move(self.fs_path(src), self.fs_path(dst))
 
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        """Write a small file whole (creating its folder)."""
+        fs, path = self.arrow_fs(), self.fs_path(uri)
+        try:
+            fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+            with fs.open_output_stream(path) as out:
+                out.write(data)
+        except OSError as exc:
+            raise StorageError(f"cannot write {uri}: {exc}") from exc
+
+    def read_bytes(self, uri: str) -> bytes | None:
+        """A small file's content, or None when it does not exist."""
+        fs, path = self.arrow_fs(), self.fs_path(uri)
+        try:
+            with fs.open_input_stream(path) as fh:
+                return bytes(fh.read())
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if fs.get_file_info(path).type == pafs.FileType.NotFound:
+                return None
+            raise StorageError(f"cannot read {uri}: {exc}") from exc
+
     @property
     def is_local(self) -> bool:
-        return isinstance(self, LocalStorage)
+        return self.scheme == "file"
 
     def spark_reachable(self) -> bool:
         """Whether Spark's own JVM readers and writers reach this storage."""
@@ -102,6 +145,8 @@ class Storage(ABC):
 
 class LocalStorage(Storage):
     """Tables in a folder on the local disk (the embedded default)."""
+
+    scheme = "file"
 
     def __init__(self, root: str) -> None:
         self.root = str(Path(root).expanduser().resolve())
@@ -117,6 +162,12 @@ class LocalStorage(Storage):
 
     def fs_path(self, uri: str) -> str:
         return uri[len("file://") :] if uri.startswith("file://") else uri
+
+    def fs_spec(self) -> tuple[str, dict[str, Any]]:
+        return ("local", {})
+
+    def duckdb_s3(self) -> dict[str, Any] | None:
+        return None
 
     def ensure_root(self) -> None:
         try:
@@ -137,6 +188,8 @@ class LocalStorage(Storage):
 
 class S3Storage(Storage):
     """Tables under ``s3://bucket/prefix`` on any S3 API (MinIO, AWS, moto)."""
+
+    scheme = "s3"
 
     def __init__(self, root: str, settings: Settings) -> None:
         self.root = "s3://" + root.split("://", 1)[1].rstrip("/")
@@ -184,6 +237,18 @@ class S3Storage(Storage):
     def fs_path(self, uri: str) -> str:
         return uri.split("://", 1)[1] if "://" in uri else uri
 
+    def fs_spec(self) -> tuple[str, dict[str, Any]]:
+        return ("s3", self.arrow_kwargs())
+
+    def duckdb_s3(self) -> dict[str, Any] | None:
+        scheme, _, host = (self.s3.endpoint or "").partition("://")
+        return {"region": self.s3.region, "key_id": self.s3.access_key,
+                "secret": self.s3.secret_key.get_secret_value() if self.s3.secret_key else None,
+                "endpoint": host or None, "ssl": scheme != "http"}
+
+    def location_uri(self, path: str) -> str:
+        return "s3://" + path
+
     def ensure_root(self) -> None:
         fs = self.arrow_fs()
         try:
@@ -205,3 +270,24 @@ def storage_for(settings: Settings) -> Storage:
     if settings.is_s3:
         return S3Storage(settings.root_uri, settings)
     return LocalStorage(settings.root_uri)
+
+
+def storage_reaching(location: str, lake_storage: Storage, settings: Settings) -> tuple[Storage, str]:
+    """The storage that reaches ``location`` and its absolute URI.
+
+    ``s3://...`` is on S3 (the lake's own connection when the lake is on S3), an absolute
+    path on the local disk, and anything else is relative to the lake root.
+    """
+    if location.startswith(("s3://", "s3a://")):
+        uri = "s3://" + location.split("://", 1)[1]
+        return (lake_storage if lake_storage.scheme == "s3" else S3Storage(uri, settings)), uri
+    if os.path.isabs(location):
+        return (lake_storage if lake_storage.scheme == "file" else LocalStorage(os.path.dirname(location))), location
+    return lake_storage, lake_storage.uri(location)
+
+
+def filesystem_from_spec(kind: str, kwargs: dict[str, Any]) -> pafs.FileSystem:
+    """Rebuild a file system from :meth:`Storage.fs_spec` (on an executor)."""
+    if kind == "s3":
+        return pafs.S3FileSystem(**kwargs)
+    return pafs.LocalFileSystem()

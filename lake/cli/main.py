@@ -6,12 +6,14 @@ exits with status 1; only unexpected errors show a traceback.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
+from rich.markup import escape
 
 from lake.cli import (
     catalog_cmd,
@@ -57,12 +59,32 @@ def _root(
     ctx.obj = State(root=root, config_file=config)
 
 
+def error_object(exc: LakeError) -> dict[str, Any]:
+    """An error as ``--json`` prints it: its type, message and context fields."""
+    return {"error": {"type": type(exc).__name__, "message": exc.message,
+                      **{k: v if isinstance(v, str | int | float | bool) or v is None else str(v)
+                         for k, v in exc.context.items()}}}
+
+
+def report_error(exc: LakeError, as_json: bool) -> None:
+    """One line for a user's mistake (plus its context fields), or a JSON object with ``--json``."""
+    if as_json:
+        print(json.dumps(error_object(exc)))
+        return
+    err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
+    shown = {k: v for k, v in exc.context.items() if str(v) not in exc.message}
+    if shown:
+        err_console.print("  " + ", ".join(f"{k}: {v}" for k, v in shown.items()), style="dim", highlight=False,
+                          soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
+    args = sys.argv[1:] if argv is None else argv
     try:
-        result = app(args=argv, standalone_mode=False)
+        result = app(args=args, standalone_mode=False)
     except LakeError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        report_error(exc, "--json" in args)
         return 1
     except click.exceptions.Abort:
         err_console.print("aborted")

@@ -20,7 +20,7 @@ def _suite(ctx: typer.Context, table: str, suite_file: Path | None) -> Any:
 
     lake = state(ctx).lake()
     name = lake.table(table).name
-    suite = suite_for(lake, name, str(suite_file) if suite_file else None, Path.cwd())
+    suite = suite_for(lake.settings.quality_dir, name, str(suite_file) if suite_file else None, Path.cwd())
     if suite is None:
         raise LakeError(f"no suite for {name}: add one to the quality folder (`lake quality profile {name}` "
                         "proposes a start) or pass --suite FILE")
@@ -44,7 +44,7 @@ def validate(
     t = lake.existing(table)
     at = version if version is not None else t.version()
     report = run_suite(t.to_spark(lake.spark(app_name="lake-quality"), version=at), suite)
-    record(lake, report, t.name, at, None)
+    record(lake.catalog, report, t.name, at, None)
     if as_json:
         print_json({"table": t.name, "version": at, "suite": suite.name, "success": report.success,
                     "statistics": report.statistics, "results": report.results})
@@ -65,7 +65,7 @@ def profile(
     out: Annotated[Path | None, typer.Option("--out", help="Write the YAML here (default: print it).")] = None,
 ) -> None:
     """Propose a starter suite from the data (review it before you commit it)."""
-    from lake.quality.profile import propose
+    from lake.monitor.profile import propose
 
     lake = state(ctx).lake()
     text = propose(lake, lake.existing(table).name)
@@ -82,7 +82,7 @@ def docs(
     out: Annotated[Path | None, typer.Option("--out", help="Folder for the site (default <root>/_quality).")] = None,
 ) -> None:
     """Validate every suite's table and build Great Expectations Data Docs (HTML)."""
-    from lake.quality.docs import build_docs
+    from lake.monitor.quality_docs import build_docs
 
     lake = state(ctx).lake()
     index = build_docs(lake, out)

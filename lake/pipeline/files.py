@@ -7,23 +7,22 @@ import fnmatch
 import json
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from lake.duck import literal
-from lake.errors import SchemaMismatchError, StorageError
-from lake.pipeline import ledger, parse
-from lake.pipeline.runner import JobError, commit_files, quarantine_name
+from lake.errors import JobError, SchemaMismatchError, SourceFileError, StorageError
+from lake.naming import QUARANTINE_SCHEMA, STAGING_DIR, quarantine_name
+from lake.pipeline import parse
+from lake.pipeline.context import SourceRun, commit_files
 from lake.pipeline.spec import FileSource, Job
 from lake.schema import normalize_schema, widens_to
-from lake.storage import S3Storage, Storage, storage_for
-from lake.table import STAGING_DIR
-
-if TYPE_CHECKING:
-    from catalog.store import RunContext
-    from lake.pipeline.runner import JobRunner, RunReport
+from lake.storage import Storage, storage_reaching
+from lake.table import Table
+from lake.transaction import DataFile
 
 _GLOB = set("*?[")
 
@@ -38,23 +37,9 @@ class SourceFile:
     mtime: float
 
 
-def _storage(runner: JobRunner, path: str) -> tuple[Storage, str]:
-    """The storage that reaches ``path``, and the absolute location (relative = under the lake root)."""
-    lake = runner.lake
-    if path.startswith(("s3://", "s3a://")):
-        loc = "s3://" + path.split("://", 1)[1]
-        storage: Storage = lake.storage if isinstance(lake.storage, S3Storage) else S3Storage(loc, lake.settings)
-        return storage, loc
-    if os.path.isabs(path) or lake.storage.is_local:
-        loc = path if os.path.isabs(path) else lake.storage.uri(path)
-        return (lake.storage if lake.storage.is_local else storage_for(lake.settings.model_copy(
-            update={"root": os.path.dirname(loc)}))), loc
-    return lake.storage, lake.storage.uri(path)
-
-
-def discover(runner: JobRunner, source: FileSource) -> tuple[Storage, list[SourceFile]]:
+def discover(ctx: SourceRun, source: FileSource) -> tuple[Storage, list[SourceFile]]:
     """Every file the source's path or glob names, sorted by path."""
-    storage, loc = _storage(runner, source.path)
+    storage, loc = storage_reaching(source.path, ctx.lake.storage, ctx.lake.settings)
     fs = storage.arrow_fs()
     parts = loc.split("/")
     fixed = []
@@ -78,9 +63,8 @@ def discover(runner: JobRunner, source: FileSource) -> tuple[Storage, list[Sourc
                  if i.type == pafs.FileType.File and not i.base_name.startswith((".", "_"))]
         if pattern:
             infos = [i for i in infos if _match(i.path[len(base_path):].lstrip("/"), pattern)]
-    scheme = "s3://" if isinstance(storage, S3Storage) else ""
-    files = [SourceFile(i.path, scheme + i.path, int(i.size or 0), i.mtime.timestamp() if i.mtime else 0.0)
-             for i in infos]
+    files = [SourceFile(i.path, storage.location_uri(i.path), int(i.size or 0),
+                        i.mtime.timestamp() if i.mtime else 0.0) for i in infos]
     return storage, sorted(files, key=lambda f: f.path)
 
 
@@ -91,30 +75,20 @@ def _match(rel: str, pattern: str) -> bool:
     return fnmatch.fnmatch(rel, pattern) and rel.count("/") == pattern.count("/")
 
 
-def _task_base(runner: JobRunner, storage: Storage, job: Job) -> dict[str, Any]:
-    s3 = None
-    if isinstance(storage, S3Storage) or isinstance(runner.lake.storage, S3Storage):
-        cfg = runner.lake.settings.s3
-        scheme, _, host = (cfg.endpoint or "").partition("://")
-        s3 = {"region": cfg.region, "key_id": cfg.access_key,
-              "secret": cfg.secret_key.get_secret_value() if cfg.secret_key else None,
-              "endpoint": host or None, "ssl": scheme != "http"}
-    lake_storage = runner.lake.storage
+def _task_base(ctx: SourceRun, storage: Storage, job: Job) -> dict[str, Any]:
+    """What every parse task needs: the lake's file system, DuckDB's S3 access, the job."""
+    lake_storage = ctx.lake.storage
+    fs_kind, fs_kwargs = lake_storage.fs_spec()
     return {
-        "fs_kind": "s3" if isinstance(lake_storage, S3Storage) else "local",
-        "fs_kwargs": lake_storage.arrow_kwargs() if isinstance(lake_storage, S3Storage) else {},
-        "s3": s3, "job": job.name,
+        "fs_kind": fs_kind, "fs_kwargs": fs_kwargs,
+        "s3": storage.duckdb_s3() or lake_storage.duckdb_s3(), "job": job.name,
         "ingested_at": dt.datetime.now(dt.UTC).isoformat(),
     }
 
 
-def _source_fs(storage: Storage) -> tuple[str, dict[str, Any]]:
-    return ("s3", storage.arrow_kwargs()) if isinstance(storage, S3Storage) else ("local", {})
-
-
 def _duck_types(schema: pa.Schema) -> list[tuple[str, str]]:
     """Arrow schema -> DuckDB types for reading (the table's types decide once it exists)."""
-    import duckdb
+    import duckdb  # heavy: DuckDB loads on first use
 
     con = duckdb.connect()
     con.register("t", pa.Table.from_batches([], schema=schema))
@@ -123,7 +97,7 @@ def _duck_types(schema: pa.Schema) -> list[tuple[str, str]]:
 
 
 def _arrow_schema(columns: list[tuple[str, str]]) -> pa.Schema:
-    import duckdb
+    import duckdb  # heavy: DuckDB loads on first use
 
     select = ", ".join(f'CAST(NULL AS {t}) AS "{n}"' for n, t in columns) or "1 AS _"
     return normalize_schema(duckdb.sql(f"SELECT {select} LIMIT 0").to_arrow_table().schema)
@@ -133,7 +107,7 @@ SYSTEM = pa.schema([("_source_file", pa.string()), ("_batch", pa.int64()),
                     ("_ingested_at", pa.timestamp("us", tz="UTC"))])
 
 
-def plan_columns(runner: JobRunner, job: Job, storage: Storage, files: list[Any], table_schema: pa.Schema | None,
+def plan_columns(job: Job, storage: Storage, files: list[Any], table_schema: pa.Schema | None,
                  base: dict[str, Any]) -> tuple[list[tuple[str, str]], dict[str, list[tuple[str, str]]]]:
     """The columns to read, and for each file the table columns it lacks.
 
@@ -153,7 +127,7 @@ def plan_columns(runner: JobRunner, job: Job, storage: Storage, files: list[Any]
         if source.format == "csv":
             declared = parse.sniff_csv(first.uri, opts, base)
         elif source.format == "json":
-            import duckdb
+            import duckdb  # heavy: DuckDB loads on first use
 
             con = parse.duck(base)
             rel = con.sql(f"SELECT * FROM read_json({literal(first.uri)}, format='newline_delimited', "
@@ -210,23 +184,21 @@ def _file_columns(storage: Storage, f: Any, source: FileSource, opts: dict[str, 
 
 
 def _parquet_schema(storage: Storage, f: Any) -> pa.Schema:
-    import pyarrow.parquet as pq
-
     try:
         return pq.read_schema(storage.arrow_fs().open_input_file(f.path))
     except Exception as exc:
         raise JobError(f"{f.uri} is not a readable Parquet file: {exc}") from None
 
 
-def run_files(runner: JobRunner, job: Job, state: ledger.JobState, batch: int, full_refresh: bool,
-              report: RunReport, run: RunContext) -> list[dict[str, Any]]:
+def run_files(ctx: SourceRun) -> list[dict[str, Any]]:
+    job, report, state, batch = ctx.job, ctx.report, ctx.state, ctx.batch
     source = job.source
     assert isinstance(source, FileSource)
-    lake = runner.lake
-    target = lake.table(job.target)
-    storage, files = discover(runner, source)
-    run.input(source.path, namespace="file" if storage.is_local else "s3", format=source.format)
-    if full_refresh:
+    lake = ctx.lake
+    target = ctx.target
+    storage, files = discover(ctx, source)
+    ctx.run.input(source.path, namespace=storage.scheme, format=source.format)
+    if ctx.full_refresh:
         todo, changed = files, []
     else:
         todo = [f for f in files if f.path not in state.files
@@ -236,26 +208,25 @@ def run_files(runner: JobRunner, job: Job, state: ledger.JobState, batch: int, f
         report.notes.append(f"no new or changed files among {len(files)}")
         report.skipped = True
         return []
-    runner.progress(f"{len(todo)} file(s) to ingest ({len(changed)} changed)")
-    exists = target.exists() and not full_refresh
+    ctx.progress(f"{len(todo)} file(s) to ingest ({len(changed)} changed)")
+    exists = target.exists() and not ctx.full_refresh
     table_schema = target.schema() if exists else None
-    base = _task_base(runner, storage, job)
+    base = _task_base(ctx, storage, job)
     try:
-        columns, missing = plan_columns(runner, job, storage, todo, table_schema, base)
-    except parse.SourceFileError as exc:
-        raise JobError(f"job {job.name}: {exc}; nothing was committed") from None
+        columns, missing = plan_columns(job, storage, todo, table_schema, base)
+    except SourceFileError as exc:
+        raise JobError(f"job {job.name}: {exc}; nothing was committed", job=job.name) from None
     data_schema = pa.schema([*_arrow_schema(columns), *SYSTEM])
     if table_schema is not None:
-        fit = target.check_fit(data_schema, "merge")
-        data_schema = fit.target
+        data_schema = target.check_fit(data_schema, "merge", table_schema).target
     partition_by = list(job.partition_by) if not exists else target.partition_columns
     staged = job.mode == "merge" and exists  # merge: parse into a staging folder, then upsert
-    write_id = runner.write_id()
+    write_id = ctx.write_id()
     target_root = lake.storage.fs_path(target.uri) + (f"/{STAGING_DIR}/{write_id}" if staged else "")
     file_partitions = [] if staged else partition_by
     stored = pa.schema([f for f in data_schema if f.name not in file_partitions])
     quarantine = lake.table(quarantine_name(job.target))
-    fs_kind, fs_kwargs = _source_fs(storage)
+    fs_kind, fs_kwargs = storage.fs_spec()
     threads = max(1, (os.cpu_count() or 2) // max(1, min(len(todo), os.cpu_count() or 2)))
     tasks = [{
         **base, "index": i, "path": f.path, "uri": f.uri, "size": f.size, "mtime": f.mtime,
@@ -267,49 +238,31 @@ def run_files(runner: JobRunner, job: Job, state: ledger.JobState, batch: int, f
         # The source's own file system (it may differ from the lake's).
         "src_fs_kind": fs_kind, "src_fs_kwargs": fs_kwargs,
     } for i, f in enumerate(todo)]
-    results = runner.spark.sparkContext.parallelize(tasks, len(tasks)).map(parse.ingest_file).collect()
-    data = [info for r in results for info in r["data_files"]]
-    bad = [info for r in results for info in r["quarantine_files"]]
+    results = ctx.spark.sparkContext.parallelize(tasks, len(tasks)).map(parse.ingest_file).collect()
+    data: list[DataFile] = [_decoded(info) for r in results for info in r["data_files"]]
+    bad: list[DataFile] = [_decoded(info) for r in results for info in r["quarantine_files"]]
     report.rows_written = sum(r["rows_written"] for r in results)
     report.rows_quarantined = sum(r["rows_quarantined"] for r in results)
     report.rows_read = sum(r["rows_read"] for r in results)
     report.files = len(results)
     metrics = {"rows_written": report.rows_written, "rows_quarantined": report.rows_quarantined,
                "source_files": len(results), "files_added": len(data)}
-    gate_report, gated = None, 0
-    suite = runner.suite(job) if not staged else None
-    if suite is not None:
-        from lake.quality.apply import gate_files
-        from lake.quality.gate import QualityGateError
-
-        try:
-            data, gate_report, gated = gate_files(lake, runner.spark, suite, target, data, data_schema,
-                                                  partition_by, job=job.name, batch=batch)
-        except QualityGateError as exc:
-            runner.gate_failed(job, report, exc)
-            raise
-        report.rows_written -= gated
-        report.rows_quarantined += gated
-        metrics.update(rows_written=report.rows_written, rows_quarantined=report.rows_quarantined,
-                       files_added=len(data))
-    txn = (f"job:{job.name}", batch)
     removes = [p for f in changed for p in state.files[f.path].data_files]
     if staged:
-        result = _merge_staged(runner, job, target, target_root, data, batch)
+        result = _merge_staged(ctx, target, target_root, data)
     else:
-        result = commit_files(target, data, data_schema, partition_by,
-                              mode="overwrite" if (job.mode == "overwrite" or full_refresh) else "append",
-                              txn=txn, operation="APPEND", metrics=metrics, removes=removes)
+        with ctx.transaction() as tx:
+            result = commit_files(tx, data, data_schema, partition_by,
+                                  overwrite=job.mode == "overwrite" or ctx.full_refresh, metrics=metrics,
+                                  removes=removes)
+            gated = int((tx.quality or {}).get("rows_quarantined") or 0)
+        report.rows_written -= gated
+        report.rows_quarantined += gated
     report.version = result.version
-    if gate_report is not None:
-        from lake.quality.apply import record
-
-        record(lake, gate_report, target.name, result.version, report.run_id, gated)
     if bad or quarantine.exists():
-        from lake.pipeline.parse import QUARANTINE_SCHEMA
-
-        q = commit_files(quarantine, bad, QUARANTINE_SCHEMA, [], mode="append", txn=txn, operation="APPEND",
-                         metrics={"rows_written": report.rows_quarantined, "files_added": len(bad)})
+        with ctx.transaction(quarantine, gated=False) as tx:
+            q = commit_files(tx, bad, QUARANTINE_SCHEMA, [], overwrite=False,
+                             metrics={"rows_written": sum(int(b["rows"]) for b in bad), "files_added": len(bad)})
         report.quarantine_version = q.version
     by_path = {r["path"]: r for r in results}
     return [{
@@ -319,19 +272,22 @@ def run_files(runner: JobRunner, job: Job, state: ledger.JobState, batch: int, f
     } for p, r in by_path.items()]
 
 
-def _merge_staged(runner: JobRunner, job: Job, target: Any, root: str, data: list[dict[str, Any]],
-                  batch: int) -> Any:
-    """Merge mode: the parsed rows were staged beside the table; upsert them, then drop them."""
-    import pyarrow.parquet as pq
+def _decoded(info: dict[str, Any]) -> DataFile:
+    """A file description from an executor (partition values as JSON) as the transaction takes it."""
+    values = info["partition_values"]
+    return {**info, "partition_values": json.loads(values) if isinstance(values, str) else values}
 
-    fs = runner.lake.storage.arrow_fs()
+
+def _merge_staged(ctx: SourceRun, target: Table, root: str, data: list[DataFile]) -> Any:
+    """Merge mode: the parsed rows were staged beside the table; upsert them, then drop them."""
+    job = ctx.job
+    fs = ctx.lake.storage.arrow_fs()
     try:
         tables = [pq.read_table(fs.open_input_file(f"{root}/{d['path']}")) for d in data]
         if not tables:
-            raise JobError(f"job {job.name}: every row was quarantined; nothing to merge")
+            raise JobError(f"job {job.name}: every row was quarantined; nothing to merge", job=job.name)
         rows = pa.concat_tables(tables, promote_options="permissive")
-        return target.merge(rows, keys=list(job.keys), txn=(f"job:{job.name}", batch),
+        return target.merge(rows, keys=list(job.keys), txn=ctx.txn, job=job.name,
                             schema_mode="merge" if job.schema_policy == "add_columns" else None)
     finally:
         fs.delete_dir(root)
-

@@ -18,21 +18,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from lake.duck import ident, literal
+from lake.duck import create_s3_secret, ident, literal
+from lake.errors import SourceFileError
+from lake.naming import QUARANTINE_SCHEMA
 from lake.spark_files import make_filesystem, write_batches
 
-QUARANTINE_SCHEMA = pa.schema([
-    ("source_file", pa.string()),
-    ("line", pa.int64()),
-    ("byte_offset", pa.int64()),
-    ("column_name", pa.string()),
-    ("error_type", pa.string()),
-    ("reason", pa.string()),
-    ("raw", pa.string()),
-    ("job", pa.string()),
-    ("batch", pa.int64()),
-    ("quarantined_at", pa.timestamp("us", tz="UTC")),
-])
 SYSTEM_COLUMNS = ("_source_file", "_batch", "_ingested_at")
 
 
@@ -46,21 +36,12 @@ def checksum(fs: Any, path: str) -> str:
 
 def duck(task: dict[str, Any]) -> Any:
     """A DuckDB connection for one task: its share of threads, S3 credentials when needed."""
-    import duckdb
-
-    from lake.duck import load_extensions
+    import duckdb  # heavy: DuckDB loads on the executor that parses
 
     con = duckdb.connect()
     con.execute(f"SET threads = {max(1, int(task.get('threads', 1)))}")
-    s3 = task.get("s3")
-    if s3:
-        load_extensions(con, "httpfs")
-        parts = ["TYPE s3", f"REGION {literal(s3['region'])}"]
-        if s3.get("key_id"):
-            parts += [f"KEY_ID {literal(s3['key_id'])}", f"SECRET {literal(s3['secret'])}"]
-        if s3.get("endpoint"):
-            parts += [f"ENDPOINT {literal(s3['endpoint'])}", "URL_STYLE 'path'", f"USE_SSL {str(s3['ssl']).lower()}"]
-        con.execute(f"CREATE SECRET lake_s3 ({', '.join(parts)})")
+    if task.get("s3"):
+        create_s3_secret(con, task["s3"])
     return con
 
 
@@ -76,10 +57,6 @@ def csv_options(opts: dict[str, Any]) -> list[str]:
     if opts.get("multiline"):
         out.append("strict_mode = false")
     return out
-
-
-class SourceFileError(ValueError):
-    """A source file cannot be read at all (not the format it claims, unreadable)."""
 
 
 def _probe(uri: str, opts: dict[str, Any], task: dict[str, Any], extra: list[str]) -> Any:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from lake.errors import LakeError
-from lake.pipeline.spec import Job, JobSpecError, from_mapping
+import yaml
+
+from lake.errors import JobSpecError, LakeError
+from lake.loading import import_file
+from lake.pipeline.spec import Job, from_mapping
 
 
 def jobs_folder(configured: str | None = None) -> Path:
@@ -30,16 +33,12 @@ def jobs_folder(configured: str | None = None) -> Path:
 
 
 def _load_module(path: Path) -> list[Job]:
-    from lake.loading import import_file
-
     module = import_file(path, f"lake_jobs_{path.stem}", JobSpecError)
     found = [getattr(module, "JOB", None), *getattr(module, "JOBS", [])]
     return [j for j in found if isinstance(j, Job)]
 
 
 def _load_yaml(path: Path) -> list[Job]:
-    import yaml
-
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

@@ -21,14 +21,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from lake.errors import LakeError
+from lake.errors import JobSpecError
 
 Mode = Literal["append", "overwrite", "merge"]
 SchemaPolicy = Literal["strict", "add_columns"]
-
-
-class JobSpecError(LakeError, ValueError):
-    """A job is declared wrongly; the message names the job and the field."""
 
 
 @dataclass(frozen=True)

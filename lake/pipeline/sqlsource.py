@@ -13,22 +13,19 @@ import decimal
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from catalog.redact import redact_url
-from lake.pipeline import ledger
-from lake.pipeline.runner import JobError, commit_files
-from lake.pipeline.spec import Job, SqlSource
+from lake.errors import JobError
+from lake.pipeline.context import SourceRun, commit_files
+from lake.pipeline.spec import SqlSource
 from lake.schema import normalize_schema
 from lake.spark_files import make_filesystem, write_batches
-from lake.storage import S3Storage
-
-if TYPE_CHECKING:
-    from catalog.store import RunContext
-    from lake.pipeline.runner import JobRunner, RunReport
 
 _ENV = re.compile(r"\$\{(\w+)\}")
 
@@ -85,8 +82,6 @@ def _arrow_schema(rows: list[dict[str, Any]], columns: list[str]) -> pa.Schema:
 
 def read_range(task: dict[str, Any]) -> dict[str, Any]:
     """Executor: read one range of the source and write it as Parquet files of the target."""
-    from sqlalchemy import create_engine, text
-
     schema = pa.ipc.read_schema(pa.py_buffer(task["schema"]))
     data_names = [f.name for f in schema if not f.name.startswith("_")]
     engine = create_engine(task["url"])
@@ -126,18 +121,15 @@ def read_range(task: dict[str, Any]) -> dict[str, Any]:
     return {"files": files, "rows": sum(f["rows"] for f in files), "watermark": _encode(top[0])}
 
 
-def run_sql(runner: JobRunner, job: Job, state: ledger.JobState, batch: int, full_refresh: bool,
-            report: RunReport, run: RunContext, params: Mapping[str, str]) -> list[dict[str, Any]]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import SQLAlchemyError
-
+def run_sql(ctx: SourceRun) -> list[dict[str, Any]]:
+    job, report, state = ctx.job, ctx.report, ctx.state
     source = job.source
     assert isinstance(source, SqlSource)
     url = expand_url(source.url)
     label = redact_url(url)
-    query = base_query(source).format(**params)
-    watermark = None if full_refresh else state.watermark
-    run.input(source.table or "query", namespace=label.split("?")[0], format="sql")
+    query = base_query(source).format(**ctx.params)
+    watermark = None if ctx.full_refresh else state.watermark
+    ctx.run.input(source.table or "query", namespace=label.split("?")[0], format="sql")
     try:
         engine = create_engine(url)
         with engine.connect() as conn:
@@ -152,25 +144,25 @@ def run_sql(runner: JobRunner, job: Job, state: ledger.JobState, batch: int, ful
         engine.dispose()
     except SQLAlchemyError as exc:
         detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise JobError(f"job {job.name}: cannot read {label}: {detail}") from None
+        raise JobError(f"job {job.name}: cannot read {label}: {detail}", job=job.name) from None
     except (ImportError, ValueError) as exc:
-        raise JobError(f"job {job.name}: bad source URL {label}: {exc}") from None
+        raise JobError(f"job {job.name}: bad source URL {label}: {exc}", job=job.name) from None
     schema = pa.schema([*_arrow_schema(sample, columns),
                         pa.field("_source", pa.string()), pa.field("_batch", pa.int64()),
                         pa.field("_ingested_at", pa.timestamp("us", tz="UTC"))])
-    target = runner.lake.table(job.target)
-    exists = target.exists() and not full_refresh
+    target = ctx.target
+    exists = target.exists() and not ctx.full_refresh
     partition_by = target.partition_columns if exists else list(job.partition_by)
     stored = pa.schema([f for f in schema if f.name not in partition_by])
-    lake_storage = runner.lake.storage
+    lake_storage = ctx.lake.storage
+    fs_kind, fs_kwargs = lake_storage.fs_spec()
     base = {
         "url": url, "query": query, "schema": schema.serialize().to_pybytes(),
         "stored": stored.serialize().to_pybytes(), "fetch_size": source.fetch_size,
         "watermark": source.watermark, "watermark_value": watermark, "partition_column": source.partition_column,
-        "fs_kind": "s3" if isinstance(lake_storage, S3Storage) else "local",
-        "fs_kwargs": lake_storage.arrow_kwargs() if isinstance(lake_storage, S3Storage) else {},
-        "target_root": lake_storage.fs_path(target.uri), "partition_by": partition_by, "batch": batch,
-        "write_id": runner.write_id(), "source_label": label,
+        "fs_kind": fs_kind, "fs_kwargs": fs_kwargs,
+        "target_root": lake_storage.fs_path(target.uri), "partition_by": partition_by, "batch": ctx.batch,
+        "write_id": ctx.write_id(), "source_label": label,
         "ingested_at": dt.datetime.now(dt.UTC).isoformat(),
     }
     ranges: list[tuple[Any, Any]] = [(None, None)]
@@ -183,37 +175,22 @@ def run_sql(runner: JobRunner, job: Job, state: ledger.JobState, batch: int, ful
     elif bounds is not None:
         ranges = []  # nothing above the watermark
     tasks = [{**base, "index": i, "lo": lo, "hi": hi, "last": i == len(ranges) - 1} for i, (lo, hi) in enumerate(ranges)]
-    results = runner.spark.sparkContext.parallelize(tasks, max(1, len(tasks))).map(read_range).collect() if tasks else []
-    files = [f for r in results for f in r["files"]]
+    results = ctx.spark.sparkContext.parallelize(tasks, max(1, len(tasks))).map(read_range).collect() if tasks else []
+    files = [{**f, "partition_values": json.loads(f["partition_values"]) if isinstance(f["partition_values"], str)
+              else f["partition_values"]} for r in results for f in r["files"]]
     report.rows_read = report.rows_written = sum(r["rows"] for r in results)
     report.files = len(files)
     if not files and exists:
         report.notes.append("no new rows above the watermark" if watermark else "the source is empty")
         report.skipped = True
         return [{"kind": "watermark", "watermark": watermark}] if watermark else []
-    gate_report, gated = None, 0
-    suite = runner.suite(job)
-    if suite is not None:
-        from lake.quality.apply import gate_files
-        from lake.quality.gate import QualityGateError
-
-        try:
-            files, gate_report, gated = gate_files(runner.lake, runner.spark, suite, target, files, schema,
-                                                   partition_by, job=job.name, batch=batch)
-        except QualityGateError as exc:
-            runner.gate_failed(job, report, exc)
-            raise
-        report.rows_written -= gated
-        report.rows_quarantined = gated
-    mode = "overwrite" if job.mode == "overwrite" or full_refresh else "append"
-    result = commit_files(target, files, schema, partition_by, mode=mode,
-                          txn=(f"job:{job.name}", batch), operation="APPEND",
-                          metrics={"rows_written": report.rows_written, "files_added": len(files)})
+    with ctx.transaction() as tx:
+        result = commit_files(tx, files, schema, partition_by, overwrite=job.mode == "overwrite" or ctx.full_refresh,
+                              metrics={"rows_written": report.rows_written, "files_added": len(files)})
+        gated = int((tx.quality or {}).get("rows_quarantined") or 0)
+    report.rows_written -= gated
+    report.rows_quarantined = gated
     report.version = result.version
-    if gate_report is not None:
-        from lake.quality.apply import record
-
-        record(runner.lake, gate_report, target.name, result.version, report.run_id, gated)
     marks = [_decode(r["watermark"]) for r in results if r["watermark"] is not None]
     new_mark = _encode(max(marks)) if marks else watermark
     return [{"kind": "watermark", "watermark": new_mark}] if source.watermark else []

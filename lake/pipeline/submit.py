@@ -16,11 +16,13 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
+import catalog
 from lake.config import Settings
 from lake.errors import SparkError
 from lake.spark import ensure_java, spark_conf
 
-ENTRY = Path(__file__).with_name("entry.py")
+# The driver program spark-submit runs: a file of the CLI package (a path, not an import).
+ENTRY = Path(__file__).parents[1] / "cli" / "spark_entry.py"
 
 
 def package_zip(folders: list[Path], dest: Path) -> Path:
@@ -54,7 +56,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 def submit(settings: Settings, job: str, master: str, jobs_folder: Path, *, params: Mapping[str, str],
            full_refresh: bool = False, deploy_mode: str = "client") -> int:
     """Run ``job`` on ``master`` (``spark://host:7077``); returns the driver's exit status."""
-    import pyspark
+    import pyspark  # heavy: pyspark, only once Spark runs
 
     spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
     if not spark_submit.exists():
@@ -63,10 +65,7 @@ def submit(settings: Settings, job: str, master: str, jobs_folder: Path, *, para
     env = {**os.environ, **settings_env(settings), "LAKE_SPARK_MASTER": master, "PYSPARK_PYTHON": sys.executable,
            "PYSPARK_DRIVER_PYTHON": sys.executable, "LAKE_JOBS_DIR": str(jobs_folder.resolve())}
     with tempfile.TemporaryDirectory(prefix="lake-submit-") as tmp:
-        import catalog
-        import lake
-
-        code = package_zip([Path(lake.__file__).parent, Path(catalog.__file__).parent, jobs_folder],
+        code = package_zip([Path(__file__).resolve().parents[1], Path(catalog.__file__).parent, jobs_folder],
                            Path(tmp) / "lake-code.zip")
         cmd = [str(spark_submit), "--master", master, "--deploy-mode", deploy_mode, "--py-files", str(code),
                "--name", f"lake-job-{job}"]

@@ -1,37 +1,63 @@
-"""Putting the gate in front of commits: jobs, Spark writes and Python writes."""
+"""The quality gate as a step of every commit: :class:`SuiteGate` checks staged data.
+
+A transaction (:mod:`lake.transaction`) calls the gate on what it is about to commit:
+Arrow data (Python writes), a Spark DataFrame being written (validated while the
+executors write), or Parquet files written and not yet committed (jobs). What happens
+then is the suite's policy (see :mod:`lake.quality.gate`); rows set aside go to the
+table's quarantine table through a transaction of their own. The result travels with
+the commit (its commit info) and is recorded in the catalog with the version.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
-from lake.quality.gate import QualityGateError, QualityReport, split, split_arrow, validate
-from lake.quality.suite import Suite, load_suites, parse_suite, quality_folder
+from catalog.store import Catalog
+from lake import arrow_io, spark_write
+from lake.errors import QualityGateError
+from lake.naming import QUARANTINE_SCHEMA, quarantine_name
+from lake.quality.gate import QualityReport, split, split_arrow, validate
+from lake.quality.suite import Suite, load_suite, load_suites, quality_folder
+from lake.spark_io import scan_files, spark_session, write_files
+from lake.transaction import DataFile, GateContext, Transaction, discard_files
 
-if TYPE_CHECKING:
-    from lake.lakehouse import Lake
-    from lake.table import Table
+__all__ = ["SuiteGate", "load_suite", "quality_result", "record", "suite_for"]
 
 
-def suite_for(lake: Lake, table: str, declared: str | None = None, base: Path | None = None) -> Suite | None:
+def suite_for(quality_dir: str | None, table: str, declared: str | None = None,
+              base: Path | None = None) -> Suite | None:
     """The suite guarding ``table``: the job's own (``quality="file.yaml"``) or the quality folder's."""
     if declared:
-        import yaml
-
         path = Path(declared)
         if not path.is_absolute() and base is not None:
             path = base / path
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return parse_suite(data, str(path))
-    return load_suites(quality_folder(lake.settings.quality_dir)).get(table)
+        return load_suite(path)
+    return load_suites(quality_folder(quality_dir)).get(table)
+
+
+def quality_result(report: QualityReport, quarantined: int = 0) -> dict[str, Any]:
+    """A report as the plain JSON a commit carries and the catalog records."""
+    return {"suite": report.suite, "policy": report.policy, "success": report.success,
+            "statistics": report.statistics, "results": report.results, "rows_quarantined": quarantined}
+
+
+def record(catalog: Catalog, report: QualityReport, table: str, version: int | None, run_id: str | None,
+           quarantined: int = 0) -> None:
+    """Store a validation of an existing version (``lake quality validate``) in the catalog."""
+    stats = {**report.statistics, "rows_quarantined": quarantined}
+    catalog.record_quality(table, version, report.suite, report.success, statistics=stats,
+                           results=report.results, policy=report.policy, run_id=run_id)
 
 
 def _quarantine_rows_spark(bad: Any, job: str, batch: int) -> Any:
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as F  # heavy: pyspark, for Spark frames only
 
     data_cols = [c for c in bad.columns if c != "__expectation"]
     source = F.col("_source_file") if "_source_file" in data_cols else F.lit(None).cast("string")
@@ -39,117 +65,131 @@ def _quarantine_rows_spark(bad: Any, job: str, batch: int) -> Any:
         source.alias("source_file"), F.lit(None).cast("long").alias("line"),
         F.lit(None).cast("long").alias("byte_offset"), F.lit(None).cast("string").alias("column_name"),
         F.lit("EXPECTATION").alias("error_type"), F.col("__expectation").alias("reason"),
-        F.to_json(F.struct(*[F.col(f"`{c}`") for c in data_cols])).alias("raw"),
+        F.to_json(F.struct(*[F.col("`" + c.replace("`", "``") + "`") for c in data_cols])).alias("raw"),
         F.lit(job).alias("job"), F.lit(batch).cast("long").alias("batch"),
         F.current_timestamp().alias("quarantined_at"),
     )
 
 
-def _quarantine(lake: Lake, target: str, rows: Any, job: str, batch: int) -> int:
-    from lake.pipeline.runner import quarantine_name
+def _quarantine_rows_arrow(bad: pa.Table, job: str, batch: int) -> pa.Table:
+    now = dt.datetime.now(dt.UTC)
+    reasons = bad.column("__expectation").to_pylist()
+    raw = [json.dumps(r, default=str) for r in bad.drop_columns(["__expectation"]).to_pylist()]
+    return pa.Table.from_pylist(
+        [{"error_type": "EXPECTATION", "reason": why, "raw": text, "job": job, "batch": batch,
+          "quarantined_at": now} for why, text in zip(reasons, raw, strict=True)],
+        schema=QUARANTINE_SCHEMA)
 
-    result = lake.table(quarantine_name(target)).write(rows, "append", txn=(f"gate:{job}", batch))
+
+def _quarantine(ctx: GateContext, rows: Any) -> int:
+    """Append set-aside rows to the table's quarantine table (its own commit, idempotent per batch)."""
+    target = ctx.table.sibling(quarantine_name(ctx.table.name))
+    with Transaction(target, txn=(f"gate:{ctx.job}", ctx.batch)) as tx:
+        if tx.skipped:
+            return 0
+        if isinstance(rows, pa.Table):
+            result = arrow_io.write(tx, rows, "append", [], None, None, None, None)
+        else:
+            result = spark_write.write(tx, rows, mode="append", partition_by=[], replace_where=None,
+                                       schema_mode=None, description=None, configuration=None)
     return int(result.metrics.get("rows_written", 0))
 
 
-def gate_frame(lake: Lake, suite: Suite, df: Any, *, job: str, batch: int) -> tuple[Any, QualityReport, int]:
-    """Validate a Spark DataFrame before it is written; returns (rows to write, report, rows quarantined)."""
-    from pyspark import StorageLevel
+class SuiteGate:
+    """A suite as the gate of a transaction (implements :class:`lake.transaction.Gate`)."""
 
-    df = df.persist(StorageLevel.MEMORY_AND_DISK)  # validated and written from one computation
-    report = validate(df, suite)
-    if report.success or suite.policy == "warn":
-        return df, report, 0
-    if suite.policy == "fail":
-        raise QualityGateError(report.message() + "\nNothing was committed.", report, table=suite.table)
-    good, bad = split(df, report, suite)
-    quarantined = _quarantine(lake, suite.table, _quarantine_rows_spark(bad, job, batch), job, batch)
-    return good, report, quarantined
+    def __init__(self, suite: Suite) -> None:
+        self.suite = suite
 
+    def _passes(self, report: QualityReport, ctx: GateContext) -> bool:
+        """True when the data commits as it is; raises for policy ``fail``."""
+        if report.success or self.suite.policy == "warn":
+            return True
+        if self.suite.policy == "fail":
+            ctx.table.journal.quality_failed(ctx.table, quality_result(report))
+            raise QualityGateError(report.message() + "\nNothing was committed.", report, table=self.suite.table)
+        return False
 
-def concurrent_gate(lake: Lake, suite: Suite, table: Table, *, job: str, batch: int,
-                    holder: dict[str, Any]) -> Any:
-    """A gate for :func:`lake.spark_io.write_spark`: validate while the executors write.
+    def _unpinned(self, ctx: GateContext, report: QualityReport, exc: QualityGateError) -> QualityGateError:
+        ctx.table.journal.quality_failed(ctx.table, quality_result(report))
+        return exc
 
-    The files are written but not committed while GE runs; on failure they are deleted
-    (``fail``), or replaced by the passing rows (``quarantine``). ``holder`` receives the
-    report and the number of rows quarantined.
-    """
-    from concurrent.futures import ThreadPoolExecutor
+    def check_arrow(self, data: pa.Table, ctx: GateContext) -> tuple[pa.Table, dict[str, Any]]:
+        """Validate Arrow data (GE's pandas engine) before a Python write."""
+        report = validate(data.to_pandas(), self.suite)
+        if self._passes(report, ctx):
+            return data, quality_result(report)
+        try:
+            good, bad = split_arrow(data, report, self.suite)
+        except QualityGateError as exc:
+            raise self._unpinned(ctx, report, exc) from None
+        quarantined = _quarantine(ctx, _quarantine_rows_arrow(bad, ctx.job, ctx.batch))
+        return good, quality_result(report, quarantined)
 
-    from lake.spark_io import _discard
+    def check_rows(self, frame: Any, ctx: GateContext) -> tuple[Any, dict[str, Any]]:
+        """Validate a Spark DataFrame before it is merged; returns the rows that pass."""
+        from pyspark import StorageLevel  # heavy: pyspark, for Spark frames only
 
-    def gate(write: Any, df: Any) -> list[dict[str, Any]]:
+        frame = frame.persist(StorageLevel.MEMORY_AND_DISK)  # validated and merged from one computation
+        report = validate(frame, self.suite)
+        if self._passes(report, ctx):
+            return frame, quality_result(report)
+        try:
+            good, bad = split(frame, report, self.suite)
+        except QualityGateError as exc:
+            raise self._unpinned(ctx, report, exc) from None
+        quarantined = _quarantine(ctx, _quarantine_rows_spark(bad, ctx.job, ctx.batch))
+        return good, quality_result(report, quarantined)
+
+    def check_frame(self, frame: Any, write: Callable[[Any], list[DataFile]],
+                    ctx: GateContext) -> tuple[list[DataFile], dict[str, Any]]:
+        """Validate a Spark DataFrame while the executors write it (files not yet committed).
+
+        On failure the files are deleted (``fail``), or replaced by the passing rows
+        (``quarantine``).
+        """
+        from pyspark import StorageLevel  # heavy: pyspark, for Spark frames only
+
+        frame = frame.persist(StorageLevel.MEMORY_AND_DISK)  # validated and written from one computation
         with ThreadPoolExecutor(1) as pool:
-            checking = pool.submit(validate, df, suite)
+            checking = pool.submit(validate, frame, self.suite)
             try:
-                infos = write(df)
+                files = write(frame)
             finally:
                 report = checking.result()
-        holder.update(report=report, quarantined=0)
-        if report.success or suite.policy == "warn":
-            return infos
-        _discard(table, infos)
-        if suite.policy == "fail":
-            raise QualityGateError(report.message() + "\nNothing was committed.", report, table=suite.table)
-        good, bad = split(df, report, suite)
-        holder["quarantined"] = _quarantine(lake, suite.table, _quarantine_rows_spark(bad, job, batch), job, batch)
-        return write(good)  # type: ignore[no-any-return]
+        try:
+            if self._passes(report, ctx):
+                return files, quality_result(report)
+        except QualityGateError:
+            discard_files(ctx.table, files)
+            raise
+        discard_files(ctx.table, files)
+        try:
+            good, bad = split(frame, report, self.suite)
+        except QualityGateError as exc:
+            raise self._unpinned(ctx, report, exc) from None
+        quarantined = _quarantine(ctx, _quarantine_rows_spark(bad, ctx.job, ctx.batch))
+        return write(good), quality_result(report, quarantined)
 
-    return gate
-
-
-def gate_files(lake: Lake, spark: Any, suite: Suite, table: Table, infos: list[dict[str, Any]],
-               schema: pa.Schema, partition_by: list[str], *, job: str,
-               batch: int) -> tuple[list[dict[str, Any]], QualityReport, int]:
-    """Validate Parquet files the executors wrote (not yet committed); returns the files to commit."""
-    from lake.spark_io import _discard, scan_files, write_files
-
-    files = [{"path": i["path"], "partition_values": _pv(i["partition_values"]), "size": i["size"]} for i in infos]
-    df = scan_files(spark, table, files, schema, partition_by)
-    report = validate(df, suite)
-    if report.success or suite.policy == "warn":
-        return infos, report, 0
-    if suite.policy == "fail":
-        _discard(table, infos)
-        raise QualityGateError(report.message() + "\nNothing was committed.", report, table=suite.table)
-    try:
-        good, bad = split(df, report, suite)
-        quarantined = _quarantine(lake, suite.table, _quarantine_rows_spark(bad, job, batch), job, batch)
-        kept = write_files(table, good, partition_by, schema)
-    except BaseException:
-        _discard(table, infos)
-        raise
-    _discard(table, infos)
-    return kept, report, quarantined
+    def check_files(self, files: list[DataFile], schema: pa.Schema, partition_by: list[str],
+                    ctx: GateContext) -> tuple[list[DataFile], dict[str, Any]]:
+        """Validate Parquet files the executors wrote (not yet committed); returns the files to commit."""
+        spark = spark_session()
+        staged = [{"path": f["path"], "partition_values": _values(f["partition_values"]), "size": f["size"]}
+                  for f in files]
+        df = scan_files(spark, ctx.table, staged, schema, partition_by)
+        report = validate(df, self.suite)
+        if self._passes(report, ctx):
+            return files, quality_result(report)
+        try:
+            good, bad = split(df, report, self.suite)
+        except QualityGateError as exc:
+            raise self._unpinned(ctx, report, exc) from None
+        quarantined = _quarantine(ctx, _quarantine_rows_spark(bad, ctx.job, ctx.batch))
+        kept = write_files(ctx.table, good, partition_by, schema)
+        discard_files(ctx.table, files)
+        return kept, quality_result(report, quarantined)
 
 
-def _pv(value: Any) -> dict[str, Any]:
+def _values(value: Any) -> dict[str, Any]:
     return json.loads(value) if isinstance(value, str) else dict(value)
-
-
-def gate_arrow(lake: Lake, suite: Suite, data: pa.Table, *, job: str, batch: int) -> tuple[pa.Table, QualityReport, int]:
-    """Validate Arrow data (GE's pandas engine) before a Python write."""
-    report = validate(data.to_pandas(), suite)
-    if report.success or suite.policy == "warn":
-        return data, report, 0
-    if suite.policy == "fail":
-        raise QualityGateError(report.message() + "\nNothing was committed.", report, table=suite.table)
-    good, bad = split_arrow(data, report, suite)
-    now = dt.datetime.now(dt.UTC)
-    from lake.pipeline.parse import QUARANTINE_SCHEMA
-
-    reasons = bad.column("__expectation").to_pylist()
-    raw = [json.dumps(r, default=str) for r in bad.drop_columns(["__expectation"]).to_pylist()]
-    rows = pa.Table.from_pylist([{"error_type": "EXPECTATION", "reason": why, "raw": text, "job": job,
-                                  "batch": batch, "quarantined_at": now} for why, text in zip(reasons, raw, strict=True)],
-                                schema=QUARANTINE_SCHEMA)
-    return good, report, _quarantine(lake, suite.table, rows, job, batch)
-
-
-def record(lake: Lake, report: QualityReport, table: str, version: int | None, run_id: str | None,
-           quarantined: int = 0) -> None:
-    """Store the result on the dataset version in the catalog (and so in OpenLineage)."""
-    stats = {**report.statistics, "rows_quarantined": quarantined}
-    lake.catalog.record_quality(table, version, report.suite, report.success, statistics=stats,
-                                results=report.results, policy=report.policy, run_id=run_id)

@@ -22,18 +22,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from lake.errors import LakeError
+import pyarrow.compute as pc
+
+from lake.errors import QualityGateError
 from lake.quality.suite import FRESHNESS, Expectation, Suite
 
 EXAMPLES = 5
-
-
-class QualityGateError(LakeError):
-    """A suite with policy ``fail`` (or an unpinnable failure) stopped the commit."""
-
-    def __init__(self, message: str, report: QualityReport | None = None, **context: Any) -> None:
-        super().__init__(message, **context)
-        self.report = report
 
 
 @dataclass
@@ -68,7 +62,7 @@ class QualityReport:
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet() -> Iterator[None]:
     """No progress bars in logs, no analytics calls from a machine that may have no network."""
     saved = {k: os.environ.get(k) for k in ("TQDM_DISABLE", "GX_ANALYTICS_ENABLED")}
     os.environ.update(TQDM_DISABLE="1", GX_ANALYTICS_ENABLED="False")
@@ -84,15 +78,17 @@ def _quiet() -> Iterator[None]:
 
 def quiet_progress(context: Any) -> None:
     """No progress bars: jobs log to files and CI logs."""
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.data_context.types.base import (  # heavy: only when a suite runs
+        ProgressBarsConfig,  # heavy: Great Expectations takes seconds to import; only when a suite runs
+    )
 
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
 
 
 def validate(data: Any, suite: Suite) -> QualityReport:
     """Run ``suite`` on a Spark DataFrame (GE's Spark engine) or a pandas DataFrame."""
-    with _quiet():
-        import great_expectations as gx
+    with quiet():
+        import great_expectations as gx  # heavy: Great Expectations takes seconds to import; only when a suite runs
 
         context = gx.get_context(mode="ephemeral")
         quiet_progress(context)
@@ -225,7 +221,7 @@ def split(df: Any, report: QualityReport, suite: Suite) -> tuple[Any, Any]:
     Raises:
         QualityGateError: a failed expectation is table-level (it cannot be pinned on rows).
     """
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as F  # heavy: pyspark, only once Spark runs
 
     cases = _cases(report, suite, "spark")
     tagged = df.withColumn("__expectation", F.expr(f"CASE {cases} END") if cases else F.lit(None).cast("string"))
@@ -235,14 +231,12 @@ def split(df: Any, report: QualityReport, suite: Suite) -> tuple[Any, Any]:
 
 def split_arrow(table: Any, report: QualityReport, suite: Suite) -> tuple[Any, Any]:
     """Quarantine policy on Arrow data (DuckDB evaluates the same conditions)."""
-    import duckdb
+    import duckdb  # heavy: DuckDB loads on first use
 
     cases = _cases(report, suite, "duckdb")
     con = duckdb.connect()
     con.register("batch", table)
     tagged = con.sql(f"SELECT *, CASE {cases} END AS __expectation FROM batch" if cases else
                      "SELECT *, CAST(NULL AS VARCHAR) AS __expectation FROM batch").to_arrow_table()
-    import pyarrow.compute as pc
-
     mask = pc.is_null(tagged.column("__expectation"))
     return tagged.filter(mask).drop_columns(["__expectation"]), tagged.filter(pc.invert(mask))

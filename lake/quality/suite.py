@@ -25,14 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from lake.errors import LakeError
+import yaml
+
+from lake.errors import SuiteError
 
 Policy = Literal["fail", "quarantine", "warn"]
 FRESHNESS = "expect_column_values_to_be_fresh"
-
-
-class SuiteError(LakeError, ValueError):
-    """A suite file is malformed; the message names the file and the entry."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +58,7 @@ class Suite:
 
     def to_gx(self) -> Any:
         """The Great Expectations ``ExpectationSuite`` (freshness expanded to a max-between check)."""
-        import great_expectations as gx
+        import great_expectations as gx  # heavy: Great Expectations takes seconds to import; only when a suite runs
 
         suite = gx.ExpectationSuite(name=self.name)
         for exp in self.expectations:
@@ -73,7 +71,7 @@ def _class_name(snake: str) -> str:
 
 
 def _gx_expectation(exp: Expectation) -> Any:
-    import great_expectations as gx
+    import great_expectations as gx  # heavy: Great Expectations takes seconds to import; only when a suite runs
 
     if exp.type == FRESHNESS:
         days = float(exp.kwargs.get("max_age_days", 1))
@@ -108,19 +106,33 @@ def parse_suite(data: Mapping[str, Any], source: str) -> Suite:
     return suite
 
 
+def load_suite(path: Path | str) -> Suite:
+    """The suite in one YAML file (see the README's quality section for the format).
+
+    Raises:
+        SuiteError: the file is missing, is not YAML, or is not a valid suite.
+    """
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SuiteError(f"no suite file {path} (suites live in the quality folder, e.g. quality/x.yaml)") from None
+    except OSError as exc:
+        raise SuiteError(f"cannot read the suite file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SuiteError(f"{path} is not valid YAML: {exc}") from None
+    return parse_suite(data, str(path))
+
+
 def load_suites(folder: Path) -> dict[str, Suite]:
     """Every suite in ``folder`` by table name."""
-    import yaml
-
     suites: dict[str, Suite] = {}
     if not folder.is_dir():
         return suites
     for path in sorted(folder.glob("*.y*ml")):
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise SuiteError(f"{path} is not valid YAML: {exc}") from None
-        suite = parse_suite(data, str(path))
+        suite = load_suite(path)
         if suite.table in suites:
             raise SuiteError(f"two suites for {suite.table}: {suites[suite.table].source} and {path}")
         suites[suite.table] = suite

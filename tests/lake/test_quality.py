@@ -14,8 +14,9 @@ from lake.cli.main import main
 from lake.lakehouse import Lake
 from lake.pipeline import FileSource, Job
 from lake.pipeline.runner import JobRunner
-from lake.quality.gate import QualityGateError, failing_condition, validate
-from lake.quality.suite import Expectation, Suite, SuiteError, parse_suite
+from lake.errors import QualityGateError, SuiteError
+from lake.quality.gate import failing_condition, validate
+from lake.quality.suite import Expectation, Suite, parse_suite
 from tests.catalog.helpers import stored_events
 from tests.catalog.ol_schema import validate_run_event
 from tests.lake.pipeline.test_files import put

@@ -13,7 +13,8 @@ import pytest
 from lake.cli.main import main
 from lake.errors import TableNotFoundError
 from lake.lakehouse import Lake
-from lake.sql import LakeSQL, ReadOnlyError, SQLError
+from lake.errors import ReadOnlyError, SQLError
+from lake.sql import LakeSQL
 
 
 @pytest.fixture

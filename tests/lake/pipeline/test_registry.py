@@ -12,7 +12,7 @@ import pytest
 from lake.cli.main import main
 from lake.pipeline import CsvOptions, FileSource, TableSource
 from lake.pipeline.registry import discover_jobs, find_job
-from lake.pipeline.spec import JobSpecError
+from lake.errors import JobSpecError
 from tests.conftest import make_settings
 from tests.lake.pipeline.test_files import put
 

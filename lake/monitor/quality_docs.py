@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lake.errors import LakeError
 from lake.lakehouse import Lake
-from lake.quality.gate import _quiet, quiet_progress
+from lake.quality.gate import quiet, quiet_progress
 from lake.quality.suite import load_suites, quality_folder
 
 
@@ -19,8 +19,8 @@ def build_docs(lake: Lake, out: Path | None = None) -> str:
     suites = load_suites(quality_folder(lake.settings.quality_dir))
     if not suites:
         raise LakeError(f"no suites in {quality_folder(lake.settings.quality_dir)}: nothing to document")
-    with _quiet():
-        import great_expectations as gx
+    with quiet():
+        import great_expectations as gx  # heavy: Great Expectations takes seconds to import; only when a suite runs
 
         out.mkdir(parents=True, exist_ok=True)
         context = gx.get_context(mode="file", project_root_dir=str(out))

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from lake.duck import ident
 from lake.lakehouse import Lake
+from lake.sql import LakeSQL
 
 SET_LIMIT = 20
 
@@ -13,10 +16,6 @@ SET_LIMIT = 20
 def propose(lake: Lake, table: str) -> str:
     """YAML of a suite for ``table``: not-null where no value is null, observed ranges for numbers
     and dates, small value sets, uniqueness where every value is distinct, a row-count floor."""
-    import yaml
-
-    from lake.sql import LakeSQL
-
     db = LakeSQL(lake)
     columns = db.schema(table)
     rows = db.sql(f"SELECT count(*) FROM {table}").fetchone()
