@@ -193,8 +193,15 @@ class Heartbeat:
 
     @property
     def runs(self) -> set[str]:
+        """The runs being beaten."""
         with self._wake:
             return set(self._runs)
+
+    @property
+    def active(self) -> bool:
+        """Whether the thread is running (it ends soon after the last run is finished)."""
+        with self._wake:
+            return self._thread is not None and self._thread.is_alive()
 
     def _loop(self) -> None:
         while True:

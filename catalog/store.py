@@ -87,12 +87,14 @@ class Catalog:
         self._write = session_factory(self.engine)
         self._read = session_factory(self.engine, read_only=True)
         self.emitter: Emitter = emitter or Emitter()
-        self._heartbeat = liveness.Heartbeat(self._beat, heartbeat_interval) if heartbeat_interval else None
+        self.heartbeat: liveness.Heartbeat | None = (
+            liveness.Heartbeat(self._beat, heartbeat_interval) if heartbeat_interval else None)
+        """Beats the runs this catalog opened (None when ``heartbeat_interval`` is None)."""
 
     def close(self) -> None:
         """Stop the heartbeat and release the connections (open runs stay open)."""
-        if self._heartbeat is not None:
-            self._heartbeat.stop()
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
         self.engine.dispose()
 
     @property
@@ -205,9 +207,9 @@ class Catalog:
                                parameters=redact(parameters or {}), code_version=code_version,
                                parent_run_id=parent_run_id, host=me.host, pid=me.pid,
                                process_started_at=me.started_at,
-                               heartbeat_at=now if self._heartbeat is not None else None)
-        if self._heartbeat is not None:
-            self._heartbeat.add(run_id)
+                               heartbeat_at=now if self.heartbeat is not None else None)
+        if self.heartbeat is not None:
+            self.heartbeat.add(run_id)
         if emit:
             self.emitter.emit(self, run_id, "START")
         return run_id
@@ -259,8 +261,8 @@ class Catalog:
         """End a run: ``completed``, ``failed`` (with the error) or ``aborted``."""
         if status not in RUN_STATUSES or status == "running":
             raise CatalogError(f"a run ends as completed, failed or aborted, not {status!r}")
-        if self._heartbeat is not None:
-            self._heartbeat.discard(run_id)
+        if self.heartbeat is not None:
+            self.heartbeat.discard(run_id)
         with self.writing() as s:
             run = records.find_run(s, run_id)
             run.status = status
