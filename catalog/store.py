@@ -261,8 +261,6 @@ class Catalog:
         """End a run: ``completed``, ``failed`` (with the error) or ``aborted``."""
         if status not in RUN_STATUSES or status == "running":
             raise CatalogError(f"a run ends as completed, failed or aborted, not {status!r}")
-        if self.heartbeat is not None:
-            self.heartbeat.discard(run_id)
         with self.writing() as s:
             run = records.find_run(s, run_id)
             run.status = status
@@ -271,6 +269,10 @@ class Catalog:
                 run.error = redact_text(error)[:20_000]
             if stats:
                 run.stats = {**(run.stats or {}), **redact(stats)}
+        # Only once the end is recorded: a finish that could not reach the catalog leaves the run
+        # beating while this process lives, and ended as dead after it exits.
+        if self.heartbeat is not None:
+            self.heartbeat.discard(run_id)
         if emit:
             self.emitter.emit(self, run_id, _END_EVENTS[status])
 

@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -177,3 +178,32 @@ def test_dead_reason_rules() -> None:
                                 **kw) == f"the process (pid {2**22 + 1} on host {me.host}) ended without finishing the run"
     assert me.started_at is not None and abs(me.started_at - now) < dt.timedelta(days=1)
 
+
+
+def test_runs_recorded_before_migration_0003_are_left_alone(catalog_url: str) -> None:
+    """Upgrading a catalog keeps its open runs: without pid or heartbeat nothing can say they died."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import insert
+
+    from catalog.db import make_engine
+
+    engine = make_engine(catalog_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(m.__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+        job_id = conn.execute(insert(m.Job.__table__).values(namespace="lake", name="old.job")
+                              .returning(m.Job.__table__.c.id)).scalar_one()
+        conn.execute(insert(m.Run.__table__).values(id="old-run", job_id=job_id, status="running",
+                                                    started_at=m.utcnow() - dt.timedelta(days=30)))
+    engine.dispose()
+    cat = Catalog(catalog_url, stale_after=1.0, heartbeat_interval=None)  # upgrades to 0003
+    try:
+        assert cat.reap_dead_runs() == []
+        [row] = cat.runs()
+        assert row["run_id"] == "old-run" and row["status"] == "running"
+        assert row["host"] is None and row["pid"] is None and row["heartbeat_at"] is None
+    finally:
+        cat.close()
