@@ -8,12 +8,13 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from catalog import models as m
-from catalog.errors import CatalogError
+from catalog.errors import TrainingDatasetNotFoundError
 from catalog.redact import redact
 
-
-class TrainingDatasetNotFoundError(CatalogError, LookupError):
-    """No training dataset with that id or name."""
+# Defined in catalog.errors with the other catalog errors; still importable from here because
+# lake/handoff/load.py and tests/lake/features/test_training.py import it from this module.
+__all__ = ["TrainingDatasetNotFoundError", "add_training", "find_training", "list_reports", "list_training",
+           "report_dict", "training_dict"]
 
 
 def training_dict(t: m.TrainingDataset) -> dict[str, Any]:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.resources
+import tempfile
 import threading
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.errors import CatalogConnectionError
@@ -23,9 +28,6 @@ def _migrations_dir() -> Path:
     as it does on Spark executors and under spark-submit --py-files)."""
     if _MIGRATIONS.is_dir():
         return _MIGRATIONS
-    import importlib.resources
-    import tempfile
-
     dest = Path(tempfile.mkdtemp(prefix="lake-migrations-"))
     root = importlib.resources.files("catalog") / "migrations"
 
@@ -39,6 +41,8 @@ def _migrations_dir() -> Path:
 
     copy(root, dest)
     return dest
+
+
 _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
 
@@ -86,9 +90,6 @@ def migrate(engine: Engine) -> None:
     key = str(engine.url)
     if key in _migrated:
         return
-    from alembic import command
-    from alembic.config import Config
-
     cfg = Config()
     cfg.set_main_option("script_location", str(_migrations_dir()))
     with _migrate_lock:
@@ -117,14 +118,46 @@ def migrate(engine: Engine) -> None:
     _migrated.add(key)
 
 
-def _first_line(exc: Exception) -> str:
-    return str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def _first_line(exc: BaseException) -> str:
+    text_ = str(getattr(exc, "orig", None) or exc).strip()
+    return text_.splitlines()[0] if text_ else type(exc).__name__
+
+
+_GONE = ("connection refused", "could not connect", "unable to open", "timeout expired",
+         "name or service not known", "could not translate host", "server closed the connection",
+         "connection is closed", "connection already closed", "terminating connection", "connection reset",
+         "broken pipe", "eof detected", "connection timed out", "could not receive data", "could not send data",
+         "no connection to the server", "connection to server", "network is unreachable", "no route to host",
+         "the connection is lost")
 
 
 def _unreachable(exc: Exception) -> bool:
     text_ = str(exc).lower()
-    return any(s in text_ for s in ("connection refused", "could not connect", "unable to open", "timeout expired",
-                                    "name or service not known", "could not translate host"))
+    return any(s in text_ for s in _GONE)
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """Whether a database error means the server cannot be reached (rather than a bad statement)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError) and _unreachable(exc)
+
+
+def connection_error(url: str, exc: BaseException) -> CatalogConnectionError:
+    """The one-line error a caller gets when the catalog database goes away."""
+    return CatalogConnectionError(
+        f"cannot reach the catalog database {redact_url(url)}: {_first_line(exc)}; "
+        "check that the server is up and LAKE_CATALOG_URL (or [catalog] url in lake.toml) points at it")
+
+
+def ping(engine: Engine) -> None:
+    """One ``SELECT 1``; :class:`CatalogConnectionError` when the database cannot answer."""
+    url = engine.url.render_as_string(hide_password=False)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        raise connection_error(url, exc) from exc
 
 
 def session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
@@ -138,14 +171,41 @@ def session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[
 
 
 @contextlib.contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session that commits when the block ends cleanly and rolls back otherwise."""
+def transaction(factory: sessionmaker[Session], url: str | None = None) -> Iterator[Session]:
+    """A session that commits when the block ends cleanly and rolls back otherwise.
+
+    Args:
+        url: the database's URL; when given, a lost connection raises
+            :class:`CatalogConnectionError` naming it (redacted) instead of the driver's error.
+    """
     session = factory()
     try:
         yield session
         session.commit()
-    except BaseException:
-        session.rollback()
+    except BaseException as exc:
+        with contextlib.suppress(SQLAlchemyError):  # on a dead connection there is nothing to roll back
+            session.rollback()
+        if url is not None and lost_connection(exc):
+            raise connection_error(url, exc) from exc
         raise
     finally:
-        session.close()
+        with contextlib.suppress(SQLAlchemyError):
+            session.close()
+
+
+class SessionSource(Protocol):
+    """What code below the store needs of a catalog: its namespace and transactions.
+
+    :class:`catalog.store.Catalog` is one; OpenLineage building and ingest take any.
+    """
+
+    namespace: str
+    """The namespace of datasets and jobs named without one (the lake's own)."""
+
+    def writing(self) -> AbstractContextManager[Session]:
+        """A read-write transaction (committed when the block ends cleanly)."""
+        ...
+
+    def reading(self) -> AbstractContextManager[Session]:
+        """A read-only transaction."""
+        ...

@@ -41,3 +41,7 @@ class RunNotFoundError(CatalogError, LookupError):
 
 class CatalogConnectionError(CatalogError, ConnectionError):
     """The catalog database cannot be reached or opened."""
+
+
+class TrainingDatasetNotFoundError(CatalogError, LookupError):
+    """No training dataset with that id or name."""

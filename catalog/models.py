@@ -149,6 +149,14 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(Text)
     stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     parent_run_id: Mapped[str | None] = mapped_column(String(36))
+    host: Mapped[str | None] = mapped_column(String(255))
+    """The host of the process that opened the run (None: ingested, or recorded before 0003)."""
+    pid: Mapped[int | None] = mapped_column(Integer)
+    """That process's id on its host."""
+    process_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    """When that process started, so a reused pid is not taken for it."""
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    """Refreshed while the run is open; a stale one means its process is gone."""
 
 
 class DatasetVersion(Base):

@@ -14,23 +14,25 @@ Everything stored or sent is built from redacted values: no credentials.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import logging
 from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from catalog import models as m
+from catalog import records
+from catalog.db import SessionSource
 from catalog.entities import ColumnSpec, VersionRecord
 from catalog.errors import CatalogError
 from catalog.redact import redact, redact_text
-
-if TYPE_CHECKING:
-    from catalog.store import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,8 @@ class Emitter:
 
     def _transports(self) -> list[Any]:
         if self._clients is None:
+            # The OpenLineage client is imported on first use: it takes most of a second to
+            # import, and most catalog calls never emit.
             from openlineage.client import OpenLineageClient
 
             clients = []
@@ -78,10 +82,10 @@ class Emitter:
             self._clients = clients
         return self._clients
 
-    def emit(self, catalog: Catalog, run_id: str, event_type: str) -> dict[str, Any]:
+    def emit(self, catalog: SessionSource, run_id: str, event_type: str) -> dict[str, Any]:
         """Build the event for a run, store it in the catalog and send it everywhere else."""
         event = build_event(catalog, run_id, event_type)
-        from openlineage.client.serde import Serde
+        from openlineage.client.serde import Serde  # heavy, imported on first use (see _transports)
 
         payload = redact(json.loads(Serde.to_json(event)))
         with catalog.writing() as s:
@@ -110,10 +114,7 @@ class _BasicAuth:
 
 def _split_credentials(url: str) -> tuple[str, Any]:
     """The endpoint URL without ``user:password@`` and, if there were credentials, a provider for them."""
-    import base64
-    from urllib.parse import unquote, urlsplit, urlunsplit
-
-    from openlineage.client.transport.http import TokenProvider
+    from openlineage.client.transport.http import TokenProvider  # heavy, imported on first use
 
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
@@ -135,8 +136,9 @@ def _iso(value: dt.datetime | None) -> str:
     return value.isoformat()
 
 
-def build_event(catalog: Catalog, run_id: str, event_type: str) -> Any:
+def build_event(catalog: SessionSource, run_id: str, event_type: str) -> Any:
     """The OpenLineage RunEvent describing a run as the catalog knows it now."""
+    # The client's event and facet classes are heavy: imported on first use.
     from openlineage.client import event_v2 as ol
     from openlineage.client.facet_v2 import (
         column_lineage_dataset,
@@ -266,7 +268,7 @@ def build_event(catalog: Catalog, run_id: str, event_type: str) -> Any:
 
 def _drift_facet(report: m.Report) -> Any:
     """The custom ``lake_drift`` dataset facet: the summary of a drift report made by the run."""
-    import attr
+    import attr  # comes with the OpenLineage client, imported on first use like it
     from openlineage.client.facet_v2 import DatasetFacet
 
     @attr.define
@@ -297,10 +299,11 @@ def _require(event: dict[str, Any], path: str) -> Any:
     return value
 
 
-def ingest(catalog: Catalog, event: dict[str, Any]) -> str:
-    """Add one OpenLineage RunEvent from another producer to the catalog; returns the run id."""
-    from catalog.store import _insert
+def ingest(catalog: SessionSource, event: dict[str, Any]) -> str:
+    """Add one OpenLineage RunEvent from another producer to the catalog; returns the run id.
 
+    The whole event is recorded in one transaction: all of it or, on an error, none of it.
+    """
     if not isinstance(event, dict):
         raise CatalogError("an OpenLineage event must be a JSON object")
     run_id = str(_require(event, "run.runId"))
@@ -313,13 +316,10 @@ def ingest(catalog: Catalog, event: dict[str, Any]) -> str:
     run_facets = (event.get("run") or {}).get("facets") or {}
     parent = ((run_facets.get("parent") or {}).get("run") or {}).get("runId")
     with catalog.writing() as s:
-        job = catalog._ensure_job(s, job_name, job_ns, None)
-        s.execute(_insert(s, m.Run).values(
-            id=run_id, job_id=job.id, status=status or "running", started_at=event_time, parameters={},
-            stats={}, parent_run_id=parent,
-        ).on_conflict_do_nothing(index_elements=["id"]))
-        run = s.get(m.Run, run_id)
-        assert run is not None
+        job = records.ensure_job(s, job_ns, job_name)
+        records.insert_run(s, run_id, job, status=status or "running", started_at=event_time,
+                           parent_run_id=parent)
+        run = records.find_run(s, run_id)
         if event_type == "START":
             run.started_at = event_time
         if status in ("completed", "failed", "aborted"):
@@ -328,13 +328,13 @@ def ingest(catalog: Catalog, event: dict[str, Any]) -> str:
             run.error = redact_text(str(run_facets["errorMessage"].get("message", "")))
         s.add(m.LineageEvent(run_id=run_id, event_type=event_type, event_time=event_time,
                              producer=str(event.get("producer") or ""), payload=redact(event)))
-    for key, output in (("inputs", False), ("outputs", True)):
-        for ds in event.get(key) or []:
-            _ingest_dataset(catalog, run_id, ds, output)
+        for key, output in (("inputs", False), ("outputs", True)):
+            for ds in event.get(key) or []:
+                _ingest_dataset(s, catalog.namespace, run_id, ds, output)
     return run_id
 
 
-def _ingest_dataset(catalog: Catalog, run_id: str, ds: dict[str, Any], output: bool) -> None:
+def _ingest_dataset(s: Session, home: str, run_id: str, ds: dict[str, Any], output: bool) -> None:
     ns, name = str(_require(ds, "namespace")), str(_require(ds, "name"))
     facets = ds.get("facets") or {}
     out_facets = ds.get("outputFacets") or {}
@@ -344,45 +344,29 @@ def _ingest_dataset(catalog: Catalog, run_id: str, ds: dict[str, Any], output: b
     raw_version = (facets.get("version") or {}).get("datasetVersion")
     version = int(raw_version) if isinstance(raw_version, str | int) and str(raw_version).isdigit() else None
     description = (facets.get("documentation") or {}).get("description")
-    catalog.register_dataset(name, namespace=ns, location=location, description=description,
-                             columns=columns or None,
-                             owners=[o.get("name") for o in (facets.get("ownership") or {}).get("owners", [])
-                                     if o.get("name")])
+    row = records.ensure_dataset(s, ns, name, home=ns == home, location=location, description=description)
+    records.annotate(s, row, columns=columns or None,
+                     owners=[o.get("name") for o in (facets.get("ownership") or {}).get("owners", [])
+                             if o.get("name")])
     if output and version is not None:
         stats = out_facets.get("outputStatistics") or {}
-        catalog.record_version(name, VersionRecord(version=version, columns=columns, row_count=stats.get("rowCount"),
-                                                   size_bytes=stats.get("size"), file_count=stats.get("fileCount")),
-                               namespace=ns, run_id=run_id)
-    elif output:
-        catalog.add_output(run_id, name, None, namespace=ns)
+        records.record_version(s, row, VersionRecord(version=version, columns=columns,
+                                                     row_count=stats.get("rowCount"), size_bytes=stats.get("size"),
+                                                     file_count=stats.get("fileCount")), run_id)
     else:
-        catalog.add_input(run_id, name, version, namespace=ns)
+        records.link(s, run_id, row.id, m.UNKNOWN_VERSION if version is None else version,
+                     output=output)
     lineage = (facets.get("columnLineage") or {}).get("fields") or {}
     if output and lineage:
-        mapping: dict[str, list[Any]] = {}
+        # Column lineage across namespaces: each source column is in its own dataset's namespace.
         for dst_col, spec in lineage.items():
             for src in spec.get("inputFields") or []:
-                catalog.register_dataset(src["name"], namespace=src["namespace"])
-                mapping.setdefault(dst_col, []).append((src["name"], src["field"]))
-        # Column lineage across namespaces: sources are registered in their own namespace.
-        for dst_col, sources in mapping.items():
-            for src_name, src_col in sources:
-                src_ns = next(f["namespace"] for f in lineage[dst_col]["inputFields"] if f["name"] == src_name)
-                _column_edge(catalog, run_id, (src_ns, src_name, src_col), (ns, name, dst_col))
+                src_ds = records.ensure_dataset(s, src["namespace"], src["name"], home=src["namespace"] == home)
+                records.column_edge(s, (src_ds, src["field"]), (row, dst_col), transformation=None,
+                                    run_id=run_id, replace=False)
 
 
-def _column_edge(catalog: Catalog, run_id: str, src: tuple[str, str, str], dst: tuple[str, str, str]) -> None:
-    from catalog.store import _insert
-
-    with catalog.writing() as s:
-        src_ds = catalog._dataset(s, src[1], src[0])
-        dst_ds = catalog._dataset(s, dst[1], dst[0])
-        s.execute(_insert(s, m.ColumnLineage).values(
-            src_dataset_id=src_ds.id, src_column=src[2], dst_dataset_id=dst_ds.id, dst_column=dst[2], run_id=run_id,
-        ).on_conflict_do_nothing(index_elements=["src_dataset_id", "src_column", "dst_dataset_id", "dst_column"]))
-
-
-def ingest_lines(catalog: Catalog, lines: Iterable[str], source: str = "input") -> int:
+def ingest_lines(catalog: SessionSource, lines: Iterable[str], source: str = "input") -> int:
     """Ingest a JSON-lines stream of events; errors name the line."""
     count = 0
     for number, line in enumerate(lines, start=1):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from catalog.errors import CatalogError, DatasetNotFoundError
+from catalog.errors import CatalogConnectionError, CatalogError, DatasetNotFoundError
+from catalog.lineage import render
+from catalog.openlineage import ingest
 from catalog.store import Catalog
 
 
@@ -14,10 +16,8 @@ def create_app(catalog: Catalog) -> Any:
     ``POST /api/v1/lineage`` takes one OpenLineage RunEvent (or a list) as JSON, the
     same endpoint Marquez exposes, so any OpenLineage HTTP transport can point here.
     """
+    # FastAPI is imported only to serve: the rest of the catalog never needs it.
     from fastapi import Body, FastAPI, HTTPException, Query
-
-    from catalog.lineage import render
-    from catalog.openlineage import ingest
 
     app = FastAPI(title="lake catalog", version="1")
 
@@ -30,6 +30,8 @@ def create_app(catalog: Catalog) -> Any:
         events = event if isinstance(event, list) else [event]
         try:
             runs = [ingest(catalog, e) for e in events]
+        except CatalogConnectionError as exc:
+            raise HTTPException(status_code=503, detail=exc.message) from None
         except CatalogError as exc:
             raise HTTPException(status_code=400, detail=exc.message) from None
         return {"ingested": len(runs), "runs": runs}

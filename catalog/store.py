@@ -2,39 +2,56 @@
 
 One :class:`Catalog` per database URL. Every write happens in one transaction;
 concurrent writers (several jobs registering at once) neither lose nor duplicate a
-record: rows are upserted on their natural keys (``INSERT ... ON CONFLICT``), and
-SQLite writers take the write lock at ``BEGIN``.
+record: rows are upserted on their natural keys (``INSERT ... ON CONFLICT``, see
+:mod:`catalog.records`), and SQLite writers take the write lock at ``BEGIN``.
+
+Runs remember the process that opened them and carry a heartbeat, so a run whose
+process was killed does not stay ``running`` forever: listing runs (or
+:meth:`Catalog.reap_dead_runs`) ends it as ``failed`` (see :mod:`catalog.liveness`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import logging
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from catalog import artifacts, liveness, records, views
 from catalog import models as m
-from catalog.db import make_engine, migrate, session_factory, transaction
-from catalog.entities import RUN_STATUSES, ColumnSpec, DatasetRef, VersionRecord, schema_hash
-from catalog.errors import CatalogError, DatasetNotFoundError, RunNotFoundError
+from catalog.db import make_engine, migrate, ping, session_factory, transaction
+from catalog.entities import (
+    RUN_STATUSES,
+    ColumnSpec,
+    DatasetRef,
+    LineageGraph,
+    SearchHit,
+    VersionRecord,
+)
+from catalog.errors import CatalogConnectionError, CatalogError
+from catalog.lineage import lineage as lineage_graph
+from catalog.openlineage import Emitter
 from catalog.redact import redact, redact_text
+from catalog.search import refresh_doc
+from catalog.search import search as search_docs
+from catalog.tags import propagate as propagate_tags
+from catalog.tags import repropagate
+
+log = logging.getLogger(__name__)
 
 DEFAULT_NAMESPACE = "lake"
+HEARTBEAT_INTERVAL = 30.0
+"""Seconds between two heartbeats of a process's open runs."""
+STALE_AFTER = 600.0
+"""Seconds without a heartbeat after which a run's process is taken for dead."""
 
-
-def _insert(session: Session, model: type[m.Base]) -> Any:
-    """A dialect insert (for ``on_conflict_do_nothing``/``do_update``)."""
-    name = session.get_bind().dialect.name
-    return (postgresql.insert if name == "postgresql" else sqlite.insert)(model)
-
-
-def layer_of(name: str) -> str | None:
-    """``bronze.events`` -> ``bronze``; names without a dot have no layer."""
-    return name.split(".", 1)[0].lower() if "." in name else None
+_END_EVENTS = {"completed": "COMPLETE", "failed": "FAIL", "aborted": "ABORT"}
 
 
 class Catalog:
@@ -44,20 +61,40 @@ class Catalog:
         url: SQLAlchemy URL (``sqlite:///path/catalog.db`` or ``postgresql+psycopg://...``).
         namespace: the namespace of datasets and jobs named without one.
         emitter: where OpenLineage events go besides the catalog itself (file, HTTP).
+        heartbeat_interval: seconds between heartbeats of the runs this catalog opened
+            (one UPDATE for all of them from one daemon thread); None records no heartbeat,
+            and such runs are then ended only when their pid is gone.
+        stale_after: seconds without a heartbeat after which a run is ended as dead,
+            whatever host it ran on. Must be more than twice ``heartbeat_interval``.
+
+    Raises:
+        CatalogConnectionError: the database cannot be reached or prepared.
     """
 
-    def __init__(self, url: str, *, namespace: str = DEFAULT_NAMESPACE, emitter: Any | None = None) -> None:
-        from catalog.openlineage import Emitter
-
+    def __init__(self, url: str, *, namespace: str = DEFAULT_NAMESPACE, emitter: Emitter | None = None,
+                 heartbeat_interval: float | None = HEARTBEAT_INTERVAL, stale_after: float = STALE_AFTER) -> None:
+        if heartbeat_interval is not None and heartbeat_interval <= 0:
+            raise CatalogError(f"heartbeat_interval must be positive (or None for no heartbeat), "
+                               f"not {heartbeat_interval}")
+        if stale_after <= 0 or (heartbeat_interval is not None and stale_after <= 2 * heartbeat_interval):
+            raise CatalogError(f"stale_after ({stale_after} s) must be more than twice heartbeat_interval "
+                               f"({heartbeat_interval} s), or a live run could be ended as dead")
         self.url = url
         self.namespace = namespace
+        self.stale_after = dt.timedelta(seconds=stale_after)
         self.engine = make_engine(url)
         migrate(self.engine)
         self._write = session_factory(self.engine)
         self._read = session_factory(self.engine, read_only=True)
         self.emitter: Emitter = emitter or Emitter()
+        self.heartbeat: liveness.Heartbeat | None = (
+            liveness.Heartbeat(self._beat, heartbeat_interval) if heartbeat_interval else None)
+        """Beats the runs this catalog opened (None when ``heartbeat_interval`` is None)."""
 
     def close(self) -> None:
+        """Stop the heartbeat and release the connections (open runs stay open)."""
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
         self.engine.dispose()
 
     @property
@@ -66,68 +103,32 @@ class Catalog:
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[Session]:
-        with transaction(self._write) as session:
+        """A read-write transaction; :class:`CatalogConnectionError` when the database goes away."""
+        with transaction(self._write, self.url) as session:
             yield session
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[Session]:
-        with transaction(self._read) as session:
+        """A read-only transaction; :class:`CatalogConnectionError` when the database goes away."""
+        with transaction(self._read, self.url) as session:
             yield session
+
+    def ping(self) -> None:
+        """Check that the database answers (one ``SELECT 1``).
+
+        Raises:
+            CatalogConnectionError: it does not; the message names the (redacted) URL.
+        """
+        ping(self.engine)
 
     # ------------------------------------------------------------------ datasets
 
     def _dataset(self, session: Session, name: str, namespace: str | None = None) -> m.Dataset:
+        return records.find_dataset(session, namespace or self.namespace, name)
+
+    def _ensure_dataset(self, session: Session, name: str, namespace: str | None = None, **values: Any) -> m.Dataset:
         ns = namespace or self.namespace
-        ds = session.scalar(select(m.Dataset).where(m.Dataset.namespace == ns, m.Dataset.name == name))
-        if ds is None:
-            hint = self._did_you_mean(session, name)
-            raise DatasetNotFoundError(
-                f"no dataset {name!r} in namespace {ns!r}{hint}; `lake catalog search` finds datasets",
-                dataset=name,
-            )
-        return ds
-
-    def _did_you_mean(self, session: Session, name: str) -> str:
-        from catalog.search import suggest
-
-        close = suggest(session, name)
-        return f" (did you mean {', '.join(close)}?)" if close else ""
-
-    def _ensure_dataset(
-        self,
-        session: Session,
-        name: str,
-        namespace: str | None = None,
-        *,
-        kind: str | None = None,
-        layer: str | None = None,
-        location: str | None = None,
-        format: str | None = None,
-        description: str | None = None,
-    ) -> m.Dataset:
-        ns = namespace or self.namespace
-        now = m.utcnow()
-        values = {
-            "namespace": ns, "name": name, "kind": kind or "table",
-            "layer": layer if layer is not None else layer_of(name) if ns == self.namespace else None,
-            "location": redact_text(location) if location else None, "format": format,
-            "description": description, "created_at": now, "updated_at": now,
-        }
-        session.execute(_insert(session, m.Dataset).values(**values).on_conflict_do_nothing(
-            index_elements=["namespace", "name"]))
-        ds = session.scalars(select(m.Dataset).where(m.Dataset.namespace == ns, m.Dataset.name == name)).one()
-        changed = False
-        for attr, value in (("kind", kind), ("layer", layer), ("location", values["location"]),
-                            ("format", format), ("description", description)):
-            if value is not None and getattr(ds, attr) != value:
-                setattr(ds, attr, value)
-                changed = True
-        if changed:
-            ds.updated_at = now
-            self._refresh_doc(session, ds)
-        elif ds.created_at == now or session.get(m.SearchDoc, ds.id) is None:
-            self._refresh_doc(session, ds)
-        return ds
+        return records.ensure_dataset(session, ns, name, home=ns == self.namespace, **values)
 
     def register_dataset(
         self,
@@ -147,31 +148,8 @@ class Catalog:
         with self.writing() as s:
             ds = self._ensure_dataset(s, name, namespace, kind=kind, layer=layer, location=location,
                                       format=format, description=description)
-            if columns is not None:
-                self._set_columns(s, ds, list(columns))
-            for owner in owners:
-                self._add_owner(s, ds, owner)
-            for tag in tags:
-                self._add_tag(s, ds, tag)
-            self._refresh_doc(s, ds)
+            records.annotate(s, ds, columns=None if columns is None else list(columns), owners=owners, tags=tags)
             return DatasetRef(ds.namespace, ds.name)
-
-    def _set_columns(self, session: Session, ds: m.Dataset, columns: list[ColumnSpec]) -> None:
-        existing = {c.name: c for c in session.scalars(select(m.Column).where(m.Column.dataset_id == ds.id))}
-        keep = {c.name for c in columns}
-        for name, gone in existing.items():
-            if name not in keep:
-                session.delete(gone)
-        for pos, spec in enumerate(columns):
-            col = existing.get(spec.name)
-            if col is None:
-                session.add(m.Column(dataset_id=ds.id, name=spec.name, type=spec.type, nullable=spec.nullable,
-                                     position=pos, description=spec.description))
-            else:
-                col.type, col.nullable, col.position = spec.type, spec.nullable, pos
-                if spec.description:
-                    col.description = spec.description
-        session.flush()
 
     def record_version(
         self,
@@ -187,24 +165,19 @@ class Catalog:
         """Record one committed version (idempotent: recording it twice keeps one row)."""
         with self.writing() as s:
             ds = self._ensure_dataset(s, name, namespace, location=location, format=format, kind=kind)
-            values = {
-                "dataset_id": ds.id, "version": record.version,
-                "committed_at": record.committed_at or m.utcnow(), "operation": record.operation,
-                "schema": [c.__dict__ for c in record.columns], "schema_hash": schema_hash(record.columns),
-                "row_count": record.row_count, "size_bytes": record.size_bytes, "file_count": record.file_count,
-                "metrics": redact(record.metrics), "run_id": run_id,
-            }
-            s.execute(_insert(s, m.DatasetVersion).values(**values).on_conflict_do_nothing(
-                index_elements=["dataset_id", "version"]))
-            if ds.current_version is None or record.version >= ds.current_version:
-                ds.current_version = record.version
-                if record.columns:
-                    self._set_columns(s, ds, record.columns)
-                ds.updated_at = m.utcnow()
-                self._refresh_doc(s, ds)
-            if run_id is not None:
-                self._link(s, run_id, ds.id, record.version, output=True)
+            records.record_version(s, ds, record, run_id)
             return DatasetRef(ds.namespace, ds.name)
+
+    def recorded_versions(self, name: str, *, namespace: str | None = None) -> set[int]:
+        """The versions of a dataset the catalog has recorded (empty when it knows no such dataset).
+
+        One query, whatever the number of versions.
+        """
+        with self.reading() as s:
+            rows = s.scalars(select(m.DatasetVersion.version)
+                             .join(m.Dataset, m.Dataset.id == m.DatasetVersion.dataset_id)
+                             .where(m.Dataset.namespace == (namespace or self.namespace), m.Dataset.name == name))
+            return set(rows)
 
     # --------------------------------------------------------------------- runs
 
@@ -220,68 +193,50 @@ class Catalog:
         description: str | None = None,
         emit: bool = True,
     ) -> str:
-        """Start a run of ``job`` (created on first use); returns its UUID."""
+        """Start a run of ``job`` (created on first use); returns its UUID.
+
+        The run records this process (host, pid, start time) and, until it is finished,
+        a heartbeat every ``heartbeat_interval`` seconds.
+        """
         run_id = run_id or str(uuid.uuid4())
+        me = liveness.this_process()
+        now = m.utcnow()
         with self.writing() as s:
-            job_row = self._ensure_job(s, job, namespace, description)
-            s.execute(_insert(s, m.Run).values(
-                id=run_id, job_id=job_row.id, status="running", started_at=m.utcnow(),
-                parameters=redact(parameters or {}), code_version=code_version, stats={},
-                parent_run_id=parent_run_id,
-            ).on_conflict_do_nothing(index_elements=["id"]))
+            job_row = records.ensure_job(s, namespace or self.namespace, job, description)
+            records.insert_run(s, run_id, job_row, status="running", started_at=now,
+                               parameters=redact(parameters or {}), code_version=code_version,
+                               parent_run_id=parent_run_id, host=me.host, pid=me.pid,
+                               process_started_at=me.started_at,
+                               heartbeat_at=now if self.heartbeat is not None else None)
+        if self.heartbeat is not None:
+            self.heartbeat.add(run_id)
         if emit:
             self.emitter.emit(self, run_id, "START")
         return run_id
 
-    def _ensure_job(self, session: Session, name: str, namespace: str | None, description: str | None) -> m.Job:
-        ns = namespace or self.namespace
-        session.execute(_insert(session, m.Job).values(namespace=ns, name=name, description=description,
-                                                       created_at=m.utcnow())
-                        .on_conflict_do_nothing(index_elements=["namespace", "name"]))
-        job = session.scalars(select(m.Job).where(m.Job.namespace == ns, m.Job.name == name)).one()
-        if description and job.description != description:
-            job.description = description
-        return job
-
-    def _run(self, session: Session, run_id: str) -> m.Run:
-        run = session.get(m.Run, run_id)
-        if run is None:
-            raise RunNotFoundError(f"no run {run_id}; `lake catalog runs` lists recent runs", run=run_id)
-        return run
+    def _beat(self, run_ids: list[str]) -> set[str]:
+        """Refresh the heartbeat of these runs; the ones still running."""
+        with self.writing() as s:
+            s.execute(update(m.Run).where(m.Run.id.in_(run_ids), m.Run.status == "running")
+                      .values(heartbeat_at=m.utcnow()))
+            return set(s.scalars(select(m.Run.id).where(m.Run.id.in_(run_ids), m.Run.status == "running")))
 
     def add_input(self, run_id: str, name: str, version: int | None = None, *, namespace: str | None = None,
                   location: str | None = None, format: str | None = None, kind: str | None = None) -> None:
         """Record that the run read ``name`` (at ``version`` when known)."""
-        with self.writing() as s:
-            self._run(s, run_id)
-            ds = self._ensure_dataset(s, name, namespace, location=location, format=format, kind=kind)
-            self._link(s, run_id, ds.id, m.UNKNOWN_VERSION if version is None else version, output=False)
+        self._add_link(run_id, name, version, namespace, output=False, location=location, format=format, kind=kind)
 
     def add_output(self, run_id: str, name: str, version: int | None = None, *, namespace: str | None = None,
                    location: str | None = None, format: str | None = None, kind: str | None = None) -> None:
         """Record that the run wrote ``name`` (at ``version`` when known)."""
+        self._add_link(run_id, name, version, namespace, output=True, location=location, format=format, kind=kind)
+
+    def _add_link(self, run_id: str, name: str, version: int | None, namespace: str | None, *, output: bool,
+                  **values: Any) -> None:
         with self.writing() as s:
-            self._run(s, run_id)
-            ds = self._ensure_dataset(s, name, namespace, location=location, format=format, kind=kind)
-            self._link(s, run_id, ds.id, m.UNKNOWN_VERSION if version is None else version, output=True)
-
-    def _link(self, session: Session, run_id: str, dataset_id: int, version: int, *, output: bool) -> None:
-        model = m.RunOutput if output else m.RunInput
-        session.execute(_insert(session, model).values(run_id=run_id, dataset_id=dataset_id, version=version)
-                        .on_conflict_do_nothing(index_elements=["run_id", "dataset_id", "version"]))
-        other = m.RunInput if output else m.RunOutput
-        partners = set(session.scalars(select(other.dataset_id).where(other.run_id == run_id)))
-        pairs = [(p, dataset_id) if output else (dataset_id, p) for p in partners if p != dataset_id]
-        for src, dst in pairs:
-            stmt = _insert(session, m.LineageEdge).values(src_id=src, dst_id=dst, last_run_id=run_id,
-                                                          updated_at=m.utcnow())
-            session.execute(stmt.on_conflict_do_update(
-                index_elements=["src_id", "dst_id"],
-                set_={"last_run_id": run_id, "updated_at": m.utcnow()}))
-        if pairs:
-            from catalog.tags import propagate
-
-            propagate(session, {dst for _, dst in pairs})
+            records.find_run(s, run_id)
+            ds = self._ensure_dataset(s, name, namespace, **values)
+            records.link(s, run_id, ds.id, m.UNKNOWN_VERSION if version is None else version, output=output)
 
     def add_column_lineage(
         self,
@@ -298,12 +253,8 @@ class Catalog:
                 for src in sources:
                     src_ds = self._ensure_dataset(s, src[0], namespace)
                     transformation = src[2] if len(src) > 2 else None  # type: ignore[misc]
-                    s.execute(_insert(s, m.ColumnLineage).values(
-                        src_dataset_id=src_ds.id, src_column=src[1], dst_dataset_id=dst.id, dst_column=dst_col,
-                        transformation=transformation, run_id=run_id,
-                    ).on_conflict_do_update(
-                        index_elements=["src_dataset_id", "src_column", "dst_dataset_id", "dst_column"],
-                        set_={"transformation": transformation, "run_id": run_id}))
+                    records.column_edge(s, (src_ds, src[1]), (dst, dst_col), transformation=transformation,
+                                        run_id=run_id, replace=True)
 
     def finish_run(self, run_id: str, status: str = "completed", *, error: str | None = None,
                    stats: dict[str, Any] | None = None, emit: bool = True) -> None:
@@ -311,15 +262,19 @@ class Catalog:
         if status not in RUN_STATUSES or status == "running":
             raise CatalogError(f"a run ends as completed, failed or aborted, not {status!r}")
         with self.writing() as s:
-            run = self._run(s, run_id)
+            run = records.find_run(s, run_id)
             run.status = status
             run.ended_at = m.utcnow()
             if error:
                 run.error = redact_text(error)[:20_000]
             if stats:
                 run.stats = {**(run.stats or {}), **redact(stats)}
+        # Only once the end is recorded: a finish that could not reach the catalog leaves the run
+        # beating while this process lives, and ended as dead after it exits.
+        if self.heartbeat is not None:
+            self.heartbeat.discard(run_id)
         if emit:
-            self.emitter.emit(self, run_id, {"completed": "COMPLETE", "failed": "FAIL", "aborted": "ABORT"}[status])
+            self.emitter.emit(self, run_id, _END_EVENTS[status])
 
     @contextlib.contextmanager
     def run(self, job: str, **kwargs: Any) -> Iterator[RunContext]:
@@ -332,6 +287,68 @@ class Catalog:
             raise
         self.finish_run(ctx.run_id, "completed", stats=ctx.stats)
 
+    def run_status(self, run_id: str) -> str | None:
+        """The run's status (``running``, ``completed``, ``failed``, ``aborted``), None when no such run.
+
+        A ``running`` run whose process is gone is ended first and reads ``failed``.
+        """
+        with self.reading() as s:
+            status = s.scalar(select(m.Run.status).where(m.Run.id == run_id))
+        if status == "running" and self._reap_quietly([run_id]):
+            return "failed"
+        return status
+
+    def reap_dead_runs(self, run_ids: Iterable[str] | None = None) -> list[str]:
+        """End as ``failed`` every running run whose process is gone; returns the ids it ended.
+
+        A run is dead when, on this host, its pid no longer exists or belongs to a process
+        started at another time, or (from any host) when its heartbeat is older than
+        ``stale_after``. Runs that recorded neither a pid nor a heartbeat are left alone.
+        Each ended run gets the reason as its error and an OpenLineage FAIL event.
+
+        Args:
+            run_ids: only consider these runs (default: every running run).
+        """
+        now = m.utcnow()
+        here = liveness.this_process().host
+        q = select(m.Run.id, m.Run.host, m.Run.pid, m.Run.process_started_at, m.Run.heartbeat_at).where(
+            m.Run.status == "running", (m.Run.pid.is_not(None)) | (m.Run.heartbeat_at.is_not(None)))
+        if run_ids is not None:
+            q = q.where(m.Run.id.in_(list(run_ids)))
+        with self.reading() as s:
+            candidates = s.execute(q).all()
+        dead: dict[str, tuple[dt.datetime | None, str]] = {}
+        for run_id, host, pid, started, heartbeat in candidates:
+            reason = liveness.dead_reason(host=host, pid=pid, process_started_at=started, heartbeat_at=heartbeat,
+                                          now=now, stale_after=self.stale_after, here=here)
+            if reason is not None:
+                dead[run_id] = (heartbeat, reason)
+        if not dead:
+            return []
+        ended = []
+        with self.writing() as s:
+            for run_id, (heartbeat, reason) in dead.items():
+                # Only if nothing changed since it was judged: a beat or a finish in between wins.
+                same_beat = m.Run.heartbeat_at.is_(None) if heartbeat is None else m.Run.heartbeat_at == heartbeat
+                done = s.execute(update(m.Run).where(m.Run.id == run_id, m.Run.status == "running", same_beat)
+                                 .values(status="failed", error=reason, ended_at=heartbeat or now))
+                if getattr(done, "rowcount", 0) == 1:
+                    ended.append(run_id)
+        for run_id in ended:
+            log.warning("run %s ended as failed: %s", run_id, dead[run_id][1])
+            self.emitter.emit(self, run_id, "FAIL")
+        return ended
+
+    def _reap_quietly(self, run_ids: Iterable[str] | None = None) -> list[str]:
+        """Reap before showing runs; a catalog this user may only read still shows them."""
+        try:
+            return self.reap_dead_runs(run_ids)
+        except CatalogConnectionError:
+            raise
+        except SQLAlchemyError as exc:
+            log.warning("could not end dead runs: %s", redact_text(str(exc).splitlines()[0]))
+            return []
+
     # ------------------------------------------------------------- descriptions
 
     def describe(self, name: str, text: str, *, column: str | None = None, namespace: str | None = None) -> None:
@@ -341,44 +358,27 @@ class Catalog:
             if column is None:
                 ds.description = text
             else:
-                col = self._column(s, ds, column)
-                col.description = text
+                records.find_column(s, ds, column).description = text
             ds.updated_at = m.utcnow()
-            self._refresh_doc(s, ds)
-
-    def _column(self, session: Session, ds: m.Dataset, column: str) -> m.Column:
-        col = session.scalar(select(m.Column).where(m.Column.dataset_id == ds.id, m.Column.name == column))
-        if col is None:
-            names = session.scalars(select(m.Column.name).where(m.Column.dataset_id == ds.id)).all()
-            raise CatalogError(f"{ds.name} has no column {column!r}; its columns: {', '.join(names) or 'none'}",
-                               dataset=ds.name, column=column)
-        return col
+            refresh_doc(s, ds)
 
     def add_owner(self, name: str, owner: str, *, namespace: str | None = None) -> None:
         with self.writing() as s:
             ds = self._dataset(s, name, namespace)
-            self._add_owner(s, ds, owner)
-            self._refresh_doc(s, ds)
-
-    def _add_owner(self, session: Session, ds: m.Dataset, owner: str) -> None:
-        session.execute(_insert(session, m.DatasetOwner).values(dataset_id=ds.id, owner=owner.strip())
-                        .on_conflict_do_nothing(index_elements=["dataset_id", "owner"]))
+            records.annotate(s, ds, owners=[owner])
 
     def remove_owner(self, name: str, owner: str, *, namespace: str | None = None) -> None:
         with self.writing() as s:
             ds = self._dataset(s, name, namespace)
             s.execute(delete(m.DatasetOwner).where(m.DatasetOwner.dataset_id == ds.id, m.DatasetOwner.owner == owner))
-            self._refresh_doc(s, ds)
+            refresh_doc(s, ds)
 
     # --------------------------------------------------------------------- tags
 
     def define_tag(self, tag: str, *, propagate: bool | None = None, description: str | None = None) -> None:
         """Create a tag or change it; a propagating tag shows on every downstream dataset."""
-        from catalog.tags import propagate as run_propagation
-        from catalog.tags import repropagate
-
         with self.writing() as s:
-            row = self._ensure_tag(s, tag)
+            row = records.ensure_tag(s, tag)
             if description is not None:
                 row.description = description
             if propagate is not None and row.propagate != propagate:
@@ -386,46 +386,26 @@ class Catalog:
                 s.flush()
                 if propagate:
                     holders = set(s.scalars(select(m.DatasetTag.dataset_id).where(m.DatasetTag.tag == tag)))
-                    run_propagation(s, holders, from_sources=True)
+                    propagate_tags(s, holders, from_sources=True)
                 else:
                     repropagate(s, tag)
-
-    def _ensure_tag(self, session: Session, tag: str) -> m.Tag:
-        tag = tag.strip()
-        if not tag:
-            raise CatalogError("a tag cannot be empty")
-        session.execute(_insert(session, m.Tag).values(name=tag, propagate=False)
-                        .on_conflict_do_nothing(index_elements=["name"]))
-        return session.get(m.Tag, tag)  # type: ignore[return-value]
 
     def tag(self, name: str, tag: str, *, column: str | None = None, namespace: str | None = None) -> None:
         """Tag a dataset (or a column of it)."""
         with self.writing() as s:
             ds = self._dataset(s, name, namespace)
             if column is not None:
-                col = self._column(s, ds, column)
-                self._ensure_tag(s, tag)
-                s.execute(_insert(s, m.ColumnTag).values(column_id=col.id, tag=tag)
+                col = records.find_column(s, ds, column)
+                records.ensure_tag(s, tag)
+                s.execute(records.insert(s, m.ColumnTag).values(column_id=col.id, tag=tag)
                           .on_conflict_do_nothing(index_elements=["column_id", "tag"]))
-            self._add_tag(s, ds, tag)
-            self._refresh_doc(s, ds)
-
-    def _add_tag(self, session: Session, ds: m.Dataset, tag: str) -> None:
-        from catalog.tags import propagate
-
-        row = self._ensure_tag(session, tag)
-        session.execute(_insert(session, m.DatasetTag).values(dataset_id=ds.id, tag=tag, source_id=0)
-                        .on_conflict_do_nothing(index_elements=["dataset_id", "tag", "source_id"]))
-        if row.propagate:
-            propagate(session, {ds.id}, from_sources=True)
+            records.annotate(s, ds, tags=[tag])
 
     def untag(self, name: str, tag: str, *, column: str | None = None, namespace: str | None = None) -> None:
-        from catalog.tags import repropagate
-
         with self.writing() as s:
             ds = self._dataset(s, name, namespace)
             if column is not None:
-                col = self._column(s, ds, column)
+                col = records.find_column(s, ds, column)
                 s.execute(delete(m.ColumnTag).where(m.ColumnTag.column_id == col.id, m.ColumnTag.tag == tag))
             else:
                 s.execute(delete(m.DatasetTag).where(m.DatasetTag.dataset_id == ds.id, m.DatasetTag.tag == tag,
@@ -433,7 +413,7 @@ class Catalog:
                 row = s.get(m.Tag, tag)
                 if row is not None and row.propagate:
                     repropagate(s, tag)
-            self._refresh_doc(s, ds)
+            refresh_doc(s, ds)
 
     # ------------------------------------------------------------------ quality
 
@@ -479,11 +459,9 @@ class Catalog:
         namespace: str | None = None,
     ) -> None:
         """Keep the recipe of a saved training dataset (its frame is the ``training.<name>`` table)."""
-        from catalog.artifacts import add_training
-
         with self.writing() as s:
             ds = self._ensure_dataset(s, f"training.{name}", namespace, kind="training", layer="training")
-            add_training(s, ds.id, {
+            artifacts.add_training(s, ds.id, {
                 "id": training_id, "name": name, "version": version, "features": features,
                 "feature_service": feature_service, "sources": sources,
                 "entity_location": redact_text(entity_location) if entity_location else None,
@@ -492,17 +470,13 @@ class Catalog:
 
     def training_dataset(self, ref: str) -> dict[str, Any]:
         """A saved training dataset by id (or unique id prefix) or by name (the newest)."""
-        from catalog.artifacts import find_training, training_dict
-
         with self.reading() as s:
-            return training_dict(find_training(s, ref))
+            return artifacts.training_dict(artifacts.find_training(s, ref))
 
     def training_datasets(self, *, name: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Saved training datasets, newest first."""
-        from catalog.artifacts import list_training
-
         with self.reading() as s:
-            return list_training(s, name, limit)
+            return artifacts.list_training(s, name, limit)
 
     def record_report(
         self,
@@ -533,58 +507,44 @@ class Catalog:
     def reports(self, *, dataset: str | None = None, kind: str | None = None, limit: int = 50,
                 namespace: str | None = None) -> list[dict[str, Any]]:
         """Monitoring reports, newest first."""
-        from catalog.artifacts import list_reports
-
         with self.reading() as s:
             ds_id = self._dataset(s, dataset, namespace).id if dataset else None
-            return list_reports(s, ds_id, kind, limit)
+            return artifacts.list_reports(s, ds_id, kind, limit)
 
     # ------------------------------------------------------------------- search
 
-    def _refresh_doc(self, session: Session, ds: m.Dataset) -> None:
-        from catalog.search import refresh_doc
-
-        refresh_doc(session, ds)
-
-    def search(self, query: str = "", **filters: Any) -> list[Any]:
+    def search(self, query: str = "", **filters: Any) -> list[SearchHit]:
         """Ranked search over names, descriptions, tags, owners and columns (see :mod:`catalog.search`)."""
-        from catalog.search import search
-
         with self.reading() as s:
-            return search(s, query, **filters)
+            return search_docs(s, query, **filters)
 
-    def lineage(self, name: str, **kwargs: Any) -> Any:
+    def lineage(self, name: str, **kwargs: Any) -> LineageGraph:
         """The lineage graph around a dataset (see :func:`catalog.lineage.lineage`)."""
-        from catalog.lineage import lineage
-
         with self.reading() as s:
             ds = self._dataset(s, name, kwargs.pop("namespace", None))
-            return lineage(s, ds, **kwargs)
+            return lineage_graph(s, ds, **kwargs)
 
     # -------------------------------------------------------------------- reads
 
     def show(self, name: str, *, version: int | None = None, namespace: str | None = None) -> dict[str, Any]:
         """Everything about a dataset on one screen: schema, versions, owners, tags, runs, quality, lineage."""
-        from catalog.views import show
-
+        self._reap_quietly()
         with self.reading() as s:
-            return show(s, self._dataset(s, name, namespace), version)
+            return views.show(s, self._dataset(s, name, namespace), version)
 
     def runs(self, *, job: str | None = None, status: str | None = None, dataset: str | None = None,
              limit: int = 50) -> list[dict[str, Any]]:
-        """Recent runs, newest first."""
-        from catalog.views import runs
-
+        """Recent runs, newest first (runs whose process died are ended as failed first)."""
+        self._reap_quietly()
         with self.reading() as s:
             ds_id = self._dataset(s, dataset).id if dataset else None
-            return runs(s, job=job, status=status, dataset_id=ds_id, limit=limit)
+            return views.runs(s, job=job, status=status, dataset_id=ds_id, limit=limit)
 
     def run_info(self, run_id: str) -> dict[str, Any]:
-        """One run with its inputs and outputs."""
-        from catalog.views import run_info
-
+        """One run with its inputs and outputs (ended as failed first if its process died)."""
+        self._reap_quietly([run_id])
         with self.reading() as s:
-            return run_info(s, self._run(s, run_id))
+            return views.run_info(s, records.find_run(s, run_id))
 
     def datasets(self, *, layer: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
         with self.reading() as s:
@@ -605,22 +565,6 @@ class Catalog:
                 "runs": s.scalar(select(func.count()).select_from(m.Run)) or 0,
                 "edges": s.scalar(select(func.count()).select_from(m.LineageEdge)) or 0,
             }
-
-
-    # Provisional: the catalog branch replaces these with its own versions at merge time.
-    def recorded_versions(self, name: str, *, namespace: str | None = None) -> set[int]:
-        """Versions of the dataset recorded in the catalog (empty if the dataset is unknown)."""
-        ns = namespace or self.namespace
-        with self.reading() as s:
-            rows = s.scalars(select(m.DatasetVersion.version).join(m.Dataset, m.Dataset.id == m.DatasetVersion.dataset_id)
-                             .where(m.Dataset.namespace == ns, m.Dataset.name == name))
-            return {int(v) for v in rows}
-
-    def run_status(self, run_id: str) -> str | None:
-        """The run's status, or None when no such run."""
-        with self.reading() as s:
-            run = s.get(m.Run, run_id)
-            return run.status if run is not None else None
 
 
 class RunContext:

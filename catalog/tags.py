@@ -10,6 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from catalog import models as m
+from catalog.search import refresh_doc
 
 
 def _propagating(session: Session) -> set[str]:
@@ -82,7 +83,5 @@ def repropagate(session: Session, tag: str) -> None:
 
 
 def _refresh(session: Session, ids: set[int]) -> None:
-    from catalog.search import refresh_doc
-
     for ds in session.scalars(select(m.Dataset).where(m.Dataset.id.in_(ids))) if ids else []:
         refresh_doc(session, ds)

@@ -90,6 +90,7 @@ def _run_dict(run: m.Run, job: m.Job) -> dict[str, Any]:
         "duration_s": round((run.ended_at - run.started_at).total_seconds(), 3)
         if run.ended_at and run.started_at else None,
         "parameters": run.parameters, "code_version": run.code_version, "error": run.error, "stats": run.stats,
+        "host": run.host, "pid": run.pid, "heartbeat_at": run.heartbeat_at,
     }
 
 

@@ -67,6 +67,10 @@ class CatalogSettings(_Section):
     """HTTP endpoint (e.g. Marquez) that receives every OpenLineage event, if set."""
     namespace: str = "lake"
     """OpenLineage namespace of the jobs this project runs."""
+    heartbeat_seconds: float | None = 30.0
+    """How often an open run's process says it is alive (none: runs are ended by pid only)."""
+    stale_after_seconds: float = 600.0
+    """A run with no heartbeat for this long is ended as failed (its process died elsewhere)."""
 
 
 class SparkSettings(_Section):

@@ -17,6 +17,7 @@ from catalog.errors import (
     DatasetNotFoundError,
     LakeError,
     RunNotFoundError,
+    TrainingDatasetNotFoundError,
 )
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "TableError",
     "TableExistsError",
     "TableNotFoundError",
+    "TrainingDatasetNotFoundError",
     "UnsupportedTableFeatureError",
     "VersionNotFoundError",
 ]

@@ -69,7 +69,9 @@ def open_catalog(settings: Settings) -> Catalog:
     if lineage_file is None and not settings.is_s3:
         lineage_file = str(Path(settings.root_uri) / "openlineage.jsonl")
     emitter = Emitter(file=lineage_file, url=settings.catalog.openlineage_url)
-    return Catalog(settings.catalog_url, namespace=settings.catalog.namespace, emitter=emitter)
+    return Catalog(settings.catalog_url, namespace=settings.catalog.namespace, emitter=emitter,
+                   heartbeat_interval=settings.catalog.heartbeat_seconds,
+                   stale_after=settings.catalog.stale_after_seconds)
 
 
 def columns_of(schema: pa.Schema) -> list[ColumnSpec]:

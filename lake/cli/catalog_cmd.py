@@ -8,8 +8,12 @@ from typing import Annotated, Any
 
 import typer
 
+from catalog.lineage import render
+from catalog.openlineage import ingest_lines
+from catalog.server import create_app
 from lake.cli.context import state
 from lake.cli.output import console, human_bytes, print_json, print_table
+from lake.errors import LakeError
 
 app = typer.Typer(help="Search and annotate datasets, follow lineage, list runs.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -95,8 +99,6 @@ def lineage(
     namespace: NsOpt = None,
 ) -> None:
     """The lineage graph around a dataset, at dataset or column level, latest or historical."""
-    from catalog.lineage import render
-
     direction = "upstream" if upstream and not downstream else "downstream" if downstream and not upstream else "both"
     graph = _catalog(ctx).lineage(name, direction=direction, depth=depth, column=column, version=version,
                                   namespace=namespace)
@@ -116,17 +118,19 @@ def runs(
     limit: Annotated[int, typer.Option(help="At most this many.")] = 30,
     as_json: JsonOpt = False,
 ) -> None:
-    """Recent runs, newest first."""
+    """Recent runs, newest first. A run whose process died is shown (and recorded) as failed."""
     rows = _catalog(ctx).runs(job=job, status=status, dataset=dataset, limit=limit)
     if as_json:
         print_json(rows)
         return
-    print_table(rows, ["run_id", "job", "status", "started_at", "duration_s", "error"])
+    for row in rows:
+        row["process"] = f"{row['pid']}@{row['host']}" if row["pid"] is not None else None
+    print_table(rows, ["run_id", "job", "status", "started_at", "duration_s", "process", "error"])
 
 
 @app.command("run")
 def run(ctx: typer.Context, run_id: str, as_json: JsonOpt = False) -> None:
-    """One run: status, parameters, inputs and outputs with versions."""
+    """One run: status, parameters, inputs and outputs with versions (failed if its process died)."""
     info = _catalog(ctx).run_info(run_id)
     if as_json:
         print_json(info)
@@ -204,16 +208,12 @@ def ingest(
     file: Annotated[str, typer.Argument(help="JSON-lines file of OpenLineage events, or - for stdin.")],
 ) -> None:
     """Add OpenLineage events from other producers (Airflow, dbt, Spark...) to the catalog."""
-    from catalog.openlineage import ingest_lines
-
     cat = _catalog(ctx)
     if file == "-":
         count = ingest_lines(cat, sys.stdin, "stdin")
     else:
         path = Path(file)
         if not path.is_file():
-            from lake.errors import LakeError
-
             raise LakeError(f"no such file: {file}")
         with path.open(encoding="utf-8") as fh:
             count = ingest_lines(cat, fh, str(path))
@@ -227,8 +227,6 @@ def serve(
     port: Annotated[int, typer.Option(help="Port.")] = 5000,
 ) -> None:
     """HTTP API: POST /api/v1/lineage (OpenLineage events in), search, datasets, lineage, health."""
-    import uvicorn
-
-    from catalog.server import create_app
+    import uvicorn  # only to serve: most CLI calls never need the ASGI server
 
     uvicorn.run(create_app(_catalog(ctx)), host=host, port=port, log_level="warning")

@@ -97,3 +97,27 @@ def test_ingest_and_errors(root: str, tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 1 and "did you mean silver.orders" in err
     code, _, err = run(capsys, root, "lineage", "silver.orders", "--format", "png")
     assert code == 1 and "unknown lineage format" in err
+
+
+def test_runs_shows_a_killed_process_run_as_failed(root: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    from tests.catalog.victim import start_victim
+
+    victim, run_id = start_victim(make_settings(root=root).catalog_url, job="ingest.killed")
+    try:
+        code, out, _ = run(capsys, root, "runs", "--status", "running", "--json")
+        [row] = json.loads(out)
+        assert code == 0 and row["run_id"] == run_id and row["pid"] == victim.pid  # alive: left running
+    finally:
+        victim.kill()
+        victim.wait(30)
+    reason = f"the process (pid {victim.pid} on host {socket.gethostname()}) ended without finishing the run"
+    code, out, _ = run(capsys, root, "runs", "--json")
+    rows = {r["run_id"]: r for r in json.loads(out)}
+    assert code == 0 and rows[run_id]["status"] == "failed" and rows[run_id]["error"] == reason
+    assert run(capsys, root, "runs", "--status", "running", "--json")[1].strip() == "[]"
+    code, out, _ = run(capsys, root, "runs", "--job", "ingest.killed")
+    assert code == 0 and "failed" in out and f"{victim.pid}@" in out
+    code, out, _ = run(capsys, root, "run", run_id)
+    assert code == 0 and ": failed" in out and "ended without finishing the run" in out

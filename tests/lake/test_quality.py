@@ -11,10 +11,10 @@ import pyarrow as pa
 import pytest
 
 from lake.cli.main import main
+from lake.errors import QualityGateError, SuiteError
 from lake.lakehouse import Lake
 from lake.pipeline import FileSource, Job
 from lake.pipeline.runner import JobRunner
-from lake.errors import QualityGateError, SuiteError
 from lake.quality.gate import failing_condition, validate
 from lake.quality.suite import Expectation, Suite, parse_suite
 from tests.catalog.helpers import stored_events

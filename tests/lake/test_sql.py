@@ -11,9 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake.cli.main import main
-from lake.errors import TableNotFoundError
+from lake.errors import ReadOnlyError, SQLError, TableNotFoundError
 from lake.lakehouse import Lake
-from lake.errors import ReadOnlyError, SQLError
 from lake.sql import LakeSQL
 
 

@@ -17,7 +17,12 @@ import pytest
 
 from catalog.store import Catalog
 from lake import delta_log
-from lake.errors import CatalogConnectionError, CatalogUnavailableError, CommitNotRecordedError, LakeError
+from lake.errors import (
+    CatalogConnectionError,
+    CatalogUnavailableError,
+    CommitNotRecordedError,
+    LakeError,
+)
 from lake.lakehouse import Lake
 from lake.naming import PENDING_DIR
 from lake.transaction import Transaction

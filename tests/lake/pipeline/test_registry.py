@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from lake.cli.main import main
+from lake.errors import JobSpecError
 from lake.pipeline import CsvOptions, FileSource, TableSource
 from lake.pipeline.registry import discover_jobs, find_job
-from lake.errors import JobSpecError
 from tests.conftest import make_settings
 from tests.lake.pipeline.test_files import put
 
