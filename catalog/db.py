@@ -80,7 +80,9 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     try:
-        return create_engine(url, pool_recycle=1800, pool_size=5, max_overflow=10)
+        # pre_ping: a pooled connection the server (or the network) dropped is replaced on
+        # checkout instead of failing the next call after the database came back.
+        return create_engine(url, pool_recycle=1800, pool_size=5, max_overflow=10, pool_pre_ping=True)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise CatalogConnectionError(f"bad catalog URL {redact_url(url)}: {exc}") from exc
 

@@ -143,6 +143,28 @@ def run(ctx: typer.Context, run_id: str, as_json: JsonOpt = False) -> None:
     print_table(info["outputs"], ["namespace", "name", "version"], title="outputs")
 
 
+@app.command("repair")
+def repair(
+    ctx: typer.Context,
+    table: Annotated[str | None, typer.Argument(help="One table (default: every table under the root).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record every committed version the catalog lacks, from the tables' Delta logs.
+
+    A commit whose catalog record failed (the database was down) is recorded here, with the
+    run stamped on the commit; the next write to the table does the same for that table.
+    """
+    done = state(ctx).lake().repair(table)
+    if as_json:
+        print_json({"recorded": done})
+        return
+    if not done:
+        console.print("the catalog knows every committed version")
+        return
+    print_table([{"table": name, "versions": ", ".join(map(str, versions))} for name, versions in done.items()],
+                ["table", "versions"], title="versions recorded")
+
+
 @app.command("tag")
 def tag(
     ctx: typer.Context,

@@ -190,3 +190,32 @@ def test_quality_result_travels_with_the_commit_and_is_repaired(flaky: tuple[Lak
     shown = catalog.show("bronze.orders")
     assert shown["versions"][0]["version"] == 0
     assert shown["quality"][0]["suite"] == "suite" and shown["quality"][0]["success"] is True
+
+
+def test_lake_catalog_repair_command(flaky: tuple[Lake, FlakyCatalog], tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from lake.cli import context
+    from lake.cli.main import main
+
+    lake, catalog = flaky
+    t = lake.table("silver.sales")
+    t.write(rows(0, 1))
+    catalog.down = True
+    with pytest.raises(CommitNotRecordedError):
+        t.write(rows(1, 1))
+    catalog.down = False
+    monkeypatch.setattr(context.State, "lake", lambda self: lake)
+    assert main(["catalog", "repair", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"recorded": {"silver.sales": [1]}}
+    assert main(["catalog", "repair", "silver.sales"]) == 0
+    assert "knows every committed version" in capsys.readouterr().out
+
+
+def test_errors_print_their_context_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lake.cli.main import main
+
+    root = str(tmp_path / "lakehouse")
+    assert main(["--root", root, "table", "show", "bronze.nothing", "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["error"]["type"] == "TableNotFoundError" and out["error"]["table"] == "bronze.nothing"
+    assert "does not exist" in out["error"]["message"]
