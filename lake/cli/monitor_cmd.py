@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from lake.cli.context import state
 from lake.cli.output import console, print_json, print_table
@@ -40,6 +41,7 @@ def drift(
                                                 "is at least this: drift or warn.")] = None,
 ) -> int:
     """Compare a current set with a reference; the report is stored in the catalog."""
+    # heavy: lake.monitor (DuckDB, SciPy) is imported only when the command runs
     from lake.monitor import Thresholds, drift_report
 
     if fail_on is not None and fail_on not in ("drift", "warn"):
@@ -64,8 +66,6 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def _print(report: Any) -> None:
-    from rich.table import Table
-
     ref, cur = report.reference, report.current
     table = Table(title=f"{cur['label']} vs {ref['label']}", header_style="bold")
     for name in ("feature", "kind", "status", "psi", "ks", "wasserstein", "js", "chi2_p", "null Δ", "distinct",
