@@ -1,7 +1,8 @@
 """The embedded online store: Feast's SQLite layout, one table ``<project>_<view>`` per feature view.
 
 Each table holds a row per (entity key, feature) with the serialized ``Value``, its text
-for string features, and the event time. Reads use Feast's own query (so rows come back
+(``value_text``: the string, or the number or boolean as Python writes it) and the event
+time in whole seconds (Feast's adapter), exactly as Feast's own writer leaves them. Reads use Feast's own query (so rows come back
 in the same order); writes upsert and keep a value whose event time is newer.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 from lake.features.errors import OnlineStoreError
 from lake.features.online_store import Row, ViewRead
-from lake.features.online_values import event_time, proto_value
+from lake.features.online_values import decode, event_time
 
 __all__ = ["SqliteStore", "SqliteWriter"]
 
@@ -135,7 +136,6 @@ class SqliteWriter:
         cols = [r[1] for r in self.conn.execute(f"PRAGMA table_info({_quote(self.table)})")]
         self.has_vector = "vector_value" in cols
         self.has_num = "value_num" in cols
-        self.string_features = {f.name for f in view.features if f.dtype.to_value_type().name == "STRING"}
 
     def write(self, keys: list[bytes], values: dict[str, list[bytes]], ts_us: list[int]) -> int:
         columns = ["entity_key", "feature_name", "value", "value_text"]
@@ -151,9 +151,8 @@ class SqliteWriter:
         extra: tuple[None, ...] = (None,) * (int(self.has_num) + int(self.has_vector))
         rows: list[tuple[Any, ...]] = []
         for name, encoded in values.items():
-            text = name in self.string_features
             for key, value, stamp in zip(keys, encoded, stamps, strict=True):
-                rows.append((key, name, value, _text(value) if text else None, *extra, stamp, None))
+                rows.append((key, name, value, value_text(value), *extra, stamp, None))
         before = self.conn.total_changes
         with self.conn:
             self.conn.executemany(sql, rows)
@@ -164,8 +163,12 @@ class SqliteWriter:
         """The connection is Feast's cached one; nothing to release."""
 
 
-def _text(value: bytes) -> str | None:
-    if not value:
-        return None
-    proto = proto_value(value)
-    return proto.string_val if proto.WhichOneof("val") == "string_val" else None  # type: ignore[no-any-return]
+def value_text(raw: bytes) -> str | None:
+    """Feast's ``value_text`` of a serialized value: a string as is, a number or boolean as ``str()``
+    writes it, anything else (lists, bytes, timestamps, null) ``None``."""
+    value = decode(raw)
+    if value is None or type(value) is str:
+        return value
+    if type(value) in (int, float, bool):
+        return str(value)
+    return None
