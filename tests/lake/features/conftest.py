@@ -206,7 +206,7 @@ class RedisBackend(OnlineBackend):
 
     def raw(self, lake: Lake) -> Any:
         client = redis.Redis(host="127.0.0.1", port=6379)
-        return {key: client.hgetall(key) for key in sorted(_redis_keys(lake))}
+        return {key: client.hgetall(key) for key in sorted(_redis_keys(lake))}  # type: ignore[arg-type]
 
     def unreachable(self, lake: Lake) -> OnlineStore:
         return RedisStore(f"127.0.0.1:{free_port()}", lake.settings.feast.project)
