@@ -5,11 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
 import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lake.cli.context import state
 from lake.cli.output import console, print_json, print_table
 from lake.errors import LakeError
+from lake.table import parse_when
 
 app = typer.Typer(help="The feature store: Feast definitions over gold tables, training frames, online serving.",
                   no_args_is_help=True)
@@ -32,6 +37,7 @@ def apply_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Apply the feature repository to the registry and register its views in the catalog."""
+    # heavy: lake.features (DuckDB, pandas, Delta) is imported only when the command runs
     from lake.features.apply import apply
 
     result = apply(state(ctx).lake(), repo)
@@ -51,6 +57,7 @@ def apply_cmd(
 @app.command("list")
 def list_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Registered feature views, on-demand views and services."""
+    # heavy: lake.features (DuckDB, pandas, Delta) is imported only when the command runs
     from lake.features.apply import describe
 
     rows = describe(state(ctx).lake())
@@ -63,6 +70,7 @@ def list_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @app.command("show")
 def show_cmd(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
     """One feature view or service: features, types, entities, source table and version, TTL."""
+    # heavy: lake.features (DuckDB, pandas, Delta) is imported only when the command runs
     from lake.features.apply import show
 
     info = show(state(ctx).lake(), name)
@@ -90,10 +98,8 @@ def materialize_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Load the latest feature values into the online store (SQLite or Redis)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
+    # heavy: lake.features (DuckDB, pandas, Delta) is imported only when the command runs
     from lake.features.materialize import materialize
-    from lake.table import parse_when
 
     until = parse_when(end) if end else None
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} entities"),
@@ -124,8 +130,7 @@ def index_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Build the point-in-time indexes training retrieval uses, for the tables' latest versions."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
+    # heavy: lake.features (DuckDB, pandas, Delta) is imported only when the command runs
     from lake.features.retrieval import prepare
 
     with Progress(TextColumn("indexing"), BarColumn(), TextColumn("{task.completed}/{task.total} views"),
@@ -139,9 +144,6 @@ def index_cmd(
 
 
 def _read_frame(path: Path) -> Any:
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
     if not path.is_file():
         raise LakeError(f"entity file {path} does not exist")
     try:
@@ -150,8 +152,6 @@ def _read_frame(path: Path) -> Any:
         if path.suffix.lower() == ".csv":
             return pacsv.read_csv(path)
         if path.suffix.lower() in (".json", ".jsonl", ".ndjson"):
-            import pyarrow.json as pajson
-
             return pajson.read_json(path)
     except Exception as exc:
         raise LakeError(f"cannot read entity file {path}: {str(exc).splitlines()[0]}") from exc
@@ -171,9 +171,7 @@ def training_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """A point-in-time correct training frame for the entity rows in ENTITY_FILE."""
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
+    # heavy: lake.features (DuckDB, pandas, Delta) is imported only when the command runs
     from lake.features.retrieval import retrieve
     from lake.features.training import content_hash, save_training_dataset
 
@@ -217,6 +215,7 @@ def get_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Latest online values for entity keys (what serving returns)."""
+    # heavy: lake.features (DuckDB, pandas, Delta) is imported only when the command runs
     from lake.features.online import get_online_features
 
     rows: list[dict[str, Any]] = []
@@ -245,6 +244,7 @@ def serve_cmd(
                                                       help="Log requests and served values to the lake.")] = None,
 ) -> None:
     """HTTP feature server (Feast's /get-online-features format) over the online store."""
+    # heavy: lake.features (DuckDB, pandas, Delta) is imported only when the command runs
     from lake.features.server import serve
 
     console.print(f"serving features on http://{host}:{port} (POST /get-online-features, GET /health)")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from lake.cli.context import state
 from lake.cli.output import console, print_json, print_table
@@ -32,14 +33,15 @@ def drift(
     columns: Annotated[str | None, typer.Option(help="Columns to compare, comma-separated (default: the training "
                                                 "features, else every numeric and categorical column).")] = None,
     threshold: Annotated[list[str] | None, typer.Option("--threshold", "-t", help="NAME=DRIFT, NAME=WARN:DRIFT, "
-                                                        "NAME.warn=V or NAME=off (repeat). Names: psi, ks, js, "
-                                                        "null_rate, wasserstein_norm, chi2_p, cardinality.")] = None,
+                                                        "NAME.warn=V or NAME=off (repeat); `lake monitor "
+                                                        "metrics` lists the names.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the HTML report here.")] = None,
     as_json: JsonOpt = False,
     fail_on: Annotated[str | None, typer.Option("--fail-on", help="Exit with status 1 when the overall status "
                                                 "is at least this: drift or warn.")] = None,
 ) -> int:
     """Compare a current set with a reference; the report is stored in the catalog."""
+    # heavy: lake.monitor (DuckDB, SciPy) is imported only when the command runs
     from lake.monitor import Thresholds, drift_report
 
     if fail_on is not None and fail_on not in ("drift", "warn"):
@@ -63,23 +65,28 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def _print(report: Any) -> None:
-    from rich.table import Table
+def _cell(value: Any, fmt: str | None) -> str:
+    return "" if value is None else format(value, fmt) if fmt else _fmt(value)
 
+
+def _print(report: Any) -> None:
+    # heavy: lake.monitor (DuckDB, SciPy) is loaded by now: the report was just computed with it
+    from lake.monitor import METRICS
+
+    shown = [m for m in METRICS if m.label is not None]
     ref, cur = report.reference, report.current
     table = Table(title=f"{cur['label']} vs {ref['label']}", header_style="bold")
-    for name in ("feature", "kind", "status", "psi", "ks", "wasserstein", "js", "chi2_p", "null Δ", "distinct",
-                 "notes"):
-        table.add_column(name, overflow="fold", justify="right" if name in ("psi", "ks", "wasserstein", "js",
-                                                                              "chi2_p", "null Δ") else "left")
+    for name in ("feature", "kind", "status"):
+        table.add_column(name, overflow="fold")
+    for metric in shown:
+        table.add_column(metric.label or metric.name, overflow="fold", justify="right")
+    for name in ("distinct", "notes"):
+        table.add_column(name, overflow="fold")
     for f in report.features:
-        m = f.metrics
         distinct = "" if f.reference.get("distinct") is None else \
             f"{f.reference.get('distinct')} → {_fmt(f.current.get('distinct'))}"
-        null = m.get("null_rate_change")
-        table.add_row(f.name, f.kind, f"[{_STYLE[f.status]}]{f.status}[/]", _fmt(m.get("psi")), _fmt(m.get("ks")),
-                      _fmt(m.get("wasserstein")), _fmt(m.get("js")), _fmt(m.get("chi2_p")),
-                      "" if null is None else f"{null:+.3f}", distinct, "; ".join(f.reasons))
+        table.add_row(f.name, f.kind, f"[{_STYLE[f.status]}]{f.status}[/]",
+                      *(_cell(f.metrics.get(m.column_key), m.fmt) for m in shown), distinct, "; ".join(f.reasons))
     console.print(table)
     window = f", {cur['window']}" if cur.get("window") else ""
     console.print(f"reference {ref['label']}: {ref['rows']:,} rows; current {cur['label']}: {cur['rows']:,} rows"
@@ -93,6 +100,21 @@ def _print(report: Any) -> None:
     console.print(f"status: [{_STYLE[report.status]}]{report.status}[/]"
                   + (f"   report {report.report_id}" if report.report_id else "")
                   + (f"   html {report.location}" if report.location else ""), highlight=False)
+
+
+@app.command("metrics")
+def metrics(as_json: JsonOpt = False) -> None:
+    """The drift metrics: threshold names, default levels, what each measures."""
+    # heavy: lake.monitor (DuckDB, SciPy) is imported only when the command runs
+    from lake.monitor import METRICS
+
+    rows = [{"name": m.name, "warn": m.default.warn, "drift": m.default.drift,
+             "trips": "at or below" if m.lower_is_worse else "at or above", "value": m.value_key,
+             "description": m.doc} for m in METRICS]
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(rows, ["name", "warn", "drift", "trips", "value", "description"], title="drift metrics")
 
 
 @app.command("reports")

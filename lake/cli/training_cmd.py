@@ -46,6 +46,7 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """The recipe of a training dataset: features, sources with versions, hashes, rows, columns."""
+    # heavy: lake.handoff (Delta, DuckDB, pandas) is imported only when the command runs
     from lake.handoff.load import catalog_facts, find_training
 
     lake = state(ctx).lake()
@@ -90,6 +91,7 @@ def export(
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
     """Export a snapshot to Parquet plus manifest.json (provenance, schema, split, file checksums)."""
+    # heavy: lake.handoff (Delta, DuckDB, pandas) is imported only when the command runs
     from lake.handoff.errors import SplitError
     from lake.handoff.export import export as run_export
     from lake.handoff.stream import SplitSpec
@@ -119,6 +121,7 @@ def reproduce(
     as_json: JsonOpt = False,
 ) -> int:
     """Rebuild a training dataset from its recipe and compare hashes. Exit status 1 if they differ."""
+    # heavy: lake.features (DuckDB, pandas, Delta) is imported only when the command runs
     from lake.features.training import reproduce as rebuild
 
     result = rebuild(state(ctx).lake(), ref)

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
-from lake.features.repo import FeatureError, feature_repo_folder, feature_store, load_definitions
+from catalog.entities import ColumnSpec
+from lake.features.errors import FeatureError
+from lake.features.repo import feature_repo_folder, feature_store, load_definitions
 from lake.lakehouse import NAME, Lake
-
-if TYPE_CHECKING:
-    from lake.table import Table
+from lake.table import Table
 
 TABLE_TAG = "lake.table"
 """Tag on a resolved data source naming the lake table it reads."""
@@ -57,6 +57,7 @@ def _arrow_fields(table: Table) -> dict[str, pa.DataType]:
 
 
 def _check_view(lake: Lake, view: Any) -> Table:
+    # heavy: feast is imported only when definitions are applied
     from feast.data_format import DeltaFormat
     from feast.infra.offline_stores.file_source import FileSource
 
@@ -112,6 +113,7 @@ def apply(lake: Lake, folder: Path | None = None) -> ApplyResult:
     Raises:
         FeatureError: a definition is invalid or its source table is missing.
     """
+    # heavy: feast is imported only when definitions are applied
     from feast import Entity, FeatureService, FeatureView, OnDemandFeatureView
 
     defs = load_definitions(folder or feature_repo_folder(lake))
@@ -147,8 +149,6 @@ def apply(lake: Lake, folder: Path | None = None) -> ApplyResult:
 def _register(lake: Lake, project: str, views: list[Any], odfvs: list[Any], services: list[Any],
               sources: dict[str, dict[str, Any]]) -> None:
     """Feature views and services as catalog datasets, with lineage from their sources."""
-    from catalog.entities import ColumnSpec
-
     cat = lake.catalog
     with lake.run("features.apply", parameters={"project": project}) as run:
         for view in views:

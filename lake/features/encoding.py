@@ -107,6 +107,7 @@ def encode_values(arr: pa.Array | pa.ChunkedArray, value_type: Any) -> list[byte
 
 
 def _feast_encode(arr: pa.Array, value_type: Any) -> list[bytes]:
+    # heavy: feast encodes the types without a fast path; imported only for them
     from feast.type_map import python_values_to_proto_values
 
     return [v.SerializeToString() for v in python_values_to_proto_values(arr.to_pylist(), value_type)]
@@ -131,6 +132,7 @@ def _key_part(arr: pa.Array, value_type: Any) -> list[bytes]:
 
 def entity_keys(columns: dict[str, pa.Array], types: dict[str, Any]) -> list[bytes]:
     """Feast's ``serialize_entity_key`` (version 3) for every row of the join-key columns."""
+    # heavy: feast is imported only when keys are encoded (materialization)
     from feast.infra.key_encoding_utils import serialize_entity_key
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.type_map import python_values_to_proto_values

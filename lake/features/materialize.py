@@ -17,18 +17,21 @@ import datetime as dt
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
-from lake.duck import ident
+from lake.duck import ident, shared_cursor
+from lake.features.apply import source_table
 from lake.features.encoding import encode_values, entity_keys, timestamp_proto
-from lake.features.repo import FeatureError, feature_store
-
-if TYPE_CHECKING:
-    from lake.lakehouse import Lake
-    from lake.table import Table
+from lake.features.errors import FeatureError
+from lake.features.online_store import OnlineStore
+from lake.features.repo import feature_store, online_store
+from lake.lakehouse import Lake
+from lake.table import Table
 
 Progress = Callable[[str, int, int | None], None]
 """``progress(view, rows_done, rows_total_or_None)``."""
@@ -57,14 +60,9 @@ def _job(project: str, view: str) -> str:
     return f"features.materialize.{project}.{view}"
 
 
-def _store_id(lake: Lake) -> str:
-    settings = lake.settings.feast
-    return f"redis:{settings.redis_url.split(',')[0]}" if settings.online_store == "redis" else "sqlite"
-
-
 def last_version(lake: Lake, project: str, view: str) -> int | None:
     """The source version the last completed materialization of ``view`` into this online store read."""
-    store_id = _store_id(lake)
+    store_id = online_store(lake).identity
     for run in lake.catalog.runs(job=_job(project, view), status="completed", limit=50):
         stats = run.get("stats") or {}
         if stats.get("online_store") == store_id and stats.get("source_version") is not None:
@@ -99,8 +97,6 @@ def materialize(
     Raises:
         FeatureError: an unknown view, or a view whose source is not a lake table.
     """
-    from lake.features.apply import source_table
-
     store = store or feature_store(lake)
     known = {v.name: v for v in store.list_feature_views()}
     names = views or [n for n, v in known.items() if v.online]
@@ -121,6 +117,7 @@ def _one(lake: Lake, store: Any, view: Any, table: Table, incremental: bool, end
          batch_rows: int, progress: Progress | None) -> MaterializeResult:
     started = time.perf_counter()
     project = store.project
+    backend = online_store(lake)
     version = table.version()
     previous = last_version(lake, project, view.name) if incremental else None
     params = {"view": view.name, "incremental": incremental, "end": end.isoformat() if end else None}
@@ -133,9 +130,10 @@ def _one(lake: Lake, store: Any, view: Any, table: Table, incremental: bool, end
             mode = "incremental" if previous is not None else "full"
             files_uris = _new_files(table, previous, version) if previous is not None else None
             files = len(files_uris) if files_uris is not None else len(table.delta(version).file_uris())
-            entities, written = _load(lake, store, view, table, version, files_uris, end, batch_rows, progress)
+            entities, written = _load(lake, backend, store, view, table, version, files_uris, end, batch_rows,
+                                      progress)
         run.stats.update({"source_version": version, "previous_version": previous, "mode": mode,
-                          "online_store": _store_id(lake), "files_read": files, "entities": entities,
+                          "online_store": backend.identity, "files_read": files, "entities": entities,
                           "written": written})
     if mode != "unchanged":
         store.registry.apply_materialization(view, project, dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
@@ -155,8 +153,6 @@ def _new_files(table: Table, previous: int, version: int) -> list[str]:
 
 def _relative(path: str, root: str) -> str:
     """A data file's path relative to the table root, whatever form it is given in."""
-    from urllib.parse import unquote
-
     path, root = unquote(path.split("://", 1)[-1]), unquote(root.split("://", 1)[-1])
     return path[len(root):].lstrip("/") if path.startswith(root) else path.lstrip("/")
 
@@ -187,8 +183,6 @@ def _latest_query(view: Any, source: str, end: dt.datetime | None) -> str:
 
 def _batches(lake: Lake, view: Any, table: Table, version: int, files: list[str] | None,
              end: dt.datetime | None, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    from lake.duck import shared_cursor
-
     con = shared_cursor(lake.storage)
     try:
         con.execute("SET TimeZone = 'UTC'")
@@ -197,8 +191,6 @@ def _batches(lake: Lake, view: Any, table: Table, version: int, files: list[str]
         else:
             if not files:
                 return
-            import pyarrow.dataset as ds
-
             dataset = table.delta(version).to_pyarrow_dataset()
             wanted = {_relative(f, table.uri) for f in files}
             frags = [fr for fr in dataset.get_fragments() if _relative(fr.path, table.uri) in wanted]
@@ -214,11 +206,10 @@ def _batches(lake: Lake, view: Any, table: Table, version: int, files: list[str]
         con.close()
 
 
-def _load(lake: Lake, store: Any, view: Any, table: Table, version: int, files: list[str] | None,
-          end: dt.datetime | None, batch_rows: int, progress: Progress | None) -> tuple[int, int]:
-    from lake.features.online_write import writer_for
-
-    writer = writer_for(lake, store, view)
+def _load(lake: Lake, backend: OnlineStore, store: Any, view: Any, table: Table, version: int,
+          files: list[str] | None, end: dt.datetime | None, batch_rows: int,
+          progress: Progress | None) -> tuple[int, int]:
+    writer = backend.writer(store.config, view)
     keys = {k.name: k.dtype.to_value_type() for k in view.entity_columns}
     types = {f.name: f.dtype.to_value_type() for f in view.features}
     entities = written = 0

@@ -1,13 +1,12 @@
 """Latest feature values for entity keys, read straight from Feast's online store.
 
-The SQLite (embedded) and Redis stores are read in Feast's own layout: Redis holds one
-hash per entity key (``serialize_entity_key(v3) + project``) with a field per feature
-(``mmh3("<view>:<feature>")``) and ``_ts:<view>``; SQLite holds a table per view with a
-row per entity key and feature. Requests resolve against a registry snapshot that is
-cached and refreshed on a timer; the Redis fields and command bytes are precomputed per
-feature view, one pipelined ``HMGET`` per entity and view goes out per request (SQLite:
-one query per view), and the common scalar values are decoded without building
-protobuf objects. The values equal what ``FeatureStore.get_online_features`` returns;
+The configured store (:mod:`lake.features.online_backends`: SQLite embedded, Redis in
+production) is read in Feast's own layout through the
+:class:`~lake.features.online_store.OnlineStore` interface. Requests resolve against a
+registry snapshot that is cached and refreshed on a timer (:mod:`lake.features.online_plan`);
+each store answers all the (view, entity key) reads of a request at once (Redis: one
+pipelined round trip, its command bytes encoded once per view; SQLite: one query per
+view), and the common scalar values are decoded without building protobuf objects. The values equal what ``FeatureStore.get_online_features`` returns;
 on-demand feature views run Feast's own transformation code.
 
 One difference on purpose: an entity that is not in the store is ``NOT_FOUND`` on both
@@ -22,18 +21,20 @@ import time
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lake.features.online_plan import DUMMY_KEY, SIMPLE_TYPES, Plan, Registry
-from lake.features.online_stores import (
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from lake.features.errors import (
     OnlineRequestError,
     OnlineStoreError,
-    RedisStore,
-    Row,
     ServingError,
-    SqliteStore,
     UnknownFeatureError,
 )
+from lake.features.online_plan import DUMMY_KEY, SIMPLE_TYPES, Plan, Registry
+from lake.features.online_redis import RedisStore
+from lake.features.online_sqlite import SqliteStore
+from lake.features.online_store import OnlineStore, Row
 from lake.features.online_values import (
     decode,
     key_column,
@@ -42,13 +43,11 @@ from lake.features.online_values import (
     python_value,
     ts_text,
 )
-from lake.features.repo import feast_dir, feature_store
+from lake.features.repo import feature_store, online_store
+from lake.lakehouse import Lake
 
-if TYPE_CHECKING:
-    from lake.lakehouse import Lake
-
-__all__ = ["OnlineReader", "OnlineRequestError", "OnlineResult", "OnlineStoreError", "RedisStore", "ServingError",
-           "SqliteStore", "UnknownFeatureError", "get_online_features", "online_reader"]
+__all__ = ["OnlineReader", "OnlineRequestError", "OnlineResult", "OnlineStore", "OnlineStoreError", "RedisStore",
+           "ServingError", "SqliteStore", "UnknownFeatureError", "get_online_features", "online_reader"]
 
 log = logging.getLogger(__name__)
 
@@ -136,13 +135,10 @@ class OnlineReader:
             refresh_seconds: how old the registry snapshot may get before it is reloaded.
             background: reload on a timer thread (a server) instead of at the first call after expiry.
         """
-        settings = lake.settings.feast
         self._store = feature_store(lake)
         self.project: str = self._store.project
-        self.online_store = settings.online_store
-        self.backend: RedisStore | SqliteStore = (
-            RedisStore(settings.redis_url, self.project) if settings.online_store == "redis"
-            else SqliteStore(feast_dir(lake) / "online.db", self.project))
+        self.backend: OnlineStore = online_store(lake)
+        self.online_store = self.backend.kind
         self.refresh_seconds = refresh_seconds
         self.last_refresh_error: str | None = None
         self._lock = threading.Lock()
@@ -188,7 +184,7 @@ class OnlineReader:
             self._store.registry.list_projects(allow_cache=False)
         except Exception as exc:
             raise OnlineStoreError(f"the Feast registry is not reachable: {type(exc).__name__}: {exc}") from exc
-        self.backend.ping()
+        self.backend.health()
 
     def plan(self, features: Sequence[str] | None = None, feature_service: str | None = None,
              full_feature_names: bool = False) -> Plan:
@@ -250,6 +246,7 @@ class OnlineReader:
         keys = [c for c in columns if c in encoded]
         if plan.on_demand:
             return _with_on_demand(plan, n, keys, columns, rows, indexes, full_feature_names)
+        # heavy: feast (its Value proto) is loaded by now: the registry snapshot needed it
         from feast.protos.feast.types.Value_pb2 import Value
 
         names: list[str] = []
@@ -314,12 +311,12 @@ def _refresh_loop(ref: weakref.ref[OnlineReader], stop: threading.Event) -> None
 def _with_on_demand(plan: Plan, n: int, keys: list[str], columns: dict[str, list[Any]], rows: list[list[Row]],
                     indexes: list[list[int]], full_names: bool) -> OnlineResult:
     """Hand the values read to Feast's on-demand transformation code, exactly as its SDK does."""
+    # heavy: feast is imported only for on-demand feature views
     from feast import utils
     from feast.protos.feast.serving.ServingService_pb2 import GetOnlineFeaturesResponse
     from feast.protos.feast.types.Value_pb2 import Value
     from feast.type_map import python_values_to_proto_values
     from feast.value_type import ValueType
-    from google.protobuf.timestamp_pb2 import Timestamp
 
     response = GetOnlineFeaturesResponse(results=[])
     zero = Timestamp()

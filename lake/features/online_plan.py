@@ -3,36 +3,17 @@
 from __future__ import annotations
 
 import copy
-import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from lake.features.online_stores import OnlineRequestError, UnknownFeatureError
+from lake.features.errors import OnlineRequestError, UnknownFeatureError
+from lake.features.online_store import ViewRead
 from lake.features.online_values import U32
 
 DUMMY_KEY, DUMMY_VIEW_ENTITY = "__dummy_id", "__dummy"
 # Feast ValueType numbers of the scalar kinds decoded here without protobuf objects.
 SIMPLE_TYPES = {2, 3, 4, 5, 6, 7}  # STRING, INT32, INT64, DOUBLE, FLOAT, BOOL
-
-@dataclass(frozen=True)
-class ViewRead:
-    """The features read from one feature view (as a service projects it), and how."""
-
-    name: str
-    """Registry name: the SQLite table and the Redis field prefix."""
-    alias: str
-    features: list[str]
-    types: list[int]
-    """Feast ``ValueType`` number of each feature."""
-    keys: list[tuple[str, str, int]]
-    """``(view join key, request column, ValueType)``, sorted by join key as Feast encodes them."""
-    key_head: bytes
-    simple: bool
-    """Every feature is a scalar kind decoded without protobuf."""
-    hmget_fields: bytes
-    """The RESP-encoded field arguments of the ``HMGET`` (feature hashes, then ``_ts:<view>``)."""
-    hmget_count: bytes
 
 
 @dataclass(frozen=True)
@@ -50,8 +31,23 @@ class Plan:
     service: str | None
 
 
-def _view_read(view: Any, alias: str, jkm: Mapping[str, str], entity_types: Mapping[str, int]) -> ViewRead:
+@dataclass
+class _Reading:
+    """A view read while the request is resolved (features added as they are met)."""
 
+    name: str
+    alias: str
+    keys: list[tuple[str, str, int]]
+    features: list[str] = field(default_factory=list)
+    types: list[int] = field(default_factory=list)
+
+    def finish(self) -> ViewRead:
+        head = U32(len(self.keys)) + b"".join(U32(2) + U32(len(k.encode())) + k.encode() for k, _, _ in self.keys)
+        return ViewRead(self.name, self.alias, tuple(self.features), tuple(self.types), tuple(self.keys), head,
+                        all(t in SIMPLE_TYPES for t in self.types))
+
+
+def _reading(view: Any, alias: str, jkm: Mapping[str, str], entity_types: Mapping[str, int]) -> _Reading:
     keys = []
     for col in view.entity_columns:
         vt = col.dtype.to_value_type().value
@@ -59,19 +55,18 @@ def _view_read(view: Any, alias: str, jkm: Mapping[str, str], entity_types: Mapp
     if not keys and DUMMY_VIEW_ENTITY in (view.entities or []):
         keys = [(DUMMY_KEY, DUMMY_KEY, 2)]
     keys.sort()
-    head = U32(len(keys)) + b"".join(U32(2) + U32(len(k.encode())) + k.encode() for k, _, _ in keys)
-    return ViewRead(view.name, alias, [], [], keys, head, True, b"", b"")
+    return _Reading(view.name, alias, keys)
 
 
-def _finish(read: ViewRead) -> ViewRead:
-    import mmh3
-
-    fields = [struct.pack("<Q", mmh3.hash(f"{read.name}:{f}", signed=False))[:4] for f in read.features]
-    fields.append(f"_ts:{read.name}".encode())
-    resp = b"".join(b"$%d\r\n%s\r\n" % (len(f), f) for f in fields)
-    simple = all(t in SIMPLE_TYPES for t in read.types)
-    return ViewRead(read.name, read.alias, read.features, read.types, read.keys, read.key_head, simple, resp,
-                    b"*%d\r\n$5\r\nHMGET\r\n" % (len(fields) + 2))
+def view_read(view: Any, features: Sequence[str] | None = None,
+              entity_types: Mapping[str, int] | None = None) -> ViewRead:
+    """How to read some features (default: all) of a Feast feature view, without a request."""
+    reading = _reading(view, view.name, {}, entity_types or {})
+    for f in view.features:
+        if features is None or f.name in features:
+            reading.features.append(f.name)
+            reading.types.append(f.dtype.to_value_type().value)
+    return reading.finish()
 
 
 class Registry:
@@ -111,14 +106,14 @@ class Registry:
                                              feature=str(ref))
                 view_name, feat = ref.split(":", 1)
                 wanted.append((view_name, view_name, feat, None))
-        reads: dict[str, ViewRead] = {}
+        reads: dict[str, _Reading] = {}
         odfvs: dict[str, Any] = {}
         refs, outputs, request_fields = [], [], []
 
         def add(view: Any, alias: str, feat: str, jkm: Mapping[str, str]) -> int:
             read = reads.get(alias)
             if read is None:
-                read = reads[alias] = _view_read(view, alias, jkm, self.entity_types)
+                read = reads[alias] = _reading(view, alias, jkm, self.entity_types)
             if feat not in read.features:
                 fld = next(f for f in view.features if f.name == feat)
                 read.features.append(feat)
@@ -144,7 +139,7 @@ class Registry:
                 continue
             view = self._view(view_name, feat)
             outputs.append((add(view, alias, feat, dict(getattr(proj, "join_key_map", None) or {})), 0, name))
-        views = [_finish(r) for r in reads.values()]
+        views = [r.finish() for r in reads.values()]
         outputs = [(v, views[v].features.index(ref.split(":", 1)[1]) if v >= 0 else 0, name)
                    for (v, _, name), ref in zip(outputs, refs, strict=True)]
         seen: dict[str, str] = {}
@@ -153,6 +148,7 @@ class Registry:
                 raise OnlineRequestError(f"features: {seen[name]} and {ref} would both be served as {name!r}; "
                                          "ask for full_feature_names", feature=name)
             seen[name] = ref
+        # heavy: feast is imported only when a request is resolved (its registry is loaded by then)
         from feast.value_type import ValueType
 
         types = {}

@@ -1,18 +1,23 @@
-"""Feast's online values and entity keys, encoded and decoded without protobuf objects where possible."""
+"""Feast's online values, entity keys and event times, encoded and decoded without protobuf objects where possible."""
 
 from __future__ import annotations
 
+import calendar
+import datetime as dt
 import struct
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from lake.features.online_stores import OnlineRequestError
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from lake.features.errors import OnlineRequestError
 
 _D, _F = struct.Struct("<d").unpack_from, struct.Struct("<f").unpack_from
 
 
 def proto_value(raw: bytes) -> Any:
+    # heavy: feast (its protos) is imported only when a value needs a protobuf object
     from feast.protos.feast.types.Value_pb2 import Value
 
     return Value.FromString(raw)
@@ -49,6 +54,7 @@ def decode(raw: bytes | None) -> Any:
 
 
 def python_value(cell: Any, value_type: Any) -> Any:
+    # heavy: feast is imported only when a cell is a protobuf Value
     from feast.protos.feast.types.Value_pb2 import Value
     from feast.type_map import feast_value_type_to_python_type
 
@@ -56,6 +62,7 @@ def python_value(cell: Any, value_type: Any) -> Any:
 
 
 def native_value(cell: Any) -> Any:
+    # heavy: feast is imported only when a cell is a protobuf Value
     from feast.feature_server_utils import _value_to_native
     from feast.protos.feast.types.Value_pb2 import Value
 
@@ -97,6 +104,7 @@ def key_column(name: str, values: Sequence[Any], value_type: int) -> tuple[list[
     if fixed is not None and all(type(v) is int and -fixed[2] <= v < fixed[2] for v in values):
         head, pack, _ = fixed
         return [head + pack(v) for v in values], list(values)
+    # heavy: feast encodes the other key types; imported only for them
     from feast.infra.key_encoding_utils import _serialize_val
     from feast.type_map import python_values_to_proto_values
     from feast.value_type import ValueType
@@ -111,3 +119,30 @@ def key_column(name: str, values: Sequence[Any], value_type: int) -> tuple[list[
         raise OnlineRequestError(f"entities: {name!r} holds values that are not {ValueType(value_type).name} "
                                  f"({type(exc).__name__}: {exc})", column=name) from exc
     return encoded, protos
+
+
+_TS_PARSED: dict[Any, tuple[int, int]] = {}
+
+
+def event_time(raw: Any) -> tuple[int, int]:
+    """A stored event time as ``(seconds, nanos)``: a serialized ``Timestamp`` (Redis) or SQLite's value."""
+    found = _TS_PARSED.get(raw)
+    if found is None:
+        if raw is None:
+            found = (0, 0)
+        elif isinstance(raw, bytes) and not raw.isdigit():
+            ts = Timestamp.FromString(raw)
+            found = (ts.seconds, ts.nanos)
+        else:
+            # Feast's SQLite adapter stores int(naive_utc.timestamp()) and reads it back with
+            # datetime.fromtimestamp(): local wall time labelled UTC. Same arithmetic here.
+            text = raw.decode() if isinstance(raw, bytes) else str(raw)
+            when = (raw if isinstance(raw, dt.datetime) else dt.datetime.fromtimestamp(int(text))
+                    if text.lstrip("-").isdigit() else dt.datetime.fromisoformat(text))
+            if when.tzinfo is not None:
+                when = when.astimezone(dt.UTC)
+            found = (calendar.timegm(when.timetuple()), when.microsecond * 1000)
+        if len(_TS_PARSED) > 100_000:
+            _TS_PARSED.clear()
+        _TS_PARSED[raw] = found
+    return found

@@ -31,18 +31,15 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lake.duck import ident, literal
-from lake.features.repo import FeatureError
-
-if TYPE_CHECKING:
-    from lake.lakehouse import Lake
-    from lake.table import Table
+from lake.duck import ident, literal, shared_cursor
+from lake.features.errors import FeatureError
+from lake.lakehouse import Lake
+from lake.table import Table
 
 FORMAT = 1
 INT_LIMIT = 2**62
@@ -178,8 +175,6 @@ def _ranks(ukeys: pa.Table, keys: pa.Table, hint: np.ndarray | None = None) -> n
                                    f"the feature source has {want.type}; convert it ({exc})") from exc
         found = pc.index_in(have, value_set=want.combine_chunks() if isinstance(want, pa.ChunkedArray) else want)
         return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    from lake.duck import shared_cursor
-
     con = shared_cursor()
     try:
         con.register("__lake_ukeys", ukeys.append_column("__rank", pa.array(np.arange(ukeys.num_rows))))
@@ -300,8 +295,6 @@ def _build(lake: Lake, source: Source, folder: Path) -> None:
 
 def _read_source(lake: Lake, source: Source) -> pa.Table:
     """Keys (``k_*``), event time in microseconds (``__t``), created time (``__c``) and features (``f_*``)."""
-    from lake.duck import shared_cursor
-
     scan = f"delta_scan({literal(source.location)}, version => {int(source.version)})"
     ts = f"epoch_us(CAST({ident(source.timestamp)} AS TIMESTAMPTZ))"
     cols = ([f"{ident(col)} AS {ident('k_' + key)}" for key, col in source.keys.items()] + [f"{ts} AS __t"]
@@ -372,8 +365,6 @@ def _sort(code: np.ndarray, time: np.ndarray) -> np.ndarray:
 def _resolve_ties(data: pa.Table, order: np.ndarray, same: np.ndarray, source: Source) -> np.ndarray:
     """Keep one row per (keys, time): the latest created time, then the greatest values (as DuckDB's
     ``max`` of a struct orders them), so the answer never depends on the order of the files."""
-    from lake.duck import shared_cursor
-
     involved = np.zeros(len(order), dtype=bool)
     involved[1:] |= same
     involved[:-1] |= same

@@ -15,16 +15,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lake.errors import LakeError, NotInstalledError
+import duckdb
+import yaml
+
+from lake.duck import load_extensions
+from lake.errors import NotInstalledError
+from lake.features.errors import FeatureError
+from lake.features.online_backends import open_online_store
+from lake.features.online_store import OnlineStore
 from lake.lakehouse import Lake
 from lake.loading import import_file
 
 if TYPE_CHECKING:
     from feast import FeatureStore
 
-
-class FeatureError(LakeError):
-    """A feature store problem; the message names the feature view, feature or entity."""
+__all__ = ["Definitions", "FeatureError", "feast_dir", "feature_repo_folder", "feature_store", "load_definitions",
+           "online_store", "repo_config"]
 
 
 def feature_repo_folder(lake: Lake) -> Path:
@@ -51,13 +57,17 @@ def feast_dir(lake: Lake) -> Path:
     return Path("lakehouse").resolve() / "_feast"
 
 
+def online_store(lake: Lake) -> OnlineStore:
+    """The lake's online store (SQLite or Redis, from ``[feast] online_store``)."""
+    return open_online_store(lake.settings.feast, feast_dir(lake))
+
+
 def repo_config(lake: Lake) -> Any:
     """The Feast ``RepoConfig`` for this lake."""
     try:
+        # heavy: feast is imported only when the feature store is used
         from feast import RepoConfig
         from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig
-        from feast.infra.online_stores.redis import RedisOnlineStoreConfig
-        from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
         from feast.repo_config import RegistryConfig
     except ImportError as exc:  # pragma: no cover - feast and ibis are dependencies
         raise NotInstalledError(f"Feast is not fully installed ({exc}): pip install 'feast[redis,postgres]' ibis-framework[duckdb]") from exc
@@ -65,14 +75,14 @@ def repo_config(lake: Lake) -> Any:
     folder = feast_dir(lake)
     folder.mkdir(parents=True, exist_ok=True)
     if settings.registry is not None:
+        # heavy: feast's SQL registry (SQLAlchemy models) is imported only when configured
         from feast.infra.registry.sql import SqlRegistryConfig
 
         registry: Any = SqlRegistryConfig(registry_type="sql", path=settings.registry.get_secret_value(),
                                           cache_ttl_seconds=60, sqlalchemy_config_kwargs={"pool_pre_ping": True})
     else:
         registry = RegistryConfig(path=str(folder / "registry.db"), cache_ttl_seconds=60)
-    online: Any = (RedisOnlineStoreConfig(connection_string=settings.redis_url) if settings.online_store == "redis"
-                   else SqliteOnlineStoreConfig(path=str(folder / "online.db")))
+    online = open_online_store(settings, folder).feast_config()
     return RepoConfig(project=settings.project, provider="local", registry=registry, online_store=online,
                       offline_store=DuckDBOfflineStoreConfig(), entity_key_serialization_version=3,
                       repo_path=str(folder))
@@ -80,10 +90,6 @@ def repo_config(lake: Lake) -> Any:
 
 def _ensure_duckdb_delta() -> None:
     """Feast's DuckDB offline store loads the delta extension by name: install it offline first."""
-    import duckdb
-
-    from lake.duck import load_extensions
-
     load_extensions(duckdb.connect(), "delta")
 
 
@@ -92,6 +98,7 @@ _STORES: weakref.WeakKeyDictionary[Lake, FeatureStore] = weakref.WeakKeyDictiona
 
 def feature_store(lake: Lake) -> FeatureStore:
     """The Feast ``FeatureStore`` for this lake (one per lake object; its registry is cached 60 s)."""
+    # heavy: feast is imported only when the feature store is used
     from feast import FeatureStore
 
     store = _STORES.get(lake)
@@ -104,13 +111,10 @@ def feature_store(lake: Lake) -> FeatureStore:
 
 
 def _write_yaml(lake: Lake, config: Any) -> None:
-    import yaml
-
     settings = lake.settings.feast
     registry: dict[str, Any] = ({"registry_type": "sql", "path": "${LAKE_FEAST_REGISTRY}"} if settings.registry
                                 else {"path": str(feast_dir(lake) / "registry.db")})
-    online = ({"type": "redis", "connection_string": settings.redis_url} if settings.online_store == "redis"
-              else {"type": "sqlite", "path": str(feast_dir(lake) / "online.db")})
+    online = online_store(lake).feast_yaml()
     doc = {"project": settings.project, "provider": "local", "registry": registry, "online_store": online,
            "offline_store": {"type": "duckdb"}, "entity_key_serialization_version": 3}
     path = feast_dir(lake) / "feature_store.yaml"
@@ -136,6 +140,7 @@ def load_definitions(folder: Path) -> Definitions:
     Raises:
         FeatureError: a file fails to import, or the folder defines nothing.
     """
+    # heavy: feast is imported only when definitions are loaded
     from feast import Entity, FeatureService, FeatureView, OnDemandFeatureView
 
     if not folder.is_dir():

@@ -14,22 +14,26 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from lake.data import to_arrow
-from lake.features.repo import FeatureError, feature_store
+from lake.features import pit_index
+from lake.features.apply import source_table
+from lake.features.errors import FeatureError
+from lake.features.repo import feature_store
+from lake.lakehouse import Lake
+from lake.table import Table
 
 if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
-
-    from lake.lakehouse import Lake
-    from lake.table import Table
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class TrainingFrame:
         return self.data.to_pandas()
 
     def to_polars(self) -> pl.DataFrame:
+        # heavy: polars is imported only when a Polars frame is asked for
         import polars as pl
 
         frame = pl.from_arrow(self.data)
@@ -90,8 +95,6 @@ class TrainingFrame:
 def plan(lake: Lake, features: list[str] | None = None, feature_service: str | None = None,
          store: Any = None) -> Plan:
     """Resolve feature references (``view:feature``) or a feature service against the registry."""
-    from lake.features.apply import source_table
-
     store = store or feature_store(lake)
     if (features is None) == (feature_service is None):
         raise FeatureError("give either a list of features (view:feature) or a feature service, not both")
@@ -152,7 +155,7 @@ def _add(requests: dict[str, ViewRequest], views: dict[str, Any], view_name: str
         req.features.append(feat)
 
 
-def _entity_table(entity_df: Any, timestamp_column: str) -> pa.Table:
+def entity_table(entity_df: Any, timestamp_column: str) -> pa.Table:
     try:
         table = to_arrow(entity_df)
         if isinstance(table, pa.RecordBatchReader):
@@ -209,7 +212,7 @@ def retrieve(
         FeatureError: unknown features, missing entity columns, bad timestamps.
     """
     the_plan = plan(lake, features, feature_service, store)
-    entities = _entity_table(entity_df, timestamp_column)
+    entities = entity_table(entity_df, timestamp_column)
     for req in the_plan.views:
         missing = [c for c in req.join_keys.values() if c not in entities.column_names]
         if missing:
@@ -237,11 +240,6 @@ def prepare(lake: Lake, views: list[str] | None = None, *, store: Any = None,
     training retrieval finds the indexes ready instead of building them. Returns a row per
     view: its table, version, index rows and keys, and the seconds spent (near 0: it existed).
     """
-    import time
-
-    from lake.features import pit_index
-    from lake.features.apply import source_table
-
     store = store or feature_store(lake)
     known = {v.name: v for v in store.list_feature_views()}
     unknown = [v for v in views or [] if v not in known]
@@ -266,9 +264,7 @@ def prepare(lake: Lake, views: list[str] | None = None, *, store: Any = None,
 
 def _join(lake: Lake, entities: pa.Table, the_plan: Plan, sources: dict[str, dict[str, Any]],
           timestamp_column: str, full_names: bool) -> pa.Table:
-    from lake.features import pit_index
-
-    time = _epoch_us(entities.column(timestamp_column))
+    times = epoch_us(entities.column(timestamp_column))
     names: list[str] = []
     seen: set[str] = set(entities.column_names)
     for req in the_plan.views:
@@ -283,14 +279,14 @@ def _join(lake: Lake, entities: pa.Table, the_plan: Plan, sources: dict[str, dic
     for req in the_plan.views:
         columns = tuple(req.join_keys.values())
         if columns not in orders:
-            orders[columns] = pit_index.entity_order(pa.table({c: entities.column(c) for c in columns}), time)
+            orders[columns] = pit_index.entity_order(pa.table({c: entities.column(c) for c in columns}), times)
 
     def view_columns(req: ViewRequest) -> list[pa.ChunkedArray]:
         index = pit_index.load(lake, _index_source(req, sources[req.table.name]))
         keys = pa.table({key: entities.column(column) for key, column in req.join_keys.items()})
         ttl = req.view.ttl
         ttl_us = ttl // dt.timedelta(microseconds=1) if ttl and ttl > dt.timedelta(0) else None
-        match = index.lookup(keys, time, ttl_us, orders[tuple(req.join_keys.values())])
+        match = index.lookup(keys, times, ttl_us, orders[tuple(req.join_keys.values())])
         return [index.gather(feat, match) for feat in req.features]
 
     # Views are built (first use) and searched concurrently: the heavy parts run outside the GIL.
@@ -302,10 +298,8 @@ def _join(lake: Lake, entities: pa.Table, the_plan: Plan, sources: dict[str, dic
     return out
 
 
-def _epoch_us(column: pa.ChunkedArray) -> Any:
+def epoch_us(column: pa.ChunkedArray) -> Any:
     """Event times as microseconds since the epoch (naive times and dates are UTC)."""
-    import numpy as np
-
     kind = column.type
     if pa.types.is_date(kind):
         days = np.asarray(pc.cast(pc.cast(column, pa.date32()), pa.int32()).to_numpy(), dtype=np.int64)
@@ -316,19 +310,17 @@ def _epoch_us(column: pa.ChunkedArray) -> Any:
     return ticks * {"s": 1_000_000, "ms": 1_000, "us": 1}[kind.unit]
 
 
-def _index_source(req: ViewRequest, source: dict[str, Any]) -> Any:
-    from lake.features.pit_index import Source
-
+def _index_source(req: ViewRequest, source: dict[str, Any]) -> pit_index.Source:
     src = req.view.batch_source
     mapping = {v: k for k, v in (src.field_mapping or {}).items()}
 
     def col(name: str) -> str:
         return str(mapping.get(name, name))
 
-    return Source(table=req.table, version=int(source["version"]), location=source["location"],
-                  keys={key: col(key) for key in req.join_keys}, timestamp=col(src.timestamp_field),
-                  created=col(src.created_timestamp_column) if src.created_timestamp_column else None,
-                  features={f.name: col(f.name) for f in req.view.features})
+    return pit_index.Source(table=req.table, version=int(source["version"]), location=source["location"],
+                            keys={key: col(key) for key in req.join_keys}, timestamp=col(src.timestamp_field),
+                            created=col(src.created_timestamp_column) if src.created_timestamp_column else None,
+                            features={f.name: col(f.name) for f in req.view.features})
 
 
 def _on_demand(data: pa.Table, the_plan: Plan, full_names: bool) -> pa.Table:

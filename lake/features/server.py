@@ -31,15 +31,15 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lake.features.online import OnlineReader, OnlineResult, ServingError
-from lake.features.repo import FeatureError
+import uvicorn
+
+from lake.config import Settings
+from lake.features.errors import FeatureError, ServingError
+from lake.features.online import OnlineReader, OnlineResult
 from lake.features.serving_log import ServingLog
-
-if TYPE_CHECKING:
-    from lake.config import Settings
-    from lake.lakehouse import Lake
+from lake.lakehouse import Lake
 
 log = logging.getLogger(__name__)
 
@@ -314,8 +314,6 @@ def serve(lake: Lake, host: str = "127.0.0.1", port: int = 6566, workers: int = 
 
 
 def _run(app: FeatureServer, host: str, port: int, sock: socket.socket) -> None:
-    import uvicorn
-
     config = uvicorn.Config(app, host=host, port=port, loop="auto", http="auto", lifespan="on", access_log=False,
                             log_level="info", timeout_graceful_shutdown=10)
     # Feast's imports leave a large heap; without freezing it, every full collection walks it (ms of p99).
@@ -325,8 +323,6 @@ def _run(app: FeatureServer, host: str, port: int, sock: socket.socket) -> None:
 
 
 def _worker(settings: Settings, sock: socket.socket, host: str, port: int, log_requests: bool) -> None:
-    from lake.lakehouse import Lake
-
     app = create_app(Lake(settings), log_requests)
     try:
         _run(app, host, port, sock)

@@ -16,18 +16,18 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lake.data import normalized
-from lake.features.repo import FeatureError, feature_store
-from lake.features.retrieval import TrainingFrame, _entity_table, plan, retrieve
-
-if TYPE_CHECKING:
-    from lake.lakehouse import Lake
+from lake.errors import LakeError
+from lake.features.errors import FeatureError
+from lake.features.repo import feature_store
+from lake.features.retrieval import TrainingFrame, entity_table, plan, retrieve
+from lake.lakehouse import Lake
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -112,6 +112,7 @@ class _FrozenRegistry:
     """The feature definitions recorded with a training dataset, shaped like a FeatureStore for :func:`plan`."""
 
     def __init__(self, defs: dict[str, list[str]], services: list[Any]) -> None:
+        # heavy: feast is imported only when a recorded training dataset is rebuilt
         from feast import FeatureView, OnDemandFeatureView
         from feast.protos.feast.core.FeatureView_pb2 import FeatureView as FeatureViewProto
         from feast.protos.feast.core.OnDemandFeatureView_pb2 import OnDemandFeatureView as OdfvProto
@@ -164,7 +165,7 @@ def save_training_dataset(
     if not _NAME.match(name):
         raise FeatureError(f"training dataset name {name!r}: use letters, digits and _ (it becomes training.{name})")
     store = feature_store(lake)
-    entities = _entity_table(entity_df, timestamp_column)
+    entities = entity_table(entity_df, timestamp_column)
     entities = normalized(entities)
     assert isinstance(entities, pa.Table)
     the_plan = plan(lake, features, feature_service, store)
@@ -217,8 +218,6 @@ def reproduce(lake: Lake, ref: str) -> ReproduceResult:
     Raises:
         FeatureError: the entity frame is gone or changed, or a source version was vacuumed.
     """
-    from lake.errors import LakeError
-
     rec = lake.catalog.training_dataset(ref)
     location = rec["entity_location"]
     try:

@@ -23,11 +23,11 @@ import datetime as dt
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.dataset as pads
 from deltalake import DeltaTable
 
 from catalog.artifacts import TrainingDatasetNotFoundError
@@ -42,7 +42,9 @@ from lake.handoff.errors import (
     UnknownDatasetError,
     UnknownVersionError,
 )
-from lake.lakehouse import is_location
+from lake.handoff.metadata import DatasetMetadata, Kind
+from lake.handoff.snapshot import ExportResult, export_dataset
+from lake.lakehouse import Lake, is_location
 from lake.recording import code_version, current_run
 from lake.table import Table, wrap_delta_error
 
@@ -50,75 +52,11 @@ if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
 
-    from lake.handoff.export import ExportResult
-    from lake.lakehouse import Lake
-
-Kind = Literal["training", "curated"]
+__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_BUFFER_SIZE", "Dataset", "DatasetMetadata", "Kind", "catalog_facts",
+           "find_training", "load", "parse_ref"]
 DEFAULT_BATCH_SIZE = 65_536
 DEFAULT_BUFFER_SIZE = 262_144
 _AT_VERSION = re.compile(r"^(?P<ref>.+?)@(?P<version>-?\d+)$")
-
-
-@dataclass(frozen=True)
-class DatasetMetadata:
-    """What a training job needs to know about the data it was handed.
-
-    Attributes:
-        kind: ``training`` (a saved training dataset) or ``curated`` (a lake table).
-        name: the training dataset's name (``churn``) or the table name (``gold.x``).
-        table: the lake table holding the rows (``training.churn``, ``gold.x``).
-        version: the Delta version of that table.
-        location: where the table lives (folder or ``s3://`` URI).
-        row_count: rows in that version (from the Delta log).
-        content_hash: for a training dataset, the hash the feature store recorded for
-            its content; for a curated table, a SHA-256 of the version's schema and data
-            files (path, size, rows): the same version always gives the same value.
-        columns: ``{"name", "type", "nullable"}`` per column, in order.
-        sources: ``{table: {"version": N, ...}}``: the feature sources of a training
-            dataset, or the inputs of the run that committed a curated version.
-        quality_status: ``passed``/``failed`` from the catalog's validations of this
-            version, ``None`` when it was never validated.
-        features: feature references of a training dataset.
-        feature_service: the Feast feature service, if one was used.
-        training_id: the saved training dataset's id.
-        entity_hash: hash of the entity frame a training dataset was built from.
-        entity_location: where that entity frame was read from.
-        options: retrieval options recorded with a training dataset.
-        run_id: the catalog run that produced the data.
-        created_at: when the training dataset was saved, or the version was committed.
-    """
-
-    kind: Kind
-    name: str
-    table: str
-    version: int
-    location: str
-    row_count: int
-    content_hash: str
-    columns: tuple[dict[str, Any], ...]
-    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
-    quality_status: str | None = None
-    features: tuple[str, ...] = ()
-    feature_service: str | None = None
-    training_id: str | None = None
-    entity_hash: str | None = None
-    entity_location: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    run_id: str | None = None
-    created_at: dt.datetime | None = None
-
-    @property
-    def ref(self) -> str:
-        """A reference that loads exactly this data again."""
-        return f"training:{self.training_id}" if self.training_id else f"{self.table}@{self.version}"
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready (lists for tuples, ISO 8601 for the timestamp)."""
-        data = asdict(self)
-        data["columns"], data["features"] = list(data["columns"]), list(data["features"])
-        data["created_at"] = self.created_at.isoformat() if self.created_at else None
-        data["ref"] = self.ref
-        return data
 
 
 class Dataset:
@@ -145,9 +83,10 @@ class Dataset:
     @property
     def schema(self) -> pa.Schema:
         """The Arrow schema of the rows."""
-        return self._dataset().schema
+        return self.arrow_dataset().schema
 
-    def _dataset(self) -> Any:
+    def arrow_dataset(self) -> pads.Dataset:
+        """The version's rows as a pyarrow dataset (nothing read yet)."""
         try:
             return self._delta.to_pyarrow_dataset()
         except Exception as exc:
@@ -213,14 +152,15 @@ class Dataset:
         self, *, columns: Sequence[str] | None = None, splits: st.SplitSpec | None = None, split: str | None = None
     ) -> pl.DataFrame:
         """The rows as a Polars DataFrame (same arguments as :meth:`to_arrow`)."""
+        # heavy: polars is imported only when a Polars frame is asked for
         import polars as pl
 
         return pl.from_arrow(self._read("polars", columns, splits, split))  # type: ignore[return-value]
 
     def split_counts(self, splits: st.SplitSpec) -> dict[str, int]:
         """Rows per split, reading only the key columns."""
-        dataset = self._dataset()
-        self._check_keys(dataset.schema, splits)
+        dataset = self.arrow_dataset()
+        self.check_split_keys(dataset.schema, splits)
         counts = np.zeros(len(splits.names), dtype=np.int64)
         for batch in st.scan(dataset, columns=list(splits.keys)):
             counts += np.bincount(splits.assign(batch), minlength=len(splits.names))
@@ -228,8 +168,6 @@ class Dataset:
 
     def export(self, out: str, **kwargs: Any) -> ExportResult:
         """Export this version as Parquet plus a manifest (see :func:`lake.handoff.export.export`)."""
-        from lake.handoff.export import export_dataset
-
         return export_dataset(self, out, **kwargs)
 
     # -------------------------------------------------------------- internals
@@ -246,7 +184,7 @@ class Dataset:
               batch_size: int = DEFAULT_BATCH_SIZE, seed: int | None = None
               ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """The schema handed over and the (lazy) batches: files in order, one split's rows if asked."""
-        dataset = self._dataset()
+        dataset = self.arrow_dataset()
         cols = self._columns(dataset.schema, columns, splits, split)
         names = cols or dataset.schema.names
         schema = pa.schema([dataset.schema.field(c) for c in names])
@@ -270,11 +208,12 @@ class Dataset:
             raise HandoffError(f"{self.metadata.table}@{self.metadata.version} has no column(s) {unknown}; "
                                f"columns: {', '.join(schema.names)}")
         if splits is not None and split is not None:
-            self._check_keys(schema, splits)
+            self.check_split_keys(schema, splits)
             splits.index(split)
         return wanted
 
-    def _check_keys(self, schema: pa.Schema, splits: st.SplitSpec) -> None:
+    def check_split_keys(self, schema: pa.Schema, splits: st.SplitSpec) -> None:
+        """Raise :class:`SplitError` unless the split's key columns exist with stable types."""
         missing = [k for k in splits.keys if k not in schema.names]
         if missing:
             raise SplitError(f"split key column(s) {missing} are not in {self.metadata.table}; "

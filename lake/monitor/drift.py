@@ -117,6 +117,7 @@ def chi2_test(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, fl
     Returns:
         (statistic, p-value, degrees of freedom), as ``scipy.stats.chi2_contingency``.
     """
+    # heavy: scipy is imported only when a categorical column is compared
     from scipy.special import chdtrc
 
     observed = np.vstack([ref_counts, cur_counts]).astype(np.float64)
@@ -131,19 +132,40 @@ def chi2_test(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, fl
     return stat, float(chdtrc(dof, stat)), dof
 
 
-def numeric_metrics(cells: Cells, pr: Profile, options: Options) -> dict[str, Any]:
-    """PSI, KS and Wasserstein-1 (with their error bounds) from the cells."""
+def numeric_psi(cells: Cells, options: Options) -> tuple[float, list[float]]:
+    """PSI over reference-decile bins of the cells, and the bins' right-closed edges."""
+    n_r = int(cells.ref.sum())
+    edges, bins = _psi_bins(cells, np.cumsum(cells.ref), n_r, options.psi_bins)
+    counts_r = np.bincount(bins, weights=cells.ref, minlength=len(edges) + 1)
+    counts_c = np.bincount(bins, weights=cells.cur, minlength=len(edges) + 1)
+    return psi(counts_r, counts_c, options.psi_epsilon), [float(e) for e in edges]
+
+
+def _cdfs(cells: Cells) -> tuple[np.ndarray, np.ndarray]:
+    """Each set's cumulative fraction at every cell edge (0 first)."""
+    g_r = np.concatenate([[0.0], np.cumsum(cells.ref) / int(cells.ref.sum())])
+    g_c = np.concatenate([[0.0], np.cumsum(cells.cur) / int(cells.cur.sum())])
+    return g_r, g_c
+
+
+def ks_statistic(cells: Cells) -> tuple[float, float]:
+    """The two-sample KS statistic at the cell edges, and how much more it can be inside a cell."""
+    g_r, g_c = _cdfs(cells)
+    ks = float(np.abs(g_r[1:] - g_c[1:]).max())
+    wide = cells.hi > cells.lo
+    upper = np.maximum(g_r[1:] - g_c[:-1], g_c[1:] - g_r[:-1])
+    ks_upper = max(ks, float(upper[wide].max())) if wide.any() else ks
+    return ks, ks_upper - ks
+
+
+def wasserstein(cells: Cells) -> tuple[float, float]:
+    """Wasserstein-1 distance (CDFs interpolated inside cells) and the bound on its error."""
     lo, hi = cells.lo, cells.hi
-    n_r, n_c = int(cells.ref.sum()), int(cells.cur.sum())
-    cum_r = np.cumsum(cells.ref)
-    g_r = np.concatenate([[0.0], cum_r / n_r])
-    g_c = np.concatenate([[0.0], np.cumsum(cells.cur) / n_c])
+    g_r, g_c = _cdfs(cells)
     d0, d1 = g_r[:-1] - g_c[:-1], g_r[1:] - g_c[1:]
-    ks = float(np.abs(d1).max())
     wide = hi > lo
     upper = np.maximum(g_r[1:] - g_c[:-1], g_c[1:] - g_r[:-1])
     lower = np.maximum(0.0, np.maximum(g_r[:-1] - g_c[1:], g_c[:-1] - g_r[1:]))
-    ks_upper = max(ks, float(upper[wide].max())) if wide.any() else ks
     gaps = float(np.sum(np.abs(d1[:-1]) * (lo[1:] - hi[:-1])))
     width = np.where(wide, hi - lo, 0.0)
     crossing = d0 * d1 < 0
@@ -151,20 +173,7 @@ def numeric_metrics(cells: Cells, pr: Profile, options: Options) -> dict[str, An
     inside = np.where(crossing, width * (d0 ** 2 + d1 ** 2) / (2 * denominator), width * np.abs(d0 + d1) / 2)
     w = gaps + float(inside.sum())
     w_lo, w_hi = gaps + float(np.sum(width * lower)), gaps + float(np.sum(width * upper))
-    edges, bins = _psi_bins(cells, cum_r, n_r, options.psi_bins)
-    counts_r = np.bincount(bins, weights=cells.ref, minlength=len(edges) + 1)
-    counts_c = np.bincount(bins, weights=cells.cur, minlength=len(edges) + 1)
-    std = pr.std
-    return {
-        "psi": psi(counts_r, counts_c, options.psi_epsilon),
-        "psi_edges": [float(e) for e in edges],
-        "ks": ks,
-        "ks_error": ks_upper - ks,
-        "wasserstein": w,
-        "wasserstein_error": max(w - w_lo, w_hi - w, 0.0),
-        "wasserstein_norm": w / std if std else None,
-        "exact": cells.exact,
-    }
+    return w, max(w - w_lo, w_hi - w, 0.0)
 
 
 def _psi_bins(cells: Cells, cum_r: np.ndarray, n_r: int, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -219,22 +228,12 @@ def category_counts(con: duckdb.DuckDBPyConnection, ref: str, cur: str, column: 
     return [str(v) for v in got["v"]], np.asarray(got["nr"], dtype=np.int64), np.asarray(got["nc"], dtype=np.int64)
 
 
-def categorical_metrics(values: list[str], ref: np.ndarray, cur: np.ndarray, options: Options) -> dict[str, Any]:
-    """PSI, Jensen-Shannon distance, chi-squared test and category changes."""
-    stat, p_value, dof = chi2_test(ref, cur)
+def category_changes(values: list[str], ref: np.ndarray, cur: np.ndarray) -> dict[str, Any]:
+    """Categories only one set has: how many, and up to five examples of each."""
     new = [v for v, r in zip(values, ref, strict=True) if r == 0]
     gone = [v for v, c in zip(values, cur, strict=True) if c == 0]
-    return {
-        "psi": psi(ref, cur, options.psi_epsilon),
-        "js": js_distance(ref, cur),
-        "chi2": stat,
-        "chi2_p": p_value,
-        "chi2_dof": dof,
-        "new_categories": len(new),
-        "new_examples": new[:5],
-        "missing_categories": len(gone),
-        "missing_examples": gone[:5],
-    }
+    return {"new_categories": len(new), "new_examples": new[:5], "missing_categories": len(gone),
+            "missing_examples": gone[:5]}
 
 
 def category_histogram(values: list[str], ref: np.ndarray, cur: np.ndarray, options: Options) -> dict[str, Any]:

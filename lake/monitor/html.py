@@ -6,12 +6,38 @@ opens offline, in a CI artifact viewer or attached to a ticket.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from lake.monitor.report import DriftReport, FeatureDrift
+from lake.monitor.metrics import METRICS
+from lake.monitor.results import FeatureDrift
+from lake.monitor.sources import SchemaChanges
+from lake.monitor.thresholds import Thresholds
+
+__all__ = ["RenderedReport", "render"]
+
+
+class RenderedReport(Protocol):
+    """What the page shows of a report (a :class:`lake.monitor.report.DriftReport`)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def features(self) -> Sequence[FeatureDrift]: ...
+    @property
+    def schema(self) -> SchemaChanges: ...
+    @property
+    def reference(self) -> Mapping[str, Any]: ...
+    @property
+    def current(self) -> Mapping[str, Any]: ...
+    @property
+    def thresholds(self) -> Thresholds: ...
+    @property
+    def created_at(self) -> dt.datetime: ...
+    @property
+    def report_id(self) -> str | None: ...
 
 REF_COLOR, CUR_COLOR = "#4c78a8", "#f58518"
 _CSS = """
@@ -53,7 +79,7 @@ def _badge(status: str) -> str:
     return f'<span class="badge {_e(status)}">{_e(status.upper())}</span>'
 
 
-def render(report: DriftReport) -> str:
+def render(report: RenderedReport) -> str:
     """The report as one HTML page."""
     ref, cur = report.reference, report.current
     title = f"Drift report: {cur.get('label')} vs {ref.get('label')}"
@@ -77,23 +103,22 @@ def render(report: DriftReport) -> str:
 
 
 def _summary(features: Sequence[FeatureDrift]) -> str:
-    head = ["feature", "kind", "status", "PSI", "KS", "Wasserstein", "JS", "&chi;&sup2; p", "null rate ref &rarr; cur",
+    shown = [m for m in METRICS if m.html_label is not None]
+    head = ["feature", "kind", "status", *(m.html_label or "" for m in shown), "null rate ref &rarr; cur",
             "distinct ref &rarr; cur"]
     rows = ["<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
     for i, f in enumerate(features):
         m = f.metrics
         rows.append(
             f'<tr><td><a href="#f{i}">{_e(f.name)}</a></td><td>{_e(f.kind)}</td><td>{_badge(f.status)}</td>'
-            f'<td class="n">{_num(m.get("psi"))}</td><td class="n">{_num(m.get("ks"))}</td>'
-            f'<td class="n">{_num(m.get("wasserstein"))}</td><td class="n">{_num(m.get("js"))}</td>'
-            f'<td class="n">{_num(m.get("chi2_p"))}</td>'
-            f'<td class="n">{_pct(f.reference.get("null_rate"))} &rarr; {_pct(f.current.get("null_rate"))}</td>'
+            + "".join(f'<td class="n">{_num(m.get(metric.column_key))}</td>' for metric in shown)
+            + f'<td class="n">{_pct(f.reference.get("null_rate"))} &rarr; {_pct(f.current.get("null_rate"))}</td>'
             f'<td class="n">{_num(f.reference.get("distinct"))} &rarr; {_num(f.current.get("distinct"))}</td></tr>')
     rows.append("</table>")
     return "\n".join(rows)
 
 
-def _schema(report: DriftReport) -> str:
+def _schema(report: RenderedReport) -> str:
     s = report.schema
     if not s:
         return "<h2>Schema</h2><p>No schema change: same columns and types.</p>"
@@ -188,17 +213,11 @@ def _hbars(labels: Sequence[str], ref: Sequence[float], cur: Sequence[float]) ->
     return "".join(out)
 
 
-def _thresholds(report: DriftReport) -> str:
+def _thresholds(report: RenderedReport) -> str:
     rows = "".join(f'<tr><td>{_e(name)}</td><td class="n">{_num(v["warn"])}</td><td class="n">{_num(v["drift"])}'
                    "</td></tr>" for name, v in report.thresholds.to_dict().items())
     return f"<table><tr><th>metric</th><th>warn</th><th>drift</th></tr>{rows}</table>"
 
 
 def _notes() -> str:
-    return (
-        '<p class="meta">PSI over reference deciles (numeric) or categories, fractions floored at 1e-4; '
-        "KS: two-sample Kolmogorov-Smirnov statistic; Wasserstein: W1 in the column's units "
-        "(<code>wasserstein_norm</code>: divided by the reference standard deviation); JS: Jensen-Shannon "
-        "distance, base 2; &chi;&sup2;: Pearson's test on the 2 x k table (Yates' correction for 2 categories). "
-        "Large numeric columns are binned: <code>ks_error</code> and <code>wasserstein_error</code> bound the "
-        "difference from the exact values. Null rate counts NaN and infinities as missing.</p>")
+    return '<p class="meta">' + "; ".join(m.note for m in METRICS if m.note) + ".</p>"

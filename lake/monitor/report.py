@@ -13,9 +13,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,9 @@ from lake.monitor.drift import (
     normalized_column,
 )
 from lake.monitor.errors import SourceError
+from lake.monitor.html import render
+from lake.monitor.metrics import METRICS, Categories, Inputs
+from lake.monitor.results import FeatureDrift, clean
 from lake.monitor.sources import (
     MISSING,
     Column,
@@ -46,33 +48,6 @@ from lake.monitor.sources import (
 from lake.monitor.thresholds import DRIFT, OK, WARN, Thresholds, at_least, worst
 
 KIND = "drift"
-
-
-@dataclass(frozen=True)
-class FeatureDrift:
-    """The comparison of one column: its metrics, their status, and what each set looks like."""
-
-    name: str
-    kind: str
-    """numeric, categorical, other (null rate only) or missing (not in the current set)."""
-    status: str
-    reasons: tuple[str, ...]
-    """Why the status is not ok, one line per tripped threshold or schema change."""
-    metrics: Mapping[str, Any] = field(default_factory=dict)
-    """``psi``, ``ks``, ``wasserstein``, ``js``, ``chi2``, ``chi2_p``, ``null_rate_change``... (see the README)."""
-    reference: Mapping[str, Any] = field(default_factory=dict)
-    """Type, rows, non-missing count, null rate, distinct values, moments of the reference."""
-    current: Mapping[str, Any] = field(default_factory=dict)
-    histogram: Mapping[str, Any] | None = None
-    """Fractions of each set on a common grid (numeric) or per top category."""
-
-    def __getitem__(self, metric: str) -> Any:
-        return self.metrics.get(metric)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "status": self.status, "reasons": list(self.reasons),
-                "metrics": dict(self.metrics), "reference": dict(self.reference), "current": dict(self.current),
-                "histogram": dict(self.histogram) if self.histogram is not None else None}
 
 
 @dataclass(frozen=True)
@@ -114,19 +89,19 @@ class DriftReport:
         """What the catalog listing and the OpenLineage facet show."""
         by = {s: [f.name for f in self.features if f.status == s] for s in (DRIFT, WARN)}
         worst_first = sorted(self.features, key=lambda f: ({DRIFT: 0, WARN: 1}.get(f.status, 2), f.name))
-        return _clean({
+        return clean({
             "status": self.status, "reference": self.reference.get("label"), "current": self.current.get("label"),
             "rows": {"reference": self.reference.get("rows"), "current": self.current.get("rows")},
             "features": len(self.features), "drift": by[DRIFT], "warn": by[WARN],
             "ok": sum(f.status == OK for f in self.features), "schema": self.schema.to_dict(),
-            "top": [{"name": f.name, "status": f.status, **{k: f.metrics[k] for k in ("psi", "ks", "js")
-                                                               if f.metrics.get(k) is not None}}
+            "top": [{"name": f.name, "status": f.status, **{m.value_key: f.metrics[m.value_key] for m in METRICS
+                                                               if m.top and f.metrics.get(m.value_key) is not None}}
                     for f in worst_first[:5]],
         })
 
     def to_dict(self) -> dict[str, Any]:
         """The whole report as JSON-ready data (NaN and infinities become null)."""
-        return _clean({
+        return clean({
             "kind": KIND, "status": self.status, "created_at": self.created_at.isoformat(),
             "report_id": self.report_id, "run_id": self.run_id, "location": self.location,
             "reference": dict(self.reference), "current": dict(self.current),
@@ -140,8 +115,6 @@ class DriftReport:
 
     def to_html(self) -> str:
         """A self-contained HTML page (inline CSS and SVG; no scripts, no network)."""
-        from lake.monitor.html import render
-
         return render(self)
 
     def save_html(self, path: str | Path) -> Path:
@@ -150,18 +123,6 @@ class DriftReport:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(self.to_html(), encoding="utf-8")
         return target
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, str | bytes):  # numpy scalars
-        return _clean(value.item())
-    return value
 
 
 def drift_report(
@@ -224,7 +185,7 @@ def drift_report(
             return _build(con, ref, cur, plan, limits, opts, html)
         params = {"reference": ref.label, "current": cur.label, "window": cur.window,
                   "columns": [c.name for c in plan]}
-        with lake.run(f"monitor.drift.{cur.table or 'frame'}", parameters=_clean(params)) as run:
+        with lake.run(f"monitor.drift.{cur.table or 'frame'}", parameters=clean(params)) as run:
             for source in (ref, cur):
                 source.record_read(lake)
             report = dataclasses.replace(_build(con, ref, cur, plan, limits, opts, html), run_id=run.run_id)
@@ -290,8 +251,10 @@ def _feature(con: duckdb.DuckDBPyConnection, ref: Source, cur: Source, column: C
     if column.kind == MISSING or pc is None:
         return FeatureDrift(column.name, MISSING, DRIFT, (f"not in the current set {cur.label}",), {},
                             ref_side, cur_side)
-    metrics: dict[str, Any] = {}
     histogram: dict[str, Any] | None = None
+    extra: dict[str, Any] = {}
+    compared: Cells | None = None
+    categories: Categories | None = None
     notes: list[tuple[str, str]] = []
     if not column.comparable:
         notes.append((DRIFT, f"type changed from {column.ref_type} to {column.cur_type}: not comparable"))
@@ -299,41 +262,38 @@ def _feature(con: duckdb.DuckDBPyConnection, ref: Source, cur: Source, column: C
         notes.append((WARN, f"type changed from {column.ref_type} to {column.cur_type}"))
     if column.comparable and pr.count and pc.count:
         if cells is not None:
-            metrics.update(stats.numeric_metrics(cells, pr, opts))
+            compared = cells
+            extra["exact"] = cells.exact
             histogram = stats.numeric_histogram(cells, opts)
             for side, counts in ((ref_side, cells.ref), (cur_side, cells.cur)):
                 side["median"] = stats.quantile(cells, counts, 0.5)
                 side["distinct"] = int((counts > 0).sum()) if cells.exact else None
         elif column.kind == CATEGORICAL:
             values, nr, nc = stats.category_counts(con, f"{ref.relation}_n", f"{cur.relation}_n", column.name)
-            metrics.update(stats.categorical_metrics(values, nr, nc, opts))
+            categories = Categories(values, nr, nc)
+            extra.update(stats.category_changes(values, nr, nc))
             histogram = stats.category_histogram(values, nr, nc, opts)
             ref_side["distinct"], cur_side["distinct"] = int((nr > 0).sum()), int((nc > 0).sum())
     elif column.comparable and column.kind != OTHER:
         empty = "reference" if not pr.count else "current set"
         notes.append((WARN, f"no values in the {empty}: distributions not compared"))
-    if pr.null_rate is not None and pc.null_rate is not None:
-        metrics["null_rate_change"] = pc.null_rate - pr.null_rate
-    if ref_side.get("distinct") and cur_side.get("distinct") is not None:
-        metrics["cardinality_change"] = cur_side["distinct"] / ref_side["distinct"] - 1
+    inputs = Inputs(column.kind if column.comparable else OTHER, pr, pc, opts, compared, categories,
+                    ref_side.get("distinct"), cur_side.get("distinct"))
+    metrics = {**METRICS.compute(inputs), **extra}
     statuses = [s for s, _ in notes]
     reasons = [text for _, text in notes]
-    checks = {"psi": metrics.get("psi"), "ks": metrics.get("ks"), "js": metrics.get("js"),
-              "wasserstein_norm": metrics.get("wasserstein_norm"), "chi2_p": metrics.get("chi2_p"),
-              "null_rate": _abs(metrics.get("null_rate_change")), "cardinality": _abs(metrics.get("cardinality_change"))}
-    for metric, value in checks.items():
-        status = limits.status(metric, value)
+    for metric in METRICS:
+        value = metric.value(metrics)
+        status = limits.status(metric.name, value)
         if status != OK:
-            level = getattr(limits, metric).drift if status == DRIFT else getattr(limits, metric).warn
-            sign = "<=" if metric == "chi2_p" else ">="
+            assert value is not None
+            limit = limits.level(metric.name)
+            level = limit.drift if status == DRIFT else limit.warn
+            sign = "<=" if metric.lower_is_worse else ">="
             statuses.append(status)
-            reasons.append(f"{metric} {value:.4g} {sign} {level:g} ({status})")
+            reasons.append(f"{metric.name} {value:.4g} {sign} {level:g} ({status})")
     kind = column.kind if column.comparable else OTHER
     return FeatureDrift(column.name, kind, worst(statuses), tuple(reasons), metrics, ref_side, cur_side, histogram)
-
-
-def _abs(value: float | None) -> float | None:
-    return None if value is None else abs(value)
 
 
 __all__ = ["DriftReport", "FeatureDrift", "drift_report"]

@@ -1,95 +1,84 @@
 """Per-metric thresholds that turn drift metrics into a status: ok, warn or drift.
 
-Each metric has a ``warn`` and a ``drift`` level (either may be off). For most metrics
-a value at or above the level trips it; for ``chi2_p`` (a p-value) a value at or
-below does. Defaults: PSI 0.1 / 0.25, KS 0.1 / 0.2, Jensen-Shannon distance 0.1 / 0.2,
-absolute null-rate change 0.05 / 0.1; the scale-free Wasserstein distance (in
-reference standard deviations), the chi-squared p-value and the relative change of the
-number of distinct values are off unless set.
+Each registered metric (:data:`lake.monitor.metrics.METRICS`) has a ``warn`` and a
+``drift`` level (either may be off), starting from the metric's default. For most
+metrics a value at or above the level trips it; for a p-value (``lower_is_worse``) a
+value at or below does. ``lake monitor metrics`` lists the names and defaults.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from lake.monitor.errors import ThresholdError
+from lake.monitor.levels import DRIFT, OK, STATUSES, WARN, Level, at_least, worst
+from lake.monitor.metrics import METRICS, Metric
 
-OK, WARN, DRIFT = "ok", "warn", "drift"
-STATUSES = (OK, WARN, DRIFT)
-_RANK = {OK: 0, WARN: 1, DRIFT: 2}
-
-LOWER_IS_WORSE = frozenset({"chi2_p"})
-"""Metrics whose small values signal drift (p-values)."""
+__all__ = ["DRIFT", "OK", "STATUSES", "WARN", "Level", "Thresholds", "at_least", "worst"]
 
 
-def worst(statuses: Sequence[str] | Any) -> str:
-    """The most severe of some statuses (``ok`` when there are none)."""
-    return max(statuses, key=_RANK.__getitem__, default=OK)
+def _metric(name: str) -> Metric:
+    found = METRICS.get(name)
+    if found is None:
+        raise ThresholdError(f"unknown threshold {name!r}: use one of {', '.join(METRICS.names())}")
+    return found
 
 
-def at_least(status: str, level: str) -> bool:
-    """Whether ``status`` is as severe as ``level`` (``drift`` is at least ``warn``)."""
-    if level not in _RANK:
-        raise ThresholdError(f"unknown status {level!r}: use one of {', '.join(STATUSES)}")
-    return _RANK[status] >= _RANK[level]
-
-
-@dataclass(frozen=True)
-class Level:
-    """The two trip points of one metric; ``None`` switches a level off."""
-
-    warn: float | None = None
-    drift: float | None = None
-
-    def status(self, value: float | None, lower_is_worse: bool = False) -> str:
-        """The status a metric value earns (``ok`` for a missing value)."""
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return OK
-        for level, name in ((self.drift, DRIFT), (self.warn, WARN)):
-            if level is not None and (value <= level if lower_is_worse else value >= level):
-                return name
-        return OK
-
-    def as_text(self) -> str:
-        return f"{_fmt(self.warn)}:{_fmt(self.drift)}"
-
-
-def _fmt(value: float | None) -> str:
-    return "off" if value is None else f"{value:g}"
-
-
-@dataclass(frozen=True)
 class Thresholds:
-    """The levels for every metric (defaults from the monitoring issue; override any).
+    """The levels of every registered metric: their defaults, with some overridden.
 
     Example:
         >>> Thresholds().override({"psi": 0.2, "ks": (0.05, 0.15), "chi2_p": 0.01})
+        >>> Thresholds().psi                      # Level(warn=0.1, drift=0.25)
     """
 
-    psi: Level = Level(0.1, 0.25)
-    """Population stability index (numeric: reference deciles; categorical: categories)."""
-    ks: Level = Level(0.1, 0.2)
-    """Two-sample Kolmogorov-Smirnov statistic (numeric columns)."""
-    js: Level = Level(0.1, 0.2)
-    """Jensen-Shannon distance, base 2, in [0, 1] (categorical columns)."""
-    null_rate: Level = Level(0.05, 0.1)
-    """Absolute change of the fraction of missing values (every column)."""
-    wasserstein_norm: Level = Level()
-    """Wasserstein-1 distance divided by the reference standard deviation (numeric)."""
-    chi2_p: Level = Level()
-    """Chi-squared test p-value (categorical); small is worse. Off by default: on large
-    samples any tiny difference is significant."""
-    cardinality: Level = Level()
-    """Relative change of the number of distinct values, ``|cur / ref - 1|``."""
+    __slots__ = ("_levels",)
+
+    def __init__(self, levels: Mapping[str, Level] | None = None, **named: Level) -> None:
+        """Args:
+            levels: ``{metric: Level}`` for the metrics whose defaults do not suit.
+            named: the same as keywords (``Thresholds(psi=Level(0.1, 0.2))``).
+
+        Raises:
+            ThresholdError: an unknown metric.
+        """
+        given = {**(levels or {}), **named}
+        for name in given:
+            _metric(name)
+        self._levels: dict[str, Level] = {m.name: given.get(m.name, m.default) for m in METRICS}
+
+    def __getattr__(self, name: str) -> Level:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self.level(name)
+        except ThresholdError as exc:
+            raise AttributeError(str(exc)) from None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Thresholds) and self._levels == other._levels
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._levels.items()))
+
+    def __repr__(self) -> str:
+        return "Thresholds(" + ", ".join(f"{k}={v.as_text()}" for k, v in self._levels.items()) + ")"
+
+    def level(self, metric: str) -> Level:
+        """The levels of one metric (a metric registered after these thresholds were made: its default).
+
+        Raises:
+            ThresholdError: an unknown metric.
+        """
+        found = self._levels.get(metric)
+        return found if found is not None else _metric(metric).default
 
     @classmethod
     def metrics(cls) -> list[str]:
         """The metric names thresholds can be set for."""
-        return [f.name for f in dataclasses.fields(cls)]
+        return METRICS.names()
 
     @classmethod
     def coerce(cls, value: Thresholds | Mapping[str, Any] | Sequence[str] | None) -> Thresholds:
@@ -117,13 +106,12 @@ class Thresholds:
             ThresholdError: unknown metric, non-numeric or negative value, or levels in
                 the wrong order.
         """
-        current = {name: getattr(self, name) for name in self.metrics()}
+        current = {name: self.level(name) for name in self.metrics()}
         for key, raw in values.items():
-            metric, _, which = str(key).strip().partition(".")
-            if metric not in current:
-                raise ThresholdError(f"unknown threshold {metric!r}: use one of {', '.join(self.metrics())}")
-            current[metric] = _apply(metric, which, raw, current[metric])
-        return Thresholds(**current)
+            name, _, which = str(key).strip().partition(".")
+            metric = _metric(name)
+            current[name] = _apply(metric, which, raw, current[name])
+        return Thresholds(current)
 
     @classmethod
     def parse(cls, items: Sequence[str]) -> Thresholds:
@@ -143,41 +131,40 @@ class Thresholds:
 
     def status(self, metric: str, value: float | None) -> str:
         """The status of one metric value."""
-        return getattr(self, metric).status(value, metric in LOWER_IS_WORSE)  # type: ignore[no-any-return]
+        return self.level(metric).status(value, _metric(metric).lower_is_worse)
 
     def to_dict(self) -> dict[str, dict[str, float | None]]:
-        return {name: {"warn": getattr(self, name).warn, "drift": getattr(self, name).drift}
-                for name in self.metrics()}
+        return {name: {"warn": level.warn, "drift": level.drift} for name, level in self._levels.items()}
 
 
-def _number(metric: str, raw: Any) -> float | None:
+def _number(metric: Metric, raw: Any) -> float | None:
     if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("off", "none", "")):
         return None
     try:
         value = float(raw)
     except (TypeError, ValueError):
-        raise ThresholdError(f"threshold {metric}: {raw!r} is not a number (or 'off')") from None
+        raise ThresholdError(f"threshold {metric.name}: {raw!r} is not a number (or 'off')") from None
     if math.isnan(value) or value < 0:
-        raise ThresholdError(f"threshold {metric}: {raw!r} must be a number >= 0")
-    if metric in LOWER_IS_WORSE and value > 1:
-        raise ThresholdError(f"threshold {metric}: {raw!r} is a p-value, between 0 and 1")
+        raise ThresholdError(f"threshold {metric.name}: {raw!r} must be a number >= 0")
+    if metric.lower_is_worse and value > 1:
+        raise ThresholdError(f"threshold {metric.name}: {raw!r} is a p-value, between 0 and 1")
     return value
 
 
-def _apply(metric: str, which: str, raw: Any, level: Level) -> Level:
-    lower = metric in LOWER_IS_WORSE
+def _apply(metric: Metric, which: str, raw: Any, level: Level) -> Level:
+    lower = metric.lower_is_worse
     if which == "warn":
         new = Level(_number(metric, raw), level.drift)
     elif which == "drift":
         new = Level(level.warn, _number(metric, raw))
     elif which:
-        raise ThresholdError(f"threshold {metric}.{which}: use {metric}.warn or {metric}.drift")
+        raise ThresholdError(f"threshold {metric.name}.{which}: use {metric.name}.warn or {metric.name}.drift")
     elif isinstance(raw, Level):
         new = raw
     elif isinstance(raw, tuple | list) or (isinstance(raw, str) and ":" in raw):
         parts = list(raw) if not isinstance(raw, str) else raw.split(":")
         if len(parts) != 2:
-            raise ThresholdError(f"threshold {metric}: {raw!r} should be two levels, WARN:DRIFT")
+            raise ThresholdError(f"threshold {metric.name}: {raw!r} should be two levels, WARN:DRIFT")
         new = Level(_number(metric, parts[0]), _number(metric, parts[1]))
     else:
         drift = _number(metric, raw)
@@ -189,6 +176,6 @@ def _apply(metric: str, which: str, raw: Any, level: Level) -> Level:
         new = Level(warn, drift)
     if new.warn is not None and new.drift is not None and (new.warn < new.drift if lower else new.warn > new.drift):
         order = "at least" if lower else "at most"
-        raise ThresholdError(f"threshold {metric}: the warn level ({new.warn:g}) must be {order} the drift "
+        raise ThresholdError(f"threshold {metric.name}: the warn level ({new.warn:g}) must be {order} the drift "
                              f"level ({new.drift:g})")
     return new

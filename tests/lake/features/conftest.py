@@ -2,7 +2,8 @@
 
 Parametrized over the deployments the issue names: the embedded default (file registry,
 SQLite online store, local folder) and production (SQL registry on PostgreSQL, Redis
-online store), plus an S3 lake.
+online store), plus an S3 lake; and over the online store backends alone
+(:data:`ONLINE_BACKENDS`, the ``online_lake`` fixture: one suite, every backend).
 """
 
 from __future__ import annotations
@@ -16,10 +17,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import redis
 
+from lake.features.online_redis import RedisStore
+from lake.features.online_sqlite import SqliteStore
+from lake.features.online_store import OnlineStore
+from lake.features.repo import feast_dir
 from lake.lakehouse import Lake
 from tests.conftest import make_settings, s3_settings
-from tests.services import require
+from tests.services import free_port, require
 
 REPO = '''
 from datetime import timedelta
@@ -100,6 +106,9 @@ def write_repo(folder: Path, ttl_hours: int = 48) -> Path:
 def _settings(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Any:
     project = "t" + uuid.uuid4().hex[:10]
     feast: dict[str, Any] = {"project": project}
+    if kind in ONLINE_BACKENDS:  # the embedded deployment with only the online store swapped
+        feast.update(ONLINE_BACKENDS[kind].settings())
+        return make_settings(root=str(tmp_path / "lake"), feast=feast)
     if kind == "production":
         require("PostgreSQL", "127.0.0.1", 5432)
         require("Redis", "127.0.0.1", 6379)
@@ -122,16 +131,105 @@ def build(kind: str, tmp_path: Path, request: pytest.FixtureRequest, ttl_hours: 
     return fl
 
 
-def _cleanup_redis(fl: FeatureLake) -> None:
+def _redis_keys(lake: Lake) -> list[bytes]:
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    suffix = lake.settings.feast.project.encode()
+    return [key for key in client.scan_iter(count=1000) if key.endswith(suffix)]
+
+
+def cleanup_redis(fl: FeatureLake) -> None:
+    """Remove the keys of the lake's Feast project from Redis (a no-op on other stores)."""
     if fl.lake.settings.feast.online_store != "redis":
         return
-    import redis
-
     client = redis.Redis(host="127.0.0.1", port=6379)
-    suffix = fl.lake.settings.feast.project.encode()
-    for key in client.scan_iter(count=1000):
-        if key.endswith(suffix):
-            client.delete(key)
+    for key in _redis_keys(fl.lake):
+        client.delete(key)
+
+
+# --------------------------------------------------------------------------- online store backends
+
+
+class OnlineBackend:
+    """How the online store suite sets up, inspects and breaks one backend (ibis-style backend test class)."""
+
+    name: str
+    marks: tuple[pytest.MarkDecorator, ...] = ()
+    """The markers of the real part the backend needs."""
+
+    def settings(self) -> dict[str, Any]:
+        """The ``[feast]`` settings that select this backend."""
+        raise NotImplementedError
+
+    def require(self) -> None:
+        """Fail (CI) or skip when the backend's server is not reachable."""
+
+    def raw(self, lake: Lake) -> Any:
+        """Everything the store holds for the lake's project, in the backend's own layout."""
+        raise NotImplementedError
+
+    def unreachable(self, lake: Lake) -> OnlineStore:
+        """The same kind of store, pointed where nothing answers."""
+        raise NotImplementedError
+
+
+class SqliteBackend(OnlineBackend):
+    name = "sqlite"
+
+    def settings(self) -> dict[str, Any]:
+        return {"online_store": "sqlite"}
+
+    def raw(self, lake: Lake) -> Any:
+        import sqlite3
+
+        project = lake.settings.feast.project
+        with sqlite3.connect(feast_dir(lake) / "online.db") as conn:
+            tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                                 "ORDER BY name") if r[0].startswith(project + "_")]
+            # created_ts is left out: Feast writes the source's created time there, the lake writes NULL;
+            # Feast never reads it back (its reads and "newer wins" use event_ts).
+            return {t: conn.execute(f'SELECT entity_key, feature_name, value, value_text, event_ts FROM "{t}" '
+                                    "ORDER BY entity_key, feature_name").fetchall() for t in tables}
+
+    def unreachable(self, lake: Lake) -> OnlineStore:
+        return SqliteStore(feast_dir(lake) / "gone" / "online.db", lake.settings.feast.project)
+
+
+class RedisBackend(OnlineBackend):
+    name = "redis"
+    marks = (pytest.mark.redis,)
+
+    def settings(self) -> dict[str, Any]:
+        return {"online_store": "redis", "redis_url": "127.0.0.1:6379"}
+
+    def require(self) -> None:
+        require("Redis", "127.0.0.1", 6379)
+
+    def raw(self, lake: Lake) -> Any:
+        client = redis.Redis(host="127.0.0.1", port=6379)
+        return {key: client.hgetall(key) for key in sorted(_redis_keys(lake))}  # type: ignore[arg-type]
+
+    def unreachable(self, lake: Lake) -> OnlineStore:
+        return RedisStore(f"127.0.0.1:{free_port()}", lake.settings.feast.project)
+
+
+ONLINE_BACKENDS: dict[str, OnlineBackend] = {b.name: b for b in (SqliteBackend(), RedisBackend())}
+"""Every online store backend the suite runs on (keep in step with ``lake.features.online_backends``)."""
+
+
+@dataclass
+class OnlineLake(FeatureLake):
+    backend: OnlineBackend = ONLINE_BACKENDS["sqlite"]
+
+
+@pytest.fixture(params=[pytest.param(name, marks=b.marks) for name, b in ONLINE_BACKENDS.items()])
+def online_lake(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineLake]:
+    """The embedded deployment on each online store backend, applied and empty."""
+    backend = ONLINE_BACKENDS[request.param]
+    backend.require()
+    built = build(request.param, tmp_path, request)
+    fl = OnlineLake(built.lake, built.repo, built.kind, backend)
+    yield fl
+    cleanup_redis(fl)
 
 
 @pytest.fixture(params=["embedded", pytest.param("production", marks=[pytest.mark.postgres, pytest.mark.redis])])
@@ -139,7 +237,7 @@ def feature_lake(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fea
     """The embedded default and the production deployment, same definitions, same data."""
     fl = build(request.param, tmp_path, request)
     yield fl
-    _cleanup_redis(fl)
+    cleanup_redis(fl)
 
 
 @pytest.fixture

@@ -230,10 +230,10 @@ def test_entity_key_of_another_type_is_a_clear_error(lake: Lake) -> None:
 
 
 def test_entity_times_in_microseconds_floor_every_unit() -> None:
-    from lake.features.retrieval import _epoch_us
+    from lake.features.retrieval import epoch_us
 
     def us(array: pa.Array) -> list[int]:
-        return list(_epoch_us(pa.chunked_array([array])))
+        return list(epoch_us(pa.chunked_array([array])))
 
     # Just before 1970 in nanoseconds must not round up onto a row stamped at the epoch.
     assert us(pa.array([-500, 10_500, 0], pa.timestamp("ns", "UTC"))) == [-1, 10, 0]

@@ -74,7 +74,7 @@ def pg_module_url() -> Iterator[str]:
                                                                  marks=[pytest.mark.postgres, pytest.mark.redis])])
 def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeatureLake]:
     """Driver features with an on-demand view, applied and materialized by Feast itself (once per deployment)."""
-    from tests.lake.features.conftest import _cleanup_redis
+    from tests.lake.features.conftest import cleanup_redis
 
     base = tmp_path_factory.mktemp(request.param)
     feast: dict[str, Any] = {"project": "t" + uuid.uuid4().hex[:10]}
@@ -92,7 +92,7 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     fl.apply()
     feature_store(lake).materialize(dt.datetime(2023, 1, 1, tzinfo=dt.UTC), dt.datetime.now(dt.UTC))
     yield fl
-    _cleanup_redis(fl)
+    cleanup_redis(fl)
 
 
 @pytest.fixture
