@@ -63,17 +63,15 @@ class Emitter:
             # The OpenLineage client is imported on first use: it takes most of a second to
             # import, and most catalog calls never emit.
             from openlineage.client import OpenLineageClient
+            from openlineage.client.transport.file import FileConfig, FileTransport
+            from openlineage.client.transport.http import HttpConfig, HttpTransport
 
             clients = []
             if self.file:
-                from openlineage.client.transport.file import FileConfig, FileTransport
-
                 Path(self.file).parent.mkdir(parents=True, exist_ok=True)
                 clients.append(OpenLineageClient(transport=FileTransport(FileConfig(log_file_path=self.file,
                                                                                     append=True))))
             if self.url:
-                from openlineage.client.transport.http import HttpConfig, HttpTransport
-
                 url, auth = _split_credentials(self.url)
                 clients.append(OpenLineageClient(transport=HttpTransport(HttpConfig(
                     url=url, auth=auth, timeout=5.0, retry={"total": 2, "backoff_factor": 0.2,

@@ -209,7 +209,7 @@ def features_demo(lake: Lake, runner: Any, jobs: dict[str, Any]) -> None:
 def handoff_demo(lake: Lake) -> None:
     """Export the saved training set for a job elsewhere; compare the current gold table with it."""
     from lake import handoff
-    from lake.monitor import drift_report
+    from lake.monitor import METRICS, drift_report
 
     out = Path(lake.storage.root) / "_exports" / "stock_direction"
     exported = handoff.export(lake, "stock_direction", str(out),
@@ -222,9 +222,9 @@ def handoff_demo(lake: Lake) -> None:
     html.parent.mkdir(parents=True, exist_ok=True)
     report = drift_report(lake, reference="training:stock_direction", current="gold.stock_features",
                           columns=["price", "return_1m", "volatility_6m"], html=html)
-    print_table([{"feature": f.name, "status": f.status, "psi": f.metrics.get("psi"), "ks": f.metrics.get("ks"),
-                  "wasserstein": f.metrics.get("wasserstein")} for f in report.features],
-                ["feature", "status", "psi", "ks", "wasserstein"],
+    shown = {m.label: m.column_key for m in METRICS if m.label is not None}
+    print_table([{"feature": f.name, "status": f.status, **{label: f.metrics.get(key) for label, key in shown.items()}}
+                 for f in report.features], ["feature", "status", *shown],
                 title=f"drift: training.stock_direction vs gold.stock_features -> {report.status}")
     console.print(f"HTML report: {html}; stored in the catalog (`lake monitor reports gold.stock_features`)")
 

@@ -28,13 +28,21 @@ __all__ = [
     "ConcurrentWriteError",
     "ConfigError",
     "DatasetNotFoundError",
+    "DatasetRefError",
+    "ExportError",
+    "ExportExistsError",
+    "FeatureError",
+    "HandoffError",
     "InvalidPredicateError",
     "JobError",
     "JobSpecError",
     "LakeError",
     "LakeWarning",
     "MergeError",
+    "MonitorError",
     "NotInstalledError",
+    "OnlineRequestError",
+    "OnlineStoreError",
     "QualityError",
     "QualityGateError",
     "ReadOnlyError",
@@ -42,14 +50,21 @@ __all__ = [
     "RunNotFoundError",
     "SQLError",
     "SchemaMismatchError",
+    "ServingError",
+    "SourceError",
     "SourceFileError",
     "SparkError",
+    "SplitError",
     "StorageError",
     "SuiteError",
     "TableError",
     "TableExistsError",
     "TableNotFoundError",
+    "ThresholdError",
     "TrainingDatasetNotFoundError",
+    "UnknownDatasetError",
+    "UnknownFeatureError",
+    "UnknownVersionError",
     "UnsupportedTableFeatureError",
     "VersionNotFoundError",
 ]
@@ -192,3 +207,80 @@ class SQLError(LakeError):
 
 class ReadOnlyError(SQLError):
     """A statement would have written a lake table."""
+
+
+# ---------------------------------------------------------------------- features
+
+
+class FeatureError(LakeError):
+    """A feature store problem; the message names the feature view, feature or entity."""
+
+
+class ServingError(FeatureError):
+    """An online request that cannot be answered; ``status`` is the HTTP status it maps to."""
+
+    status = 400
+
+
+class UnknownFeatureError(ServingError, LookupError):
+    """A feature, feature view or feature service the registry does not know (HTTP 404)."""
+
+    status = 404
+
+
+class OnlineRequestError(ServingError, ValueError):
+    """A malformed request: a missing join key, entity columns of different lengths... (HTTP 422)."""
+
+    status = 422
+
+
+class OnlineStoreError(ServingError, ConnectionError):
+    """The online store or the registry cannot be reached (HTTP 503)."""
+
+    status = 503
+
+
+# ----------------------------------------------------------------------- hand-off
+
+
+class HandoffError(LakeError):
+    """Base of the errors raised while handing a dataset to training."""
+
+
+class DatasetRefError(HandoffError, ValueError):
+    """A dataset reference (``training:<id>``, ``churn_v1``, ``gold.x@3``) is malformed or contradictory."""
+
+
+class UnknownDatasetError(HandoffError, LookupError):
+    """No saved training dataset or curated table answers to the reference."""
+
+
+class UnknownVersionError(HandoffError, LookupError):
+    """The dataset exists but not at the version asked for."""
+
+
+class SplitError(HandoffError, ValueError):
+    """A split definition is invalid (fractions, names, key columns) or names an unknown split."""
+
+
+class ExportError(HandoffError):
+    """A snapshot could not be exported (target unreachable, unsupported scheme...)."""
+
+
+class ExportExistsError(ExportError, FileExistsError):
+    """The export target already holds files; pass ``overwrite=True`` (``--overwrite``) to replace an export."""
+
+
+# --------------------------------------------------------------------- monitoring
+
+
+class MonitorError(LakeError):
+    """Base of the errors raised while building a drift report."""
+
+
+class SourceError(MonitorError, ValueError):
+    """A reference or current set cannot be resolved (bad spec, empty window, no common columns)."""
+
+
+class ThresholdError(MonitorError, ValueError):
+    """A threshold names an unknown metric or has a value that makes no sense."""

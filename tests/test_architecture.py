@@ -98,6 +98,21 @@ def test_no_module_uses_another_modules_private_names() -> None:
     assert found == []
 
 
+def commented(lines: list[str], lineno: int) -> bool:
+    """A comment on the import's line, or above the block of imports it belongs to."""
+    if "#" in lines[lineno - 1]:
+        return True
+    i = lineno - 2
+    while i >= 0:
+        text = lines[i].strip()
+        if text.startswith("#") or ("#" in text and text.startswith(("import ", "from "))):
+            return True
+        if not text.startswith(("import ", "from ")):
+            return False
+        i -= 1
+    return False
+
+
 def test_imports_inside_functions_are_only_for_heavy_dependencies_and_say_so() -> None:
     found = []
     for path in sources():
@@ -114,7 +129,7 @@ def test_imports_inside_functions_are_only_for_heavy_dependencies_and_say_so() -
                 project = (target or "").split(".")[0] in PACKAGES
                 if rel.startswith(LAZY_ALLOWED):
                     continue
-                said = "#" in lines[node.lineno - 1] or lines[node.lineno - 2].strip().startswith("#")
+                said = commented(lines, node.lineno)
                 if project and not said:
                     found.append(f"{rel}:{node.lineno} imports {target} inside a function (import it at the top)")
                 elif not said:

@@ -17,7 +17,7 @@ console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
-def _default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -29,7 +29,7 @@ def _default(value: Any) -> Any:
 
 def print_json(data: Any) -> None:
     """Write ``data`` as JSON on stdout (dates as ISO 8601)."""
-    sys.stdout.write(json.dumps(data, default=_default, indent=2) + "\n")
+    sys.stdout.write(json.dumps(data, default=json_default, indent=2) + "\n")
 
 
 def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None) -> None:

@@ -87,9 +87,9 @@ def write_result(rel: duckdb.DuckDBPyRelation, fmt: str, out: Path | None) -> No
 
         pq.write_table(table, str(out) if out else sys.stdout.buffer)
         return
-    from lake.cli.output import _default
+    from lake.cli.output import json_default
 
-    data = json.dumps(table.to_pylist(), default=_default) + "\n"
+    data = json.dumps(table.to_pylist(), default=json_default) + "\n"
     if out is not None:
         out.write_text(data, encoding="utf-8")
     else:

@@ -8,6 +8,7 @@ import typer
 
 from lake.cli.context import state
 from lake.cli.output import console, human_bytes, print_json, print_table
+from lake.naming import training_table
 
 app = typer.Typer(help="Training datasets: list, show, export with provenance, reproduce.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -53,9 +54,9 @@ def show(
     recipe = find_training(lake, ref, version)
     quality = None
     if recipe["version"] is not None:
-        quality = catalog_facts(lake, f"training.{recipe['name']}", int(recipe["version"]))["quality_status"]
+        quality = catalog_facts(lake, training_table(recipe['name']), int(recipe["version"]))["quality_status"]
     if as_json:
-        print_json({**recipe, "table": f"training.{recipe['name']}", "quality_status": quality})
+        print_json({**recipe, "table": training_table(recipe['name']), "quality_status": quality})
         return
     console.print(f"[bold]{recipe['name']}[/]  id {recipe['id']}  (table training.{recipe['name']} "
                   f"version {recipe['version']})", highlight=False)
@@ -92,7 +93,7 @@ def export(
 ) -> None:
     """Export a snapshot to Parquet plus manifest.json (provenance, schema, split, file checksums)."""
     # heavy: lake.handoff (Delta, DuckDB, pandas) is imported only when the command runs
-    from lake.handoff.errors import SplitError
+    from lake.errors import SplitError
     from lake.handoff.export import export as run_export
     from lake.handoff.stream import SplitSpec
 

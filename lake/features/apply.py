@@ -16,9 +16,10 @@ from typing import Any
 import pyarrow as pa
 
 from catalog.entities import ColumnSpec
-from lake.features.errors import FeatureError
+from lake.errors import FeatureError
 from lake.features.repo import feature_repo_folder, feature_store, load_definitions
 from lake.lakehouse import NAME, Lake
+from lake.naming import feature_service_dataset, feature_view_dataset
 from lake.table import Table
 
 TABLE_TAG = "lake.table"
@@ -152,7 +153,7 @@ def _register(lake: Lake, project: str, views: list[Any], odfvs: list[Any], serv
     cat = lake.catalog
     with lake.run("features.apply", parameters={"project": project}) as run:
         for view in views:
-            name = f"feature.{view.name}"
+            name = feature_view_dataset(view.name)
             cols = [ColumnSpec(k.name, str(k.dtype), True, "join key") for k in view.entity_columns]
             cols += [ColumnSpec(f.name, str(f.dtype), True, f.description or None) for f in view.features]
             cat.register_dataset(name, kind="feature_view", layer="feature", location=f"feast://{project}/{view.name}",
@@ -164,16 +165,16 @@ def _register(lake: Lake, project: str, views: list[Any], odfvs: list[Any], serv
             mapping = {v: k for k, v in (view.batch_source.field_mapping or {}).items()}
             run.column_lineage(name, {f.name: [(src["table"], mapping.get(f.name, f.name))] for f in view.features})
         for odfv in odfvs:
-            name = f"feature.{odfv.name}"
+            name = feature_view_dataset(odfv.name)
             cat.register_dataset(name, kind="on_demand_feature_view", layer="feature",
                                  location=f"feast://{project}/{odfv.name}", format="feast",
                                  description=odfv.description or None,
                                  columns=[ColumnSpec(f.name, str(f.dtype)) for f in odfv.features])
             run.output(name, None, kind="on_demand_feature_view")
             for proj in odfv.source_feature_view_projections.values():
-                run.input(f"feature.{proj.name}", None)
+                run.input(feature_view_dataset(proj.name), None)
         for service in services:
-            name = f"feature_service.{service.name}"
+            name = feature_service_dataset(service.name)
             cat.register_dataset(name, kind="feature_service", layer="feature",
                                  location=f"feast://{project}/services/{service.name}", format="feast",
                                  description=service.description or None,
@@ -182,7 +183,7 @@ def _register(lake: Lake, project: str, views: list[Any], odfvs: list[Any], serv
                                  owners=[service.owner] if service.owner else [])
             run.output(name, None, kind="feature_service")
             for proj in service.feature_view_projections:
-                run.input(f"feature.{proj.name}", None)
+                run.input(feature_view_dataset(proj.name), None)
 
 
 def describe(lake: Lake) -> list[dict[str, Any]]:

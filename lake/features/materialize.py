@@ -25,12 +25,13 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from lake.duck import ident, shared_cursor
+from lake.errors import FeatureError
 from lake.features.apply import source_table
 from lake.features.encoding import encode_values, entity_keys, timestamp_proto
-from lake.features.errors import FeatureError
 from lake.features.online_store import OnlineStore
 from lake.features.repo import feature_store, online_store
 from lake.lakehouse import Lake
+from lake.naming import feature_view_dataset
 from lake.table import Table
 
 Progress = Callable[[str, int, int | None], None]
@@ -123,7 +124,7 @@ def _one(lake: Lake, store: Any, view: Any, table: Table, incremental: bool, end
     params = {"view": view.name, "incremental": incremental, "end": end.isoformat() if end else None}
     with lake.run(_job(project, view.name), parameters=params) as run:
         lake.read(table, version)
-        run.output(f"feature.{view.name}", None, kind="feature_view")
+        run.output(feature_view_dataset(view.name), None, kind="feature_view")
         if previous is not None and previous == version:
             mode, files, entities, written = "unchanged", 0, 0, 0
         else:

@@ -25,7 +25,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from lake.features.errors import (
+from lake.errors import (
     OnlineRequestError,
     OnlineStoreError,
     ServingError,

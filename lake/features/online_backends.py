@@ -12,7 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from lake.config import FeastSettings
-from lake.features.errors import FeatureError
+from lake.errors import FeatureError
 from lake.features.online_redis import RedisStore
 from lake.features.online_sqlite import SqliteStore
 from lake.features.online_store import OnlineStore

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lake.features.errors import OnlineRequestError, UnknownFeatureError
+from lake.errors import OnlineRequestError, UnknownFeatureError
 from lake.features.online_store import ViewRead
 from lake.features.online_values import U32
 

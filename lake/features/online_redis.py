@@ -17,8 +17,8 @@ from typing import Any
 import mmh3
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from lake.errors import FeatureError, OnlineStoreError
 from lake.features.encoding import timestamp_proto
-from lake.features.errors import FeatureError, OnlineStoreError
 from lake.features.online_store import Row, ViewRead
 from lake.features.online_values import event_time
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lake.features.errors import OnlineStoreError
+from lake.errors import OnlineStoreError
 from lake.features.online_store import Row, ViewRead
 from lake.features.online_values import decode, event_time
 

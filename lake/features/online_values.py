@@ -11,7 +11,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from lake.features.errors import OnlineRequestError
+from lake.errors import OnlineRequestError
 
 _D, _F = struct.Struct("<d").unpack_from, struct.Struct("<f").unpack_from
 

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lake.duck import ident, literal, shared_cursor
-from lake.features.errors import FeatureError
+from lake.errors import FeatureError
 from lake.lakehouse import Lake
 from lake.table import Table
 

@@ -19,8 +19,7 @@ import duckdb
 import yaml
 
 from lake.duck import load_extensions
-from lake.errors import NotInstalledError
-from lake.features.errors import FeatureError
+from lake.errors import FeatureError, NotInstalledError
 from lake.features.online_backends import open_online_store
 from lake.features.online_store import OnlineStore
 from lake.lakehouse import Lake

@@ -24,9 +24,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lake.data import to_arrow
+from lake.errors import FeatureError
 from lake.features import pit_index
 from lake.features.apply import source_table
-from lake.features.errors import FeatureError
 from lake.features.repo import feature_store
 from lake.lakehouse import Lake
 from lake.table import Table

@@ -36,7 +36,7 @@ from typing import Any
 import uvicorn
 
 from lake.config import Settings
-from lake.features.errors import FeatureError, ServingError
+from lake.errors import FeatureError, ServingError
 from lake.features.online import OnlineReader, OnlineResult
 from lake.features.serving_log import ServingLog
 from lake.lakehouse import Lake

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+
+from lake.naming import serving_log_table
 
 if TYPE_CHECKING:
     from lake.features.online import OnlineResult
@@ -34,7 +35,7 @@ _ARROW = {2: pa.string(), 3: pa.int32(), 4: pa.int64(), 5: pa.float64(), 6: pa.f
 
 def log_table_name(project: str) -> str:
     """``logs.serving_<project>`` (characters a table name cannot hold become ``_``)."""
-    return "logs.serving_" + re.sub(r"[^a-z0-9_]", "_", project.lower())
+    return serving_log_table(project)
 
 
 @dataclass

@@ -23,11 +23,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lake.data import normalized
-from lake.errors import LakeError
-from lake.features.errors import FeatureError
+from lake.errors import FeatureError, LakeError
 from lake.features.repo import feature_store
 from lake.features.retrieval import TrainingFrame, entity_table, plan, retrieve
 from lake.lakehouse import Lake
+from lake.naming import training_table
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -182,13 +182,13 @@ def save_training_dataset(
         path = lake.storage.fs_path(entity_uri)
         fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
         pq.write_table(entities, path, filesystem=fs)
-        table = lake.table(f"training.{name}")
+        table = lake.table(training_table(name))
         result = table.write(data, mode="overwrite", schema_mode="overwrite")
         assert result.version is not None
         stored = table.to_arrow(version=result.version)
         digest = content_hash(data)
         if content_hash(stored.select(data.column_names)) != digest:
-            raise FeatureError(f"training.{name} v{result.version} does not read back as written; "
+            raise FeatureError(f"{training_table(name)} v{result.version} does not read back as written; "
                                "a column type does not survive the Delta round trip")
         options = {"timestamp_column": timestamp_column, "full_feature_names": full_feature_names,
                    "definitions": _definitions(the_plan)}
@@ -198,7 +198,7 @@ def save_training_dataset(
             columns=[{"name": f.name, "type": str(f.type)} for f in data.schema],
             feature_service=feature_service, entity_location=entity_uri, options=options, run_id=run.run_id)
         if description:
-            lake.catalog.describe(f"training.{name}", description)
+            lake.catalog.describe(training_table(name), description)
         run.stats.update({"training_dataset": training_id, "rows": data.num_rows, "content_hash": digest})
     return SavedTrainingDataset(training_id, name, table.name, result.version, data.num_rows, digest,
                                 entity_hash, frame.sources, run.run_id,
@@ -246,7 +246,7 @@ def reproduce(lake: Lake, ref: str) -> ReproduceResult:
                                f"{versions} ({str(exc).splitlines()[0]}); were they vacuumed?") from exc
         data = normalized(frame.data)
         assert isinstance(data, pa.Table)
-        table = lake.table(f"training.{rec['name']}")
+        table = lake.table(training_table(rec['name']))
         actual = content_hash(data)
         stored_matches: bool | None = None
         if table.exists() and rec["version"] is not None:

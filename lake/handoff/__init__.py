@@ -25,7 +25,7 @@ Example:
 
 from __future__ import annotations
 
-from lake.handoff.errors import (
+from lake.errors import (
     DatasetRefError,
     ExportError,
     ExportExistsError,

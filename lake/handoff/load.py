@@ -30,21 +30,21 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 from deltalake import DeltaTable
 
-from catalog.artifacts import TrainingDatasetNotFoundError
-from catalog.errors import CatalogError
+from catalog.errors import CatalogError, TrainingDatasetNotFoundError
 from lake import delta_log
-from lake.errors import LakeError
-from lake.handoff import stream as st
-from lake.handoff.errors import (
+from lake.errors import (
     DatasetRefError,
     HandoffError,
+    LakeError,
     SplitError,
     UnknownDatasetError,
     UnknownVersionError,
 )
+from lake.handoff import stream as st
 from lake.handoff.metadata import DatasetMetadata, Kind
 from lake.handoff.snapshot import ExportResult, export_dataset
 from lake.lakehouse import Lake, is_location
+from lake.naming import training_table
 from lake.recording import code_version, current_run
 from lake.table import Table, wrap_delta_error
 
@@ -302,7 +302,7 @@ def load(lake: Lake, ref: str, *, version: int | None = None) -> Dataset:
     if "." not in text and not is_location(text):
         return _load_training(lake, text, version)
     saved_name = text.split(".", 1)[-1]
-    if (text.lower().startswith("training.") and not is_location(text) and lake.recorder is not None
+    if (text.lower().startswith(training_table("")) and not is_location(text) and lake.recorder is not None
             and lake.catalog.training_datasets(name=saved_name, limit=1)):
         return _load_training(lake, saved_name, version)
     return _load_curated(lake, text, version)
@@ -351,11 +351,11 @@ def find_training(lake: Lake, ref: str, version: int | None = None) -> dict[str,
     try:
         recipe = catalog.training_dataset(text)
     except TrainingDatasetNotFoundError as exc:
-        bare = text.removeprefix("training.")
+        bare = text.removeprefix(training_table(""))
         raise UnknownDatasetError(f"{exc.message} (a curated table is named layer.name, e.g. gold.{bare})",
                                   dataset=text) from None
     if version is not None and recipe["version"] != version:
-        if recipe["name"] != text.removeprefix("training."):  # asked by id: it is one exact dataset
+        if recipe["name"] != text.removeprefix(training_table("")):  # asked by id: it is one exact dataset
             raise UnknownVersionError(
                 f"training dataset {recipe['id']} is version {recipe['version']} of training.{recipe['name']}, "
                 f"not {version}; drop the version, or ask for {recipe['name']}@{version}", dataset=text)
@@ -376,7 +376,7 @@ def _load_training(lake: Lake, ref: str, version: int | None) -> Dataset:
     if recipe["version"] is None:
         raise HandoffError(f"training dataset {recipe['id']} recorded no table version, so its frame cannot be "
                            f"pinned; rebuild it with `lake training reproduce {recipe['id']}`")
-    table = lake.table(f"training.{recipe['name']}")
+    table = lake.table(training_table(recipe['name']))
     if not table.exists():
         raise UnknownDatasetError(
             f"the frame of training dataset {recipe['name']} ({recipe['id']}) is gone: no table {table.name} at "

@@ -42,8 +42,8 @@ import pyarrow.parquet as pq
 
 from catalog.redact import redact_text
 from catalog.store import RunContext
+from lake.errors import ExportError, ExportExistsError, SplitError
 from lake.handoff import stream as st
-from lake.handoff.errors import ExportError, ExportExistsError, SplitError
 from lake.handoff.metadata import DatasetMetadata
 from lake.lakehouse import Lake
 from lake.recording import code_version, current_run

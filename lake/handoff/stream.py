@@ -48,7 +48,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pds
 
-from lake.handoff.errors import SplitError
+from lake.errors import SplitError
 
 HASH_ALGORITHM = "fnv1a64+fmix64 over <len>:<bytes> key text, u=(h>>11)/2^53 (lake split v1)"
 FNV_OFFSET = 0xCBF29CE484222325

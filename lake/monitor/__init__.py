@@ -14,8 +14,8 @@ computation, default threshold, presentation); a new one is one ``METRICS.regist
 
 from __future__ import annotations
 
+from lake.errors import MonitorError, SourceError, ThresholdError
 from lake.monitor.drift import Options
-from lake.monitor.errors import MonitorError, SourceError, ThresholdError
 from lake.monitor.metrics import METRICS, Inputs, Metric
 from lake.monitor.report import DriftReport, FeatureDrift, drift_report
 from lake.monitor.sources import SchemaChanges

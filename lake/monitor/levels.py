@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from lake.monitor.errors import ThresholdError
+from lake.errors import ThresholdError
 
 __all__ = ["DRIFT", "OK", "STATUSES", "WARN", "Level", "at_least", "worst"]
 

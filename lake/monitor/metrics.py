@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from lake.errors import MonitorError
 from lake.monitor import drift as stats
 from lake.monitor.cells import Cells, Options, Profile
-from lake.monitor.errors import MonitorError
 from lake.monitor.levels import Level
 
 __all__ = ["METRICS", "Categories", "Inputs", "Metric", "MetricRegistry"]

@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from lake.errors import SourceError
 from lake.lakehouse import Lake
 from lake.monitor import drift as stats
 from lake.monitor.drift import (
@@ -31,7 +32,6 @@ from lake.monitor.drift import (
     Profile,
     normalized_column,
 )
-from lake.monitor.errors import SourceError
 from lake.monitor.html import render
 from lake.monitor.metrics import METRICS, Categories, Inputs
 from lake.monitor.results import FeatureDrift, clean

@@ -27,9 +27,10 @@ import pyarrow as pa
 
 from lake.data import to_arrow
 from lake.duck import configure_storage, literal, load_extensions
+from lake.errors import SourceError
 from lake.lakehouse import Lake
 from lake.monitor.drift import CATEGORICAL, NUMERIC, OTHER, kind_of, quote, type_name
-from lake.monitor.errors import SourceError
+from lake.naming import training_table
 from lake.table import Table
 
 if TYPE_CHECKING:
@@ -144,7 +145,7 @@ def _training_source(lake: Lake, con: duckdb.DuckDBPyConnection, ref: str, view:
     if not ref:
         raise SourceError("training: needs a saved training dataset's id or name, e.g. training:3f2a9c")
     info = lake.catalog.training_dataset(ref)
-    name = f"training.{info['name']}"
+    name = training_table(info['name'])
     table = lake.existing(name)
     version = info.get("version")
     source = _table_source(con, table, int(version) if version is not None else None, view)

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lake.monitor.errors import ThresholdError
+from lake.errors import ThresholdError
 from lake.monitor.levels import DRIFT, OK, STATUSES, WARN, Level, at_least, worst
 from lake.monitor.metrics import METRICS, Metric
 

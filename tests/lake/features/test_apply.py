@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from lake.errors import FeatureError
 from lake.features.apply import apply, describe, show
-from lake.features.repo import FeatureError, load_definitions
+from lake.features.repo import load_definitions
 from tests.lake.features.conftest import REPO, FeatureLake, write_repo
 
 

@@ -9,10 +9,11 @@ import pyarrow as pa
 import pytest
 from feast.value_type import ValueType
 
+from lake.errors import FeatureError
 from lake.features.encoding import encode_values, entity_keys, timestamp_proto
 from lake.features.materialize import materialize
 from lake.features.online_plan import view_read
-from lake.features.repo import FeatureError, feature_store, online_store
+from lake.features.repo import feature_store, online_store
 from tests.lake.features.conftest import BASE, FeatureLake, OnlineLake, driver_stats
 
 FEATURES = ["driver_stats:conv_rate", "driver_stats:trips", "driver_stats:city"]

@@ -14,8 +14,8 @@ import pyarrow as pa
 import pytest
 from feast.value_type import ValueType
 
+from lake.errors import FeatureError, OnlineStoreError
 from lake.features.encoding import encode_values, entity_keys
-from lake.features.errors import FeatureError, OnlineStoreError
 from lake.features.online_backends import BACKENDS, open_online_store
 from lake.features.online_plan import view_read
 from lake.features.online_store import OnlineStore, ViewRead

@@ -11,9 +11,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from lake.errors import FeatureError
 from lake.features import pit_index
 from lake.features.pit_index import Source
-from lake.features.repo import FeatureError
 from lake.lakehouse import Lake
 from tests.conftest import make_settings
 

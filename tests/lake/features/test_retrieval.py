@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lake.features.repo import FeatureError
+from lake.errors import FeatureError
 from lake.features.retrieval import retrieve
 from tests.lake.features.conftest import BASE, FeatureLake, driver_rating, driver_stats, entities
 from tests.lake.features.oracle import asof

@@ -375,7 +375,7 @@ def test_serving_log_buffer_limit(served: FeatureLake) -> None:
 def test_serve_refuses_a_taken_port(served: FeatureLake) -> None:
     import socket
 
-    from lake.features.repo import FeatureError
+    from lake.errors import FeatureError
     from lake.features.server import serve
 
     with socket.socket() as taken:

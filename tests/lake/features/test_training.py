@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from lake.cli.main import main
+from lake.errors import FeatureError
 from lake.features.apply import apply
-from lake.features.repo import FeatureError
 from lake.features.training import content_hash, reproduce, save_training_dataset
 from tests.lake.features.conftest import (
     FeatureLake,
@@ -78,7 +78,7 @@ def test_tampered_stored_frame_is_reported(embedded_lake: FeatureLake) -> None:
 
 
 def test_bad_names_and_refs(embedded_lake: FeatureLake) -> None:
-    from catalog.artifacts import TrainingDatasetNotFoundError
+    from catalog.errors import TrainingDatasetNotFoundError
 
     with pytest.raises(FeatureError, match="use letters, digits and _"):
         save_training_dataset(embedded_lake.lake, "bad-name", entities(3), ["driver_stats:trips"])

@@ -10,9 +10,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from lake.errors import MonitorError
 from lake.lakehouse import Lake
 from lake.monitor import METRICS, Inputs, Level, Metric, ThresholdError, Thresholds, drift_report
-from lake.monitor.errors import MonitorError
 
 
 def _mean_shift(x: Inputs) -> dict[str, Any] | None:
