@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from catalog.redact import redact_url
 from lake.errors import ConfigError
@@ -122,8 +122,17 @@ class Settings(_Section):
     cache_dir: str | None = None
     """Local folder for rebuildable indexes (point-in-time retrieval); default ``<root>/_cache`` for a local
     lake, ``./lakehouse/_cache`` for an S3 lake."""
+    sql_read_dirs: list[str] = Field(default_factory=list)
+    """Folders outside the lake root whose files ``lake sql`` may read (``read_csv``,
+    ``read_parquet``); DuckDB may open nothing else but the lake tables' own files.
+    ``LAKE_SQL_READ_DIRS`` takes them separated by the path separator (``:``)."""
     source_file: str | None = None
     """The ``lake.toml`` these settings were read from, if any."""
+
+    @field_validator("sql_read_dirs", mode="before")
+    @classmethod
+    def _split_dirs(cls, value: Any) -> Any:
+        return [p for p in value.split(os.pathsep) if p] if isinstance(value, str) else value
 
     @property
     def is_s3(self) -> bool:

@@ -1,13 +1,23 @@
-"""DuckDB over the lake: every table by its name, time travel, read-only.
+"""DuckDB over the lake: every table by its name, time travel, read-only by construction.
 
 ``bronze.flights`` in a query becomes a view over DuckDB's own Delta reader
 (``delta_scan``), created the first time a query names it, so a lake with thousands
 of tables opens instantly. A name is found at ``<root>/bronze/flights``, else at the
 location the catalog records for it (a Delta table written by path and registered
 under that name). DuckDB skips files through the Delta log (partition values and
-statistics). Lake tables cannot be written from here: writes go through jobs. Scratch
-tables of the session (in ``main``/``temp``) are fine, and so is ``COPY ... TO`` a file
-outside the lake root; ``COPY``/``EXPORT`` into the lake root and ``ATTACH`` are refused.
+statistics).
+
+**Read-only by construction.** The session runs with DuckDB's external access disabled and
+its configuration locked: DuckDB may open files only inside the lake root and the folders
+``sql_read_dirs`` / ``--allow`` grant outside it, spills only into a temp folder of its own,
+and no statement can change that (``SET home_directory``, query logs, profiling output,
+allowed directories: all locked). The statements that write files by themselves (``COPY``,
+``EXPORT``, ``ATTACH``, ``CALL enable_logging``...) or change settings (``CALL``,
+``PRAGMA``, ``SET`` other than ``SET VARIABLE``/``USE``, ``LOAD``/``INSTALL``, ``PREPARE``)
+are refused by the type DuckDB's own parser gives them, whatever their text. Scratch tables
+of the session (in ``main``/``temp``) are fine; results go to files through ``lake sql --out
+FILE`` (written by the lake, never inside the lake root). A table the catalog locates
+outside the lake root is read by delta-rs and scanned by DuckDB as Arrow.
 
 Time travel in SQL: ``lake_at('bronze.flights', 3)`` (a version) or
 ``lake_at('bronze.flights', '2024-05-01T00:00:00Z')`` (the version current then).
@@ -16,13 +26,17 @@ Time travel in SQL: ``lake_at('bronze.flights', 3)`` (a version) or
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import re
-from collections.abc import Iterable
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from lake import delta_log
 from lake.duck import connect as duck_connect
-from lake.duck import literal
+from lake.duck import ident, literal
 from lake.errors import LakeError, ReadOnlyError, SQLError, TableNotFoundError
 from lake.lakehouse import NAME, Lake, is_location
 from lake.table import Table
@@ -41,27 +55,62 @@ _WRITE_TARGET = re.compile(
 _QUALIFIED = re.compile(r'"?\b([A-Za-z_]\w*)"?\."?([A-Za-z_]\w*)\b"?')
 _STRINGS = re.compile(r"'(?:[^']|'')*'")
 _WRITES = {"INSERT", "UPDATE", "DELETE", "DROP", "ALTER", "CREATE"}
-_FILE_TARGET = re.compile(r"\s+to\s+'((?:[^']|'')*)'", re.IGNORECASE)
-_EXPORT_TARGET = re.compile(r"^\s*export\s+database\s+(?:[\w\".]+\s+)?'((?:[^']|'')*)'", re.IGNORECASE)
+# Statement types (DuckDB's parser) a lake sql session runs; everything else is refused.
+_ALLOWED = {"SELECT", "EXPLAIN", "CREATE", "INSERT", "UPDATE", "DELETE", "DROP", "ALTER", "TRANSACTION",
+            "ANALYZE", "RELATION", "SET"}
+_SETS_ALLOWED = re.compile(r"^\s*(?:use\s|(?:set|reset)\s+variable\s)", re.IGNORECASE)
+_SECRET = re.compile(r"^\s*create\s+(?:or\s+replace\s+)?(?:persistent\s+|temporary\s+)?secret\b", re.IGNORECASE)
+_REFUSALS = {
+    "COPY": "COPY is not available in `lake sql` (a COPY could overwrite a lake file): save a result with "
+            "`lake sql --out FILE` (csv, json or parquet), or read files with read_csv()/read_parquet()",
+    "EXPORT": "EXPORT DATABASE is not available in `lake sql`: save results with `lake sql --out FILE`",
+    "COPY_DATABASE": "COPY FROM DATABASE is not available in `lake sql`",
+    "ATTACH": "ATTACH is not available in `lake sql`: an attached database could be written, the catalog's "
+              "among them. Read files with read_parquet()/read_csv() or lake tables by name",
+    "DETACH": "DETACH is not available in `lake sql`",
+    "CALL": "CALL is not available in `lake sql` (it can change settings); table functions work in a "
+            "SELECT: SELECT * FROM duckdb_settings()",
+    "PRAGMA": "PRAGMA statements are not available in `lake sql` (they change settings)",
+    "SET": "`lake sql` does not change DuckDB's settings (SET VARIABLE and USE are fine)",
+    "LOAD": "`lake sql` loads its own extensions; LOAD and INSTALL are not available",
+    "EXTENSION": "`lake sql` loads its own extensions; LOAD and INSTALL are not available",
+    "UPDATE_EXTENSIONS": "`lake sql` loads its own extensions",
+    "PREPARE": "PREPARE/EXECUTE are not available in `lake sql`; from Python, pass parameters to execute()",
+    "EXECUTE": "PREPARE/EXECUTE are not available in `lake sql`; from Python, pass parameters to execute()",
+    "VACUUM": "VACUUM is not available in `lake sql`; maintain tables with `lake table optimize|vacuum`",
+}
 
 
 class LakeSQL:
-    """A DuckDB session that sees the lake's tables by name.
+    """A DuckDB session that sees the lake's tables by name, read-only over the lake.
 
     Args:
         lake: the lake (default: from the settings).
         as_of: read every lake table at this version (int) or time (ISO string).
+        allow: folders whose files queries may read (besides the lake and the settings'
+            ``sql_read_dirs``).
 
     Example:
         >>> db = LakeSQL()
         >>> db.sql("SELECT carrier, avg(delay) FROM silver.flights GROUP BY 1").pl()
     """
 
-    def __init__(self, lake: Lake | None = None, *, as_of: int | str | None = None) -> None:
+    def __init__(self, lake: Lake | None = None, *, as_of: int | str | None = None,
+                 allow: Sequence[str] = ()) -> None:
         self.lake = lake or Lake()
         self.as_of = as_of
+        self.read_dirs = [self._folder(d) for d in [*self.lake.settings.sql_read_dirs, *allow]]
         self.con: duckdb.DuckDBPyConnection = duck_connect(self.lake.storage)
-        self._views: dict[str, str] = {}
+        # DuckDB may open files only in the lake and the granted folders, spills only in a
+        # temp folder of its own, and nothing can change that afterwards.
+        self._spill = tempfile.mkdtemp(prefix="lake-sql-")
+        self.con.execute(f"SET temp_directory = {literal(self._spill)}")
+        self.con.execute("SET allowed_directories = " + _list([self.lake.storage.root.rstrip("/") + "/",
+                                                              *self.read_dirs]))
+        self.con.execute("SET enable_external_access = false")
+        self.con.execute("SET lock_configuration = true")
+        self._views: dict[str, tuple[Table, int]] = {}
+        self._arrow: dict[str, Any] = {}
         self._missing: set[str] = set()
 
     def __getattr__(self, name: str) -> Any:
@@ -70,6 +119,13 @@ class LakeSQL:
 
     def close(self) -> None:
         self.con.close()
+        shutil.rmtree(self._spill, ignore_errors=True)
+
+    @staticmethod
+    def _folder(folder: str) -> str:
+        """A granted folder as DuckDB compares it: absolute, with a trailing separator."""
+        uri = folder.rstrip("/") if "://" in folder else os.path.realpath(os.path.expanduser(folder))
+        return uri + "/"
 
     # ------------------------------------------------------------------ names
 
@@ -104,14 +160,9 @@ class LakeSQL:
             return None  # not a Delta table, or a location stored redacted (it held a credential)
         return str(location)
 
-    def _uri(self, name: str) -> str | None:
-        table = self._table(name)
-        return table.uri if table is not None else None
-
-    def _version(self, name: str, when: int | str) -> int:
-        table = self._table(name)
-        if table is None:
-            raise TableNotFoundError(f"no lake table {name}; `lake table ls` lists them", table=name)
+    def _version(self, table: Table, name: str, when: int | str | None) -> int:
+        if when is None:
+            return table.version()
         if isinstance(when, int) or str(when).isdigit():
             version = int(when)
             if version > table.version():
@@ -119,8 +170,25 @@ class LakeSQL:
             return version
         return int(table.delta(as_of=str(when)).version())
 
-    def _scan(self, name: str, uri: str, version: int | None) -> str:
-        return f"delta_scan({literal(uri)}" + (f", version => {version})" if version is not None else ")")
+    def _scan_table(self, name: str, when: int | str | None) -> tuple[str, tuple[Table, int]]:
+        """``delta_scan(...)`` of a lake table at a version, its files granted to DuckDB."""
+        table = self._table(name)
+        if table is None:
+            raise TableNotFoundError(f"no lake table {name}{self._suggest(name)}; `lake table ls` lists them",
+                                     table=name)
+        version = self._version(table, name, when)
+        if table.storage is self.lake.storage and table.uri.startswith(self.lake.storage.root.rstrip("/") + "/"):
+            return f"delta_scan({literal(table.uri)}, version => {version})", (table, version)
+        # A table registered at a location outside the lake root: DuckDB may not open files
+        # there, so delta-rs reads it and DuckDB scans the Arrow dataset.
+        alias = f"_lake_{len(self._arrow)}"
+        self._arrow[alias] = table.delta(version).to_pyarrow_dataset()
+        self.con.register(alias, self._arrow[alias])
+        return ident(alias), (table, version)
+
+    def _suggest(self, name: str) -> str:
+        close = difflib.get_close_matches(name.lower(), self.tables(), n=3, cutoff=0.6)
+        return f" (did you mean {', '.join(close)}?)" if close else ""
 
     def resolve(self, query: str) -> str:
         """Create views for the lake tables ``query`` names; expand ``lake_at(...)``."""
@@ -136,84 +204,57 @@ class LakeSQL:
             # qualified name in the text outside string literals.
             referenced = {f"{a}.{b}".lower() for a, b in _QUALIFIED.findall(_STRINGS.sub("''", query))}
         for name in sorted(referenced):
-            if name in self._views or name in self._missing:
+            if name in self._missing or (name in self._views and not self._moved_on(name)):
                 continue
-            uri = self._uri(name)
-            if uri is None:
+            if self._table(name) is None:
                 self._missing.add(name)
                 continue
             schema, table = name.split(".")
-            version = self._version(name, self.as_of) if self.as_of is not None else None
-            self.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            self.con.execute(f'CREATE OR REPLACE VIEW "{schema}"."{table}" AS SELECT * FROM {self._scan(name, uri, version)}')
-            self._views[name] = uri
+            scan, located = self._scan_table(name, self.as_of)
+            self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
+            self.con.execute(f"CREATE OR REPLACE VIEW {ident(schema)}.{ident(table)} AS SELECT * FROM {scan}")
+            self._views[name] = located
         return query
+
+    def _moved_on(self, name: str) -> bool:
+        """Whether a table this session reads at its latest version has committed since (one stat)."""
+        if self.as_of is not None:
+            return False
+        table, version = self._views[name]
+        return delta_log.exists(table.storage, table.uri, version + 1)
 
     def _expand_at(self, match: re.Match[str]) -> str:
         name = match.group(1).lower()
-        uri = self._uri(name)
-        if uri is None:
-            raise TableNotFoundError(f"lake_at: no lake table {name}; `lake table ls` lists them", table=name)
         when: int | str = match.group(3) if match.group(3) is not None else int(match.group(2))
-        return self._scan(name, uri, self._version(name, when))
+        return self._scan_table(name, when)[0]
 
     # ---------------------------------------------------------------- queries
 
-    def _check_read_only(self, query: str) -> None:
+    def _check_statements(self, query: str) -> None:
+        """Refuse what could write a file or change the session's settings (by DuckDB's own parse)."""
         try:
             statements = self.con.extract_statements(query)
         except Exception:
             return  # a syntax error: DuckDB says where when it runs
         for statement in statements:
             kind = statement.type.name
-            if kind in ("ATTACH", "DETACH"):
-                raise ReadOnlyError(
-                    f"{kind} is not available in `lake sql`: an attached database could be written, the "
-                    "catalog's among them. Read files with read_parquet()/read_csv() or lake tables by "
-                    "name; writes go through jobs (`lake jobs run`) or the Python API."
-                )
-            if kind in ("COPY", "EXPORT"):
-                if kind == "COPY":
-                    direction, path = _copy_target(statement.query)
-                else:
-                    export = _EXPORT_TARGET.match(statement.query)
-                    direction, path = ("to", export.group(1).replace("''", "'")) if export else ("unknown", None)
-                if direction == "unknown":
-                    raise ReadOnlyError(
-                        f"`lake sql` cannot tell where this {kind} writes, and it is read-only over the lake: "
-                        f"name the file as a quoted path outside the lake root ({kind} ... TO 'file')."
-                    )
-                if path is not None and self._in_lake(path):
-                    raise ReadOnlyError(
-                        f"{kind} to {path} would write inside the lake root {self.lake.storage.root}, and "
-                        "`lake sql` is read-only over the lake: write tables through a job (`lake jobs run`) "
-                        "or the Python API. COPY to a file outside the lake is fine."
-                    )
-                continue
+            text = statement.query
+            if kind not in _ALLOWED or (kind == "SET" and not _SETS_ALLOWED.match(text)):
+                raise ReadOnlyError(_REFUSALS.get(kind, f"{kind} statements are not available in `lake sql`"))
+            if kind == "CREATE" and _SECRET.match(text):
+                raise ReadOnlyError("`lake sql` reads the lake with the lake's own credentials; CREATE SECRET is "
+                                    "not available")
             if kind not in _WRITES:
                 continue
-            target = _WRITE_TARGET.match(statement.query)
+            target = _WRITE_TARGET.match(text)
             if target is None:
                 continue
             name = target.group("target").replace('"', "").lower()
-            if name in self._views or self._uri(name) is not None:
+            if name in self._views or self._table(name) is not None:
                 raise ReadOnlyError(
                     f"{name} is a lake table and `lake sql` is read-only: write it through a job "
                     "(`lake jobs run`) or the Python API. Scratch tables without a lake name are fine."
                 )
-
-    def _in_lake(self, path: str) -> bool:
-        """Whether a file path DuckDB would write is inside the lake root."""
-        root = self.lake.storage.root.rstrip("/")
-        if "://" in root:
-            target = re.sub(r"^s3[an]?://", "s3://", path.strip(), flags=re.IGNORECASE)
-            return target == root or target.startswith(root + "/")
-        if re.match(r"^[a-z][a-z0-9+.-]*://", path, re.IGNORECASE) and not path.lower().startswith("file://"):
-            return False  # another file system than the lake's folder
-        local = os.path.realpath(os.path.expanduser(path[len("file://"):] if path.lower().startswith("file://")
-                                                    else path))
-        real_root = os.path.realpath(root)
-        return local == real_root or local.startswith(real_root + os.sep)
 
     def sql(self, query: str) -> duckdb.DuckDBPyRelation:
         """Run a query (a relation: ``.pl()``, ``.df()``, ``.arrow()``, ``.fetchall()``)."""
@@ -226,71 +267,57 @@ class LakeSQL:
     def _run(self, query: str, fn: Any) -> Any:
         if not query.strip():
             raise SQLError("empty query")
-        self._check_read_only(query)
+        self._check_statements(query)
         query = self.resolve(query)
         try:
             return fn(query)
         except LakeError:
             raise
         except Exception as exc:
-            if type(exc).__module__.startswith(("duckdb", "_duckdb")):
-                raise SQLError(_readable(exc)) from None
-            raise
+            raise self.error(exc) from None
+
+    def error(self, exc: Exception) -> Exception:
+        """DuckDB's error as one readable :class:`SQLError` (with a hint where one helps)."""
+        if not type(exc).__module__.startswith(("duckdb", "_duckdb")):
+            return exc
+        text = readable(exc)
+        missing = re.search(r'(?:Table with name|Schema with name|schema) "?([\w.]+)"? does not exist', text)
+        if missing and self._missing:
+            hints = [self._suggest(name) for name in sorted(self._missing)]
+            text += "".join(f"; no lake table {name}{hint}" for name, hint in zip(sorted(self._missing), hints,
+                                                                                  strict=True))
+        if "file system operations are disabled" in text:
+            text += (". `lake sql` reads lake tables by name, and other files only in folders outside the lake "
+                     "that --allow DIR (or sql_read_dirs in lake.toml) grants")
+        return SQLError(text)
 
     def schema(self, name: str) -> list[tuple[str, str]]:
         """(column, type) of a lake table or a session table."""
         rel = self.sql(f"SELECT * FROM {name} LIMIT 0")
         return [(c, str(t)) for c, t in zip(rel.columns, rel.types, strict=True)]
 
-
-def _skip_parens(query: str, pos: int) -> int:
-    """The position after the parenthesized group starting at ``pos`` (string literals and quoted names skipped)."""
-    depth, quote = 0, ""
-    while pos < len(query):
-        ch = query[pos]
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return pos + 1
-        pos += 1
-    return pos
+    def in_lake(self, path: str) -> bool:
+        """Whether a path (an output file) is inside the lake root."""
+        root = self.lake.storage.root.rstrip("/")
+        if "://" in root:
+            target = re.sub(r"^s3[an]?://", "s3://", path.strip(), flags=re.IGNORECASE)
+            return target == root or target.startswith(root + "/")
+        local = os.path.realpath(os.path.expanduser(path))
+        real_root = os.path.realpath(root)
+        return local == real_root or local.startswith(real_root + os.sep)
 
 
-def _copy_target(query: str) -> tuple[str, str | None]:
-    """Where a COPY statement goes: ``("to", file)``, ``("from", None)`` or ``("unknown", None)``.
-
-    Handles ``COPY table [(columns)] TO 'file'`` and ``COPY (query) TO 'file'``.
-    """
-    head = re.match(r"\s*copy\s+", query, re.IGNORECASE)
-    if head is None:
-        return "unknown", None
-    pos = head.end()
-    if query[pos:pos + 1] == "(":
-        pos = _skip_parens(query, pos)
-    else:
-        name = re.match(r'(?:"(?:[^"]|"")*"|\w+)(?:\s*\.\s*(?:"(?:[^"]|"")*"|\w+))*', query[pos:])
-        pos += name.end() if name else 0
-        columns = re.match(r"\s*\(", query[pos:])
-        if columns:
-            pos = _skip_parens(query, pos + columns.end() - 1)
-    if re.match(r"\s+from\b", query[pos:], re.IGNORECASE):
-        return "from", None
-    target = _FILE_TARGET.match(query, pos)
-    return ("to", target.group(1).replace("''", "'")) if target else ("unknown", None)
+def _list(items: Iterable[str]) -> str:
+    return "[" + ", ".join(literal(i) for i in items) + "]"
 
 
-def _readable(exc: Exception) -> str:
+def readable(exc: Exception) -> str:
+    """A DuckDB exception as one line of text: its kind and message."""
     text = str(exc).strip()
     kind = type(exc).__name__.replace("Exception", " error").strip()
     return f"{kind}: {text}" if not text.lower().startswith(kind.split()[0].lower()) else text
 
 
-def connect(lake: Lake | None = None, *, as_of: int | str | None = None) -> LakeSQL:
+def connect(lake: Lake | None = None, *, as_of: int | str | None = None, allow: Sequence[str] = ()) -> LakeSQL:
     """A DuckDB session over the lake (for notebooks): ``connect().sql("...").pl()``."""
-    return LakeSQL(lake, as_of=as_of)
+    return LakeSQL(lake, as_of=as_of, allow=allow)

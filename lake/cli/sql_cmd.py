@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
+from rich.markup import escape
 
 from lake.cli.context import state
 from lake.cli.output import console, err_console, print_table
@@ -18,10 +22,12 @@ from lake.errors import LakeError
 
 if TYPE_CHECKING:
     import duckdb
+    import pyarrow as pa
 
     from lake.sql import LakeSQL
 
 SHOWN_ROWS = 100
+BATCH_ROWS = 65_536
 FORMATS = ("table", "csv", "json", "parquet")
 
 
@@ -29,96 +35,139 @@ def sql(
     ctx: typer.Context,
     query: Annotated[str | None, typer.Argument(help="A SQL query; none opens the interactive shell.")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Read lake tables at this version or time.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, csv, json or parquet.")] = "table",
-    out: Annotated[Path | None, typer.Option("--out", help="Write the result to this file.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="table, csv, json or parquet (default: table, "
+                                                               "or the --out file's extension).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the result to this file (outside the lake).")] = None,
     limit: Annotated[int | None, typer.Option(help="At most this many rows.")] = None,
+    allow: Annotated[list[str] | None, typer.Option("--allow", help="A folder outside the lake whose files queries "
+                                                                     "may read (read_csv...); repeatable.")] = None,
     timer: Annotated[bool, typer.Option("--timer", help="Print how long the query took.")] = False,
 ) -> None:
     """Query lake tables by name (bronze.events...) with DuckDB; read-only over the lake.
 
     Time travel in SQL: lake_at('bronze.events', 3) or lake_at('bronze.events', '2024-05-01T00:00:00Z').
     """
-    from lake.sql import LakeSQL
+    from lake.sql import LakeSQL  # deferred: DuckDB loads only for this command
 
+    fmt = fmt or _format_of(out)
     if fmt not in FORMATS:
         raise LakeError(f"unknown format {fmt!r}: use {', '.join(FORMATS)}")
     if fmt == "parquet" and out is None and sys.stdout.isatty():
         raise LakeError("Parquet is binary: pass --out FILE or redirect stdout")
     version: int | str | None = int(as_of) if as_of and as_of.isdigit() else as_of
-    db = LakeSQL(state(ctx).lake(), as_of=version)
+    db = LakeSQL(state(ctx).lake(), as_of=version, allow=allow or ())
     if query is None:
         shell(db)
         return
     run_one(db, query, fmt=fmt, out=out, limit=limit, timer=timer)
 
 
+def _format_of(out: Path | None) -> str:
+    suffix = out.suffix.lower().lstrip(".") if out is not None else ""
+    return {"csv": "csv", "json": "json", "parquet": "parquet", "pq": "parquet"}.get(suffix, "table")
+
+
 def run_one(db: LakeSQL, query: str, *, fmt: str = "table", out: Path | None = None, limit: int | None = None,
             timer: bool = False) -> None:
     started = time.perf_counter()
+    if out is not None and db.in_lake(str(out)):
+        raise LakeError(f"--out {out} is inside the lake root {db.lake.storage.root}: `lake sql` never writes "
+                        "there (write tables through a job or the Python API)")
     rel = db.sql(query)
     if rel is None:  # a statement without a result (CREATE TABLE scratch AS ...)
         console.print("ok")
         return
     if limit is not None:
         rel = rel.limit(limit)
-    write_result(rel, fmt, out)
+    try:
+        write_result(rel, fmt, out)
+    except LakeError:
+        raise
+    except Exception as exc:  # DuckDB fails while the query runs (a failed cast...)
+        error = db.error(exc)
+        if error is exc:
+            raise
+        raise error from None
     if timer:
         err_console.print(f"time: {time.perf_counter() - started:.3f} s")
 
 
 def write_result(rel: duckdb.DuckDBPyRelation, fmt: str, out: Path | None) -> None:
-    """Print or save a result: a Rich table, CSV, JSON (a list of row objects) or Parquet."""
+    """Print or save a result: a Rich table, or CSV, JSON (an array of row objects) or Parquet,
+    streamed in batches (bounded memory). A file is written whole or not at all."""
     if fmt == "table":
+        if out is not None:
+            raise LakeError("--out needs --format csv, json or parquet")
         rows = rel.limit(SHOWN_ROWS + 1).fetchall()
         columns = list(rel.columns)
         shown = [dict(zip(columns, r, strict=True)) for r in rows[:SHOWN_ROWS]]
-        if out is not None:
-            raise LakeError("--out needs --format csv, json or parquet")
         print_table(shown, columns)
         more = "" if len(rows) <= SHOWN_ROWS else f" (first {SHOWN_ROWS} shown; --limit or --format csv for all)"
         console.print(f"{len(shown)} rows{more}")
         return
-    if fmt == "csv":
-        _write_csv(rel, out)
+    writer = {"csv": _write_csv, "json": _write_json, "parquet": _write_parquet}[fmt]
+    reader = rel.to_arrow_reader(BATCH_ROWS)
+    if out is None:
+        writer(reader, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
         return
-    table = rel.to_arrow_table()
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
+    out = out.expanduser()
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    try:
+        with tmp.open("wb") as fh:
+            writer(reader, fh)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
 
-        pq.write_table(table, str(out) if out else sys.stdout.buffer)
-        return
+
+def _write_csv(reader: pa.RecordBatchReader, fh: BinaryIO) -> None:
+    """RFC 4180 CSV (NULL is an empty field)."""
+    text = io.TextIOWrapper(fh, encoding="utf-8", newline="", write_through=True)
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(reader.schema.names)
+    for batch in reader:
+        for row in zip(*(col.to_pylist() for col in batch.columns), strict=True):
+            writer.writerow(["" if v is None else v for v in row])
+    text.detach()
+
+
+def _write_json(reader: pa.RecordBatchReader, fh: BinaryIO) -> None:
+    """A JSON array of row objects, one batch in memory at a time."""
     from lake.cli.output import json_default
 
-    data = json.dumps(table.to_pylist(), default=json_default) + "\n"
-    if out is not None:
-        out.write_text(data, encoding="utf-8")
-    else:
-        sys.stdout.write(data)
-        sys.stdout.flush()
+    fh.write(b"[")
+    first = True
+    for batch in reader:
+        for row in batch.to_pylist():
+            fh.write((b"" if first else b",\n") + json.dumps(row, default=json_default).encode())
+            first = False
+    fh.write(b"]\n")
 
 
-def _write_csv(rel: duckdb.DuckDBPyRelation, out: Path | None) -> None:
-    """RFC 4180 CSV, streamed in batches (NULL is an empty field)."""
-    fh = out.open("w", newline="", encoding="utf-8") if out is not None else sys.stdout
-    try:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(rel.columns)
-        reader = rel.to_arrow_reader(65_536)
+def _write_parquet(reader: pa.RecordBatchReader, fh: BinaryIO) -> None:
+    import pyarrow.parquet as pq  # heavy enough to load only for Parquet output
+
+    with pq.ParquetWriter(fh, reader.schema) as writer:
         for batch in reader:
-            for row in zip(*(col.to_pylist() for col in batch.columns), strict=True):
-                writer.writerow(["" if v is None else v for v in row])
-    finally:
-        if out is not None:
-            fh.close()
-        else:
-            fh.flush()
+            writer.write_batch(batch)
 
 
 HELP = """.tables              lake tables (and this session's)
 .schema NAME         columns of a table
+.once FILE           write the next result to FILE (csv, json or parquet by its extension)
 .timer on|off        time each statement
 .quit                leave (or Ctrl-D)
 Statements end with ; and may span lines."""
+
+
+@dataclass
+class Shell:
+    """What the interactive shell remembers between statements."""
+
+    timer: bool = False
+    once: Path | None = None
+    done: bool = False
 
 
 def shell(db: LakeSQL) -> None:
@@ -150,28 +199,28 @@ def shell(db: LakeSQL) -> None:
 
 
 def _loop(db: LakeSQL, lines: Iterable[str]) -> None:
-    timer: bool | None = False
+    state = Shell()
     buffer = ""
     for line in lines:
         if line == "\x03":  # Ctrl-C drops the statement being typed
             buffer = ""
             continue
         if not buffer and line.strip().startswith("."):
-            timer = _dot(db, line.strip(), bool(timer))
-            if timer is None:
+            _dot(db, line.strip(), state)
+            if state.done:
                 return
             continue
         buffer += line + "\n"
         if buffer.strip().endswith(";"):
             for statement in _statements(buffer):
-                _shell_run(db, statement, bool(timer))
+                _shell_run(db, statement, state)
             buffer = ""
     if buffer.strip():
-        _shell_run(db, buffer, bool(timer))
+        _shell_run(db, buffer, state)
 
 
 def _statements(script: str) -> list[str]:
-    import duckdb
+    import duckdb  # deferred: DuckDB loads only for this command
 
     try:
         return [s.query for s in duckdb.extract_statements(script)]
@@ -179,19 +228,22 @@ def _statements(script: str) -> list[str]:
         return [script]
 
 
-def _shell_run(db: LakeSQL, statement: str, timer: bool) -> None:
+def _shell_run(db: LakeSQL, statement: str, state: Shell) -> None:
+    out, state.once = state.once, None
     try:
-        run_one(db, statement, timer=timer)
+        run_one(db, statement, timer=state.timer, out=out, fmt=_format_of(out))
+        if out is not None:
+            console.print(f"wrote {out}", markup=False)
     except LakeError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
+        err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
 
 
-def _dot(db: LakeSQL, command: str, timer: bool) -> Any:
+def _dot(db: LakeSQL, command: str, state: Shell) -> None:
     word, _, arg = command.partition(" ")
     try:
         if word in (".quit", ".exit"):
-            return None
-        if word == ".help":
+            state.done = True
+        elif word == ".help":
             console.print(HELP, markup=False)
         elif word == ".tables":
             session = [r[0] for r in db.con.execute(
@@ -199,11 +251,15 @@ def _dot(db: LakeSQL, command: str, timer: bool) -> Any:
             console.print("\n".join(db.tables() + session) or "no tables", markup=False)
         elif word == ".schema" and arg:
             print_table([{"column": c, "type": t} for c, t in db.schema(arg.strip())], ["column", "type"])
+        elif word == ".once" and arg:
+            target = Path(arg.strip()).expanduser()
+            if _format_of(target) == "table":
+                raise LakeError(f"{target}: name a .csv, .json or .parquet file")
+            state.once = target
         elif word == ".timer":
-            timer = arg.strip().lower() in ("on", "1", "true")
-            console.print(f"timer {'on' if timer else 'off'}")
+            state.timer = arg.strip().lower() in ("on", "1", "true")
+            console.print(f"timer {'on' if state.timer else 'off'}")
         else:
             console.print(f"unknown command {word}; .help lists them", markup=False)
     except LakeError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
-    return timer
+        err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)

@@ -73,57 +73,66 @@ def _files_under(lake: Lake, uri: str) -> list[str]:
     return [f.path for f in lake.storage.list_files(uri)]
 
 
-def test_copy_into_the_lake_and_attach_are_refused_but_scratch_files_are_fine(
+def test_no_statement_writes_into_the_lake_whatever_its_form(
         filled: Lake, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    db = LakeSQL(filled)
+    """Read-only by construction: DuckDB may open only the resolved tables' data files (and folders
+    outside the lake that --allow grants); what could write a file or change that is refused by type."""
+    granted = tmp_path / "granted"
+    granted.mkdir()
+    db = LakeSQL(filled, allow=[str(granted)])
     root = filled.storage.root
+    db.sql("SELECT count(*) FROM silver.flights JOIN gold.carriers USING (carrier)").fetchall()  # files granted
+    data_file = next(f for f in _files_under(filled, filled.table("silver.flights").uri) if f.endswith(".parquet"))
     before = sorted(_files_under(filled, root))
-    into_the_lake = [
+    log = f"{filled.table('gold.carriers').uri}/_delta_log/00000000000000000009.json"
+    attempts = [
         f"COPY silver.flights TO '{root}/silver/flights/extra.parquet' (FORMAT parquet)",
-        f"COPY (SELECT * FROM gold.carriers WHERE name <> 'x') TO '{root}/landing/carriers.csv' (HEADER)",
-        f"copy gold.carriers to '{root}/gold/carriers_copy' (FORMAT parquet, PARTITION_BY (carrier))",
-        f"COPY gold.carriers TO '{root}'",
-        f'COPY "gold"."carriers" (carrier) TO \'{root}/gold/carriers.csv\'',
+        f"COPY (SELECT 1 AS x) TO '{filled.table('silver.flights').uri}/{data_file}' (USE_TMP_FILE false)",
+        f"COPY (SELECT 1) TO '{log}' (FORMAT csv, HEADER false)",
+        f"COPY gold.carriers TO 'file://{root}/x.csv'",
+        f"COPY gold.carriers TO $${root}/gold/x.csv$$",
         f"EXPORT DATABASE '{root}/dump'",
+        f"ATTACH '{tmp_path}/other.duckdb' AS other", "ATTACH ':memory:' AS mem", "DETACH other",
+        # the routes found: home directory, query log, DuckDB's file logging, profiling output
+        f"SET home_directory = '{root}'", f"SET log_query_path = '{root}/queries.log'",
+        f"CALL enable_logging(storage = 'file', storage_path = '{root}/logs')",
+        f"SET profiling_output = '{root}/profile.json'", "PRAGMA enable_profiling",
+        f"SET allowed_directories = ['{root}']", "SET enable_external_access = true", "RESET allowed_paths",
+        "INSTALL httpfs", "LOAD httpfs", f"PREPARE p AS COPY gold.carriers TO '{root}/p.csv'", "VACUUM",
+        "CHECKPOINT", "CREATE SECRET s (TYPE s3, KEY_ID 'k', SECRET 's')",
+        f"SELECT 1; COPY gold.carriers TO '{root}/two.csv'",
     ]
-    if filled.storage.is_local:
-        import os
-
-        into_the_lake += [f"COPY gold.carriers TO '{os.path.relpath(root)}/x.csv'",
-                          f"COPY gold.carriers TO 'file://{root}/x.csv'"]
-    else:
-        into_the_lake += [f"COPY gold.carriers TO '{root.replace('s3://', 's3a://')}/x.csv'"]
-    for statement in into_the_lake:
-        with pytest.raises(ReadOnlyError, match="inside the lake root.*read-only over the lake"):
+    for statement in attempts:
+        with pytest.raises(ReadOnlyError, match="not available|does not change DuckDB"):
             db.sql(statement)
-    for other_quoting in (f"$${root}/gold/x.csv$$", f"E'{root}/gold/x.csv'"):  # not parsed: refused all the same
-        with pytest.raises(ReadOnlyError, match="cannot tell where this COPY writes"):
-            db.sql(f"COPY gold.carriers TO {other_quoting}")
-    for statement in [f"ATTACH '{tmp_path}/other.duckdb' AS other", "ATTACH ':memory:' AS mem", "DETACH other"]:
-        with pytest.raises(ReadOnlyError, match="not available in `lake sql`"):
-            db.sql(statement)
+    # Reading outside the resolved tables and the granted folders is DuckDB's own refusal.
+    for query in ("SELECT * FROM read_csv('/etc/hostname')", f"SELECT * FROM read_text('{tmp_path}/x.txt')"):
+        with pytest.raises(SQLError, match="--allow"):
+            db.sql(query).fetchall()
     assert sorted(_files_under(filled, root)) == before  # nothing was written into the lake
     assert not (tmp_path / "other.duckdb").exists()
-    # A user's scratch file outside the lake: allowed, even when a literal in the query names the lake.
-    scratch = tmp_path / "scratch.csv"
-    note = f"TO ''{root}/no''"
-    db.sql(f"COPY (SELECT carrier, count(*) AS n, '{note}' AS note FROM silver.flights GROUP BY 1 ORDER BY 1) "
-           f"TO '{scratch}' (HEADER)")
-    lines = scratch.read_text().splitlines()
-    assert lines[0] == "carrier,n,note"
-    assert [line.split(",")[:2] for line in lines[1:]] == [["AA", "125"], ["DL", "125"], ["UA", "125"], ["WN", "125"]]
-    db.sql("CREATE TABLE loaded (carrier VARCHAR, n BIGINT, note VARCHAR)")  # COPY FROM into a scratch table
-    db.sql(f"COPY loaded FROM '{scratch}' (HEADER)")
-    assert db.sql("SELECT sum(n) FROM loaded").fetchone() == (500,)
+    # Scratch tables, SET VARIABLE and files in a granted folder outside the lake are fine.
+    scratch = granted / "in.csv"
+    scratch.write_text("carrier,n\nAA,1\nZZ,2\n")
+    db.sql("SET VARIABLE wanted = 'AA'")
+    db.sql(f"CREATE TABLE loaded AS SELECT * FROM read_csv('{scratch}')")
+    assert db.sql("SELECT n FROM loaded WHERE carrier = getvariable('wanted')").fetchall() == [(1,)]
     if filled.storage.is_local:
-        # A sibling folder whose name starts like the root's is outside the lake.
-        sibling = Path(f"{root}-scratch.csv")
-        db.sql(f"COPY gold.carriers TO '{sibling}' (HEADER)")
-        assert len(sibling.read_text().splitlines()) == 5
         monkeypatch.setenv("LAKE_CATALOG_URL", filled.settings.catalog_url)
         assert main(["--root", root, "sql", f"COPY gold.carriers TO '{root}/gold/x.csv'"]) == 1
-        assert "read-only" in capsys.readouterr().err
+        assert "not available in `lake sql`" in capsys.readouterr().err
+        assert main(["--root", root, "sql", "SELECT * FROM gold.carriers", "--out", f"{root}/gold/x.csv"]) == 1
+        assert "inside the lake root" in capsys.readouterr().err
+    assert sorted(_files_under(filled, root)) == before
     assert filled.table("silver.flights").version() == 4
+
+
+def test_a_session_sees_new_commits_and_grants_their_files(filled: Lake) -> None:
+    db = LakeSQL(filled)
+    assert db.sql("SELECT count(*) FROM gold.carriers").fetchone() == (4,)
+    filled.table("gold.carriers").write(pa.table({"carrier": ["B6"], "name": ["JetBlue"]}))
+    assert db.sql("SELECT count(*) FROM gold.carriers").fetchone() == (5,)
+    assert db.sql("SELECT count(*) FROM lake_at('gold.carriers', 0)").fetchone() == (4,)
 
 
 def test_names_resolve_through_the_catalogs_location(lake: Lake, tmp_path: Path) -> None:
@@ -256,3 +265,50 @@ def test_interactive_shell_in_a_terminal(local_lake: Lake, tmp_path: Path) -> No
     child.sendline(".quit")
     child.expect(pexpect.EOF)
     assert "SELECT name" in (tmp_path / ".lake_sql_history").read_text()
+
+
+def test_a_query_failing_while_it_runs_is_one_line_and_leaves_no_file(
+        filled: Lake, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    if filled.storage.is_local:  # the CLI on a local lake (an S3 lake needs its settings)
+        monkeypatch.setenv("LAKE_CATALOG_URL", filled.settings.catalog_url)
+        root = filled.storage.root
+        out = tmp_path / "bad.csv"
+        bad = "SELECT CAST(carrier AS INTEGER) AS n FROM silver.flights"
+        assert main(["--root", root, "sql", bad, "--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert "Conversion" in err and "Traceback" not in err and len(err.strip().splitlines()) <= 4
+        assert not out.exists() and not list(tmp_path.glob(".bad.csv*"))  # no header-only or partial file
+        for fmt in ("json", "table", "parquet"):
+            assert main(["--root", root, "sql", bad, "--format", fmt, "--out", str(tmp_path / f"x.{fmt}")]
+                        if fmt != "table" else ["--root", root, "sql", bad]) == 1
+            assert "Traceback" not in capsys.readouterr().err
+    db = LakeSQL(filled)
+    with pytest.raises(SQLError, match=r"did you mean silver\.flights"):
+        db.sql("SELECT * FROM silver.flight").fetchall()
+    with pytest.raises(SQLError, match=r"did you mean gold\.carriers"):
+        db.sql("SELECT * FROM gold.carrier JOIN silver.flights USING (carrier)").fetchall()
+
+
+@pytest.mark.slow
+def test_json_and_parquet_output_stream_with_bounded_memory(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def peak_kb(rows: int, fmt: str) -> int:
+        code = ("import resource, sys; from lake.cli.main import main; "
+                f"rc = main(['--root', {str(tmp_path / 'lake')!r}, 'sql', "
+                f"\"SELECT i, 'row ' || i AS label, i * 1.5 AS v FROM range({rows}) t(i)\", "
+                f"'--out', {str(tmp_path / ('out.' + fmt))!r}]); "
+                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return int(done.stdout.strip().splitlines()[-1])
+
+    for fmt in ("json", "parquet"):
+        small, large = peak_kb(10, fmt), peak_kb(2_000_000, fmt)
+        assert large - small < 150_000, (fmt, small, large)  # 2M rows held whole took 1.1 GB
+    rows = pq.read_table(tmp_path / "out.parquet")
+    assert rows.num_rows == 2_000_000 and rows.column("label")[1].as_py() == "row 1"
+    head = (tmp_path / "out.json").read_text()[:80]
+    assert head.startswith('[{"i": 0, "label": "row 0", "v": 0.0},')
+    assert len(json.loads((tmp_path / "out.json").read_text())) == 2_000_000
