@@ -29,7 +29,7 @@ def commit_info(storage: Storage, uri: str, version: int) -> dict[str, Any] | No
             data = fh.read().decode("utf-8")
     except (FileNotFoundError, OSError):
         return None
-    for line in data.splitlines():
+    for line in data.split("\n"):  # JSON lines: \n only (splitlines would also cut at U+0085, U+2028...)
         if '"commitInfo"' in line:
             info = json.loads(line).get("commitInfo") or {}
             info["version"] = version

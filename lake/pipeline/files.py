@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from lake.duck import literal
+from lake.duck import ident, literal
 from lake.errors import JobError, SchemaMismatchError, SourceFileError, StorageError
 from lake.naming import QUARANTINE_SCHEMA, STAGING_DIR, quarantine_name
 from lake.pipeline import parse
@@ -99,7 +99,7 @@ def _duck_types(schema: pa.Schema) -> list[tuple[str, str]]:
 def _arrow_schema(columns: list[tuple[str, str]]) -> pa.Schema:
     import duckdb  # heavy: DuckDB loads on first use
 
-    select = ", ".join(f'CAST(NULL AS {t}) AS "{n}"' for n, t in columns) or "1 AS _"
+    select = ", ".join(f"CAST(NULL AS {parse.type_sql(t)}) AS {ident(n)}" for n, t in columns) or "1 AS _"
     return normalize_schema(duckdb.sql(f"SELECT {select} LIMIT 0").to_arrow_table().schema)
 
 
@@ -107,9 +107,49 @@ SYSTEM = pa.schema([("_source_file", pa.string()), ("_batch", pa.int64()),
                     ("_ingested_at", pa.timestamp("us", tz="UTC"))])
 
 
-def plan_columns(job: Job, storage: Storage, files: list[Any], table_schema: pa.Schema | None,
-                 base: dict[str, Any]) -> tuple[list[tuple[str, str]], dict[str, list[tuple[str, str]]]]:
-    """The columns to read, and for each file the table columns it lacks.
+@dataclass(frozen=True)
+class FilePlan:
+    """How one source file is read: its columns in its own order, the table's it lacks."""
+
+    columns: list[tuple[str, str]]
+    missing: list[tuple[str, str]]
+    header: list[str] | None = None
+    header_ok: bool = True
+    """False when a CSV file's header line is not readable: its lines are all set aside."""
+
+
+def _sniffed(job: Job, storage: Storage, files: list[SourceFile], opts: dict[str, Any],
+             base: dict[str, Any]) -> list[tuple[str, str]]:
+    """Column types inferred from the first file that can be read (empty and garbled files skipped)."""
+    source = job.source
+    assert isinstance(source, FileSource)
+    reasons = []
+    for f in files:
+        if f.size == 0:
+            continue
+        try:
+            if source.format == "csv":
+                if source.csv.header and parse.read_header(storage.arrow_fs(), f.path, opts) is None:
+                    raise SourceFileError(f"{f.uri}: the first line is not a readable CSV header")
+                return parse.sniff_csv(f.uri, opts, base)
+            if source.format == "json":
+                con = parse.duck(base)
+                rel = con.sql(f"SELECT * FROM read_json({literal(f.uri)}, format='newline_delimited', "
+                              "ignore_errors=true, sample_size=20000) LIMIT 0")
+                return [(c, str(t)) for c, t in zip(rel.columns, rel.types, strict=True)]
+            return _duck_types(_parquet_schema(storage, f))
+        except (SourceFileError, JobError) as exc:
+            reasons.append(str(exc))
+        except Exception as exc:  # DuckDB could not make sense of the bytes
+            reasons.append(f"{f.uri}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}")
+    raise JobError(f"job {job.name}: no file to infer the columns from ("
+                   + ("; ".join(reasons[:3]) if reasons else "every file is empty")
+                   + "); declare the columns in the job's FileSource(columns=...)", job=job.name)
+
+
+def plan_columns(job: Job, storage: Storage, files: list[SourceFile], table_schema: pa.Schema | None,
+                 base: dict[str, Any]) -> tuple[list[tuple[str, str]], dict[str, FilePlan]]:
+    """The columns to read, and how each (non-empty) file is read.
 
     Raises:
         SchemaMismatchError: a file adds a column under ``schema_policy="strict"``, or a
@@ -123,19 +163,9 @@ def plan_columns(job: Job, storage: Storage, files: list[Any], table_schema: pa.
     elif table_schema is not None:
         declared = [c for c in _duck_types(table_schema) if c[0] not in SYSTEM.names]
     else:
-        first = files[0]
-        if source.format == "csv":
-            declared = parse.sniff_csv(first.uri, opts, base)
-        elif source.format == "json":
-            import duckdb  # heavy: DuckDB loads on first use
-
-            con = parse.duck(base)
-            rel = con.sql(f"SELECT * FROM read_json({literal(first.uri)}, format='newline_delimited', "
-                          "ignore_errors=true, sample_size=20000) LIMIT 0")
-            declared = [(c, str(t)) for c, t in zip(rel.columns, rel.types, strict=True)]
-            del duckdb
-        else:
-            declared = _duck_types(_parquet_schema(storage, first))
+        declared = _sniffed(job, storage, files, opts, base)
+    for _, kind in declared:
+        parse.type_sql(kind)  # a declared type is a type, nothing else
     if table_schema is not None:
         known = {f.name: f for f in table_schema}
         changed = [
@@ -155,29 +185,39 @@ def plan_columns(job: Job, storage: Storage, files: list[Any], table_schema: pa.
             raise SchemaMismatchError(f"job {job.name}: a column type changed; nothing was committed:\n  - "
                                       + "\n  - ".join(changed), table=job.target)
     types = dict(declared)
-    missing: dict[str, list[tuple[str, str]]] = {}
+    headers: dict[str, list[str] | None] = {}
     added: list[str] = []
     for f in files:
-        names = _file_columns(storage, f, source, opts, base)
-        if names is None:
-            continue
-        for n in names:
+        names = _file_columns(storage, f, source, opts)
+        headers[f.path] = names
+        for n in names or []:
             if n not in types:
                 added.append(f"{n!r} (in {f.uri})")
                 types[n] = "VARCHAR"
-        missing[f.path] = [(n, t) for n, t in types.items() if n not in names]
     if added and (table_schema is not None or source.columns) and job.schema_policy != "add_columns":
         raise SchemaMismatchError(
             f"job {job.name}: the source has new column(s) {', '.join(sorted(set(added)))}; nothing was "
             "committed. Declare them, or set schema_policy='add_columns' to add them as nullable columns.",
             table=job.target)
-    return list(types.items()), missing
+    plans = {}
+    for f in files:
+        names = headers[f.path]
+        unreadable = source.format == "csv" and source.csv.header and names is None
+        if names is None or source.format != "csv":
+            # JSON lines (any key may be absent on any line), Parquet (read by name), header-less
+            # CSV (by position), or a CSV header that cannot be read (every line set aside).
+            plans[f.path] = FilePlan(list(types.items()),
+                                     [(n, t) for n, t in types.items() if names is not None and n not in names],
+                                     names, not unreadable)
+        else:
+            plans[f.path] = FilePlan([(n, types[n]) for n in names],
+                                     [(n, t) for n, t in types.items() if n not in names], names)
+    return list(types.items()), plans
 
 
-def _file_columns(storage: Storage, f: Any, source: FileSource, opts: dict[str, Any],
-                  base: dict[str, Any]) -> list[str] | None:
+def _file_columns(storage: Storage, f: SourceFile, source: FileSource, opts: dict[str, Any]) -> list[str] | None:
     if source.format == "csv":
-        return parse.csv_header(f.uri, opts, base) if source.csv.header else None
+        return parse.read_header(storage.arrow_fs(), f.path, opts) if source.csv.header else None
     if source.format == "parquet":
         return list(_parquet_schema(storage, f).names)
     return None  # JSON lines: any key may be absent on any line
@@ -208,12 +248,19 @@ def run_files(ctx: SourceRun) -> list[dict[str, Any]]:
         report.notes.append(f"no new or changed files among {len(files)}")
         report.skipped = True
         return []
+    empty = [f for f in todo if f.size == 0]
+    todo = [f for f in todo if f.size > 0]
+    if empty:
+        report.notes.append(f"{len(empty)} empty file(s), nothing to read: " + ", ".join(f.uri for f in empty[:5]))
+    if not todo:  # only empty files: nothing to commit, but they are recorded as seen
+        report.files = len(empty)
+        return [_empty_entry(f) for f in empty]
     ctx.progress(f"{len(todo)} file(s) to ingest ({len(changed)} changed)")
     exists = target.exists() and not ctx.full_refresh
     table_schema = target.schema() if exists else None
     base = _task_base(ctx, storage, job)
     try:
-        columns, missing = plan_columns(job, storage, todo, table_schema, base)
+        columns, plans = plan_columns(job, storage, todo, table_schema, base)
     except SourceFileError as exc:
         raise JobError(f"job {job.name}: {exc}; nothing was committed", job=job.name) from None
     data_schema = pa.schema([*_arrow_schema(columns), *SYSTEM])
@@ -230,7 +277,8 @@ def run_files(ctx: SourceRun) -> list[dict[str, Any]]:
     threads = max(1, (os.cpu_count() or 2) // max(1, min(len(todo), os.cpu_count() or 2)))
     tasks = [{
         **base, "index": i, "path": f.path, "uri": f.uri, "size": f.size, "mtime": f.mtime,
-        "format": source.format, "columns": columns, "missing": missing.get(f.path, []),
+        "format": source.format, "columns": plans[f.path].columns, "missing": plans[f.path].missing,
+        "header": plans[f.path].header, "header_ok": plans[f.path].header_ok,
         "csv": source.csv.__dict__ | {"null_values": list(source.csv.null_values)},
         "batch": batch, "write_id": write_id, "threads": threads,
         "target_root": target_root, "quarantine_root": lake.storage.fs_path(quarantine.uri),
@@ -244,7 +292,7 @@ def run_files(ctx: SourceRun) -> list[dict[str, Any]]:
     report.rows_written = sum(r["rows_written"] for r in results)
     report.rows_quarantined = sum(r["rows_quarantined"] for r in results)
     report.rows_read = sum(r["rows_read"] for r in results)
-    report.files = len(results)
+    report.files = len(results) + len(empty)
     metrics = {"rows_written": report.rows_written, "rows_quarantined": report.rows_quarantined,
                "source_files": len(results), "files_added": len(data)}
     removes = [p for f in changed for p in state.files[f.path].data_files]
@@ -269,7 +317,13 @@ def run_files(ctx: SourceRun) -> list[dict[str, Any]]:
         "kind": "file", "path": p, "size": r["size"], "mtime": r["mtime"], "checksum": r["checksum"],
         "rows_read": r["rows_read"], "rows_written": r["rows_written"], "rows_quarantined": r["rows_quarantined"],
         "data_files": json.dumps([] if staged else [d["path"] for d in r["data_files"]]),
-    } for p, r in by_path.items()]
+    } for p, r in by_path.items()] + [_empty_entry(f) for f in empty]
+
+
+def _empty_entry(f: SourceFile) -> dict[str, Any]:
+    """The ledger entry of an empty file: seen, nothing in it."""
+    return {"kind": "file", "path": f.path, "size": 0, "mtime": f.mtime, "checksum": None, "rows_read": 0,
+            "rows_written": 0, "rows_quarantined": 0, "data_files": "[]"}
 
 
 def _decoded(info: dict[str, Any]) -> DataFile:
