@@ -73,6 +73,15 @@ def spark_schema_of(schema: pa.Schema) -> Any:
     return from_arrow_schema(schema, prefer_timestamp_ntz=True)
 
 
+def spark_literal(text: str) -> str:
+    """A Spark SQL string literal that reads back as ``text`` exactly.
+
+    Spark processes backslash escapes in literals and reads ``'a''b'`` as two adjacent
+    literals (``ab``), so quotes and backslashes are escaped with a backslash.
+    """
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def quote(name: str) -> str:
     """A Spark SQL identifier (backticks; embedded backticks doubled)."""
     return "`" + name.replace("`", "``") + "`"

@@ -8,6 +8,7 @@ are registered by source kind in :mod:`lake.pipeline.sources`.
 
 from __future__ import annotations
 
+import string
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from catalog.store import RunContext
+from lake.errors import JobError
 from lake.lakehouse import Lake
 from lake.pipeline.ledger import JobState
 from lake.pipeline.registry import jobs_folder
@@ -94,6 +96,31 @@ class SourceRun:
         table = table or self.target
         return Transaction(table, txn=self.txn, gate=self.gate() if gated else None, job=self.job.name,
                            batch=self.batch)
+
+
+def render_sql(template: str, params: Mapping[str, str], quote: Callable[[str], str], *, job: str) -> str:
+    """A job's SQL with its ``{name}`` parameters filled in as SQL literals, never as SQL text.
+
+    A placeholder inside a quoted string (``'{day}'``) gets the value escaped for that string;
+    anywhere else it becomes a whole literal. ``quote`` is the dialect's literal quoting
+    (``lake.duck.literal`` for ANSI databases, ``lake.spark_io.spark_literal`` for Spark).
+    """
+    out: list[str] = []
+    in_string = False
+    for text, name, spec, conversion in string.Formatter().parse(template):
+        for ch in text:
+            if ch == "'":
+                in_string = not in_string
+        out.append(text)
+        if name is None:
+            continue
+        if name not in params:
+            raise JobError(f"job {job}: its SQL uses the parameter {{{name}}} that was not given (--param)", job=job)
+        if spec or conversion:
+            raise JobError(f"job {job}: parameter {{{name}}} takes no format spec in SQL", job=job)
+        value = quote(str(params[name]))
+        out.append(value[1:-1] if in_string else value)
+    return "".join(out)
 
 
 def commit_files(

@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from lake.duck import literal
 from lake.lakehouse import Lake
 from lake.table import Table
 
@@ -64,7 +65,7 @@ def load(lake: Lake, job: str) -> JobState:
     state = JobState()
     if not t.exists():
         return state
-    rows = t.to_arrow(filter=f"job = '{job.replace(chr(39), chr(39) * 2)}'").to_pylist()
+    rows = t.to_arrow(filter=f"job = {literal(job)}").to_pylist()
     for row in sorted(rows, key=lambda r: (r["batch"], r["recorded_at"])):
         state.last_batch = max(state.last_batch, int(row["batch"]))
         if row["kind"] == "file":

@@ -21,8 +21,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from catalog.redact import redact_url
+from lake.duck import literal
 from lake.errors import JobError
-from lake.pipeline.context import SourceRun, commit_files
+from lake.pipeline.context import SourceRun, commit_files, render_sql
 from lake.pipeline.spec import SqlSource
 from lake.schema import normalize_schema
 from lake.spark_files import make_filesystem, write_batches
@@ -41,8 +42,14 @@ def expand_url(url: str) -> str:
     return _ENV.sub(sub, url)
 
 
-def base_query(source: SqlSource) -> str:
-    return source.query.strip().rstrip(";") if source.query else f"SELECT * FROM {source.table}"
+def quoted(engine: Any, name: str) -> str:
+    """A column or (schema-qualified) table name of the source, quoted in its database's dialect."""
+    preparer = engine.dialect.identifier_preparer
+    return ".".join(preparer.quote_identifier(part) for part in name.split("."))
+
+
+def base_query(source: SqlSource, engine: Any) -> str:
+    return source.query.strip().rstrip(";") if source.query else f"SELECT * FROM {quoted(engine, source.table or '')}"
 
 
 def _encode(value: Any) -> str | None:
@@ -87,11 +94,12 @@ def read_range(task: dict[str, Any]) -> dict[str, Any]:
     engine = create_engine(task["url"])
     where, params = [], {}
     if task.get("watermark_value") is not None:
-        where.append(f"{task['watermark']} > :wm")
+        where.append(f"lake_src.{quoted(engine, task['watermark'])} > :wm")
         params["wm"] = _decode(task["watermark_value"])
     if task.get("lo") is not None:
         op = "<=" if task["last"] else "<"
-        where.append(f"{task['partition_column']} >= :lo AND {task['partition_column']} {op} :hi")
+        column = f"lake_src.{quoted(engine, task['partition_column'])}"
+        where.append(f"{column} >= :lo AND {column} {op} :hi")
         params.update(lo=task["lo"], hi=task["hi"])
     sql = f"SELECT * FROM ({task['query']}) AS lake_src" + (" WHERE " + " AND ".join(where) if where else "")
     top: list[Any] = [None]
@@ -127,19 +135,20 @@ def run_sql(ctx: SourceRun) -> list[dict[str, Any]]:
     assert isinstance(source, SqlSource)
     url = expand_url(source.url)
     label = redact_url(url)
-    query = base_query(source).format(**ctx.params)
     watermark = None if ctx.full_refresh else state.watermark
     ctx.run.input(source.table or "query", namespace=label.split("?")[0], format="sql")
     try:
         engine = create_engine(url)
+        query = render_sql(base_query(source, engine), ctx.params, literal, job=job.name)
         with engine.connect() as conn:
             sample = [dict(r._mapping) for r in conn.execute(text(f"SELECT * FROM ({query}) AS lake_src LIMIT 1000"))]
             columns = list(conn.execute(text(f"SELECT * FROM ({query}) AS lake_src LIMIT 0")).keys())
             bounds = None
             if source.partition_column:
-                cond = f" WHERE {source.watermark} > :wm" if watermark and source.watermark else ""
-                bounds = conn.execute(text(f"SELECT min({source.partition_column}), max({source.partition_column}) "
-                                           f"FROM ({query}) AS lake_src{cond}"),
+                cond = (f" WHERE lake_src.{quoted(engine, source.watermark)} > :wm"
+                        if watermark and source.watermark else "")
+                part = f"lake_src.{quoted(engine, source.partition_column)}"
+                bounds = conn.execute(text(f"SELECT min({part}), max({part}) FROM ({query}) AS lake_src{cond}"),
                                       {"wm": _decode(watermark)} if cond else {}).one()
         engine.dispose()
     except SQLAlchemyError as exc:

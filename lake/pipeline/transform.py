@@ -6,8 +6,9 @@ import re
 from typing import Any
 
 from lake.errors import JobError
-from lake.pipeline.context import SourceRun
+from lake.pipeline.context import SourceRun, render_sql
 from lake.pipeline.spec import TableSource
+from lake.spark_io import spark_literal
 from lake.table import SchemaMode, WriteMode
 
 
@@ -35,11 +36,9 @@ def run_transform(ctx: SourceRun) -> list[dict[str, Any]]:
         df.createOrReplaceTempView(view_name(table.name))
         inputs[table.name] = df
     if source.sql is not None:
+        query = rewrite_sql(render_sql(source.sql, ctx.params, spark_literal, job=job.name), list(inputs))
         try:
-            result = spark.sql(rewrite_sql(source.sql.format(**ctx.params), list(inputs)))
-        except KeyError as exc:
-            raise JobError(f"job {job.name}: its SQL uses the parameter {exc} that was not given (--param)",
-                           job=job.name) from None
+            result = spark.sql(query)
         except Exception as exc:
             if type(exc).__module__.startswith("pyspark"):
                 lines = [line for line in str(exc).splitlines() if line.strip()]

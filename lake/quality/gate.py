@@ -17,6 +17,8 @@ Every result is stored in the catalog on the dataset version and emitted as Open
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,8 +26,10 @@ from typing import Any
 
 import pyarrow.compute as pc
 
+from lake.duck import ident, literal
 from lake.errors import QualityGateError
 from lake.quality.suite import FRESHNESS, Expectation, Suite
+from lake.spark_io import quote, spark_literal
 
 EXAMPLES = 5
 
@@ -146,14 +150,16 @@ def _plain(value: Any) -> Any:
 
 # ------------------------------------------------------------ row-level checks
 
-def _lit(value: Any) -> str:
-    if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
+def sql_value(value: Any, dialect: str) -> str:
+    """A value from a suite as a SQL literal of the dialect (strings through its quoting helper)."""
     if value is None:
         return "NULL"
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
-    return repr(value)
+    if isinstance(value, int | float) and math.isfinite(value):
+        return repr(value)
+    text = value.isoformat() if isinstance(value, dt.date) else str(value)
+    return spark_literal(text) if dialect == "spark" else literal(text)
 
 
 def failing_condition(exp: Expectation, dialect: str = "spark") -> str | None:
@@ -163,7 +169,12 @@ def failing_condition(exp: Expectation, dialect: str = "spark") -> str | None:
     semantics are kept: value checks ignore NULLs; only the (not-)null checks look at them.
     """
     k = exp.kwargs
-    q = (lambda n: f"`{n}`") if dialect == "spark" else (lambda n: '"' + str(n).replace('"', '""') + '"')
+
+    def q(name: Any) -> str:
+        return quote(str(name)) if dialect == "spark" else ident(str(name))
+
+    def _lit(value: Any) -> str:
+        return sql_value(value, dialect)
 
     def rlike(c: str, pattern: Any) -> str:
         return f"{c} RLIKE {_lit(pattern)}" if dialect == "spark" else f"regexp_matches({c}, {_lit(pattern)})"
@@ -212,7 +223,7 @@ def _cases(report: QualityReport, suite: Suite, dialect: str) -> str:
     if unpinned:
         raise QualityGateError(report.message() + "\n(these expectations are about the whole table, so no row "
                                "can be quarantined for them; nothing was committed)", report, table=suite.table)
-    return " ".join(f"WHEN {failing_condition(e, dialect)} THEN {_lit(e.describe())}" for e in failed)
+    return " ".join(f"WHEN {failing_condition(e, dialect)} THEN {sql_value(e.describe(), dialect)}" for e in failed)
 
 
 def split(df: Any, report: QualityReport, suite: Suite) -> tuple[Any, Any]:

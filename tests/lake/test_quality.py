@@ -280,3 +280,21 @@ def test_cli_validate_profile_docs(local_lake: Lake, tmp_path: Path, capsys: pyt
     site = capsys.readouterr().out
     index = Path(site.split("Data Docs:", 1)[1].strip().replace("file://", ""))
     assert index.is_file() and "prices" in index.read_text()
+
+
+def test_row_conditions_quote_values_and_names_exactly_in_both_dialects(spark: Any) -> None:
+    """Values with quotes and backslashes, and odd column names, mean the same in Spark and DuckDB."""
+    import duckdb
+
+    rows = [{"na`me's": "it's", "co de": "123"}, {"na`me's": "plain", "co de": "12a"},
+            {"na`me's": "a\\b", "co de": "7"}]
+    frame = pd.DataFrame(rows)
+    expectations = [
+        Expectation("expect_column_values_to_be_in_set", {"column": "na`me's", "value_set": ["it's", "a\\b"]}),
+        Expectation("expect_column_values_to_match_regex", {"column": "co de", "regex": r"^\d+$"}),
+    ]
+    for exp, failing in zip(expectations, [["plain"], ["plain"]], strict=True):
+        spark_rows = spark.createDataFrame(frame).filter(failing_condition(exp, "spark")).collect()
+        assert [r["na`me's"] for r in spark_rows] == failing
+        duck_rows = duckdb.sql(f"SELECT * FROM frame WHERE {failing_condition(exp, 'duckdb')}").fetchall()
+        assert [r[0] for r in duck_rows] == failing

@@ -87,3 +87,16 @@ def test_csv_parser_takes_garbage_headers(tmp_path_factory: Any, data: bytes) ->
 def test_json_parser_takes_any_lines(tmp_path_factory: Any, lines: list[bytes]) -> None:
     tmp = tmp_path_factory.mktemp("json")
     check(run(tmp, b"\n".join(line.replace(b"\n", b" ") for line in lines), "json", None), tmp)
+
+
+@BUDGET
+@given(value=st.text(max_size=40))
+def test_job_parameters_are_literals_never_sql(value: str) -> None:
+    import duckdb
+
+    from lake.duck import literal
+    from lake.pipeline.context import render_sql
+
+    inside = render_sql("SELECT '{v}' AS a, {v} AS b, '{v}{v}' AS c", {"v": value}, literal, job="j")
+    got = duckdb.sql(inside).fetchone() if "\x00" not in value else (value, value, value + value)
+    assert got == (value, value, value + value)
