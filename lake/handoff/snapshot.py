@@ -47,7 +47,7 @@ from lake.handoff import stream as st
 from lake.handoff.metadata import DatasetMetadata
 from lake.lakehouse import Lake
 from lake.recording import code_version, current_run
-from lake.storage import S3Storage
+from lake.storage import storage_reaching
 from lake.table import Table
 
 __all__ = ["DEFAULT_ROWS_PER_FILE", "DEFAULT_ROW_GROUP_SIZE", "MANIFEST", "MANIFEST_FORMAT", "UNSPLIT",
@@ -217,7 +217,7 @@ def _target(lake: Lake | None, out: str) -> _Target:
         bucket, _, key = rest.partition("/")
         if not bucket or not key:
             raise ExportError(f"{out!r}: give a prefix inside the bucket, e.g. s3://{bucket or 'bucket'}/exports/churn")
-        fs = S3Storage(f"s3://{rest}", lake.settings).arrow_fs()
+        fs = storage_reaching(f"s3://{rest}", lake.storage, lake.settings)[0].arrow_fs()
         return _Target(fs, rest, f"s3://{rest}", f"s3://{bucket}", key)
     if "://" in text and not text.startswith("file://"):
         raise ExportError(f"cannot export to {text.split('://', 1)[0]}:// ({out}): use a local folder or "
