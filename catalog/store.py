@@ -533,12 +533,13 @@ class Catalog:
             return views.show(s, self._dataset(s, name, namespace), version)
 
     def runs(self, *, job: str | None = None, status: str | None = None, dataset: str | None = None,
-             limit: int = 50) -> list[dict[str, Any]]:
-        """Recent runs, newest first (runs whose process died are ended as failed first)."""
+             limit: int = 50, parent: str | None = None) -> list[dict[str, Any]]:
+        """Recent runs, newest first (runs whose process died are ended as failed first);
+        ``parent`` keeps the runs a run started (a pipeline's steps)."""
         self._reap_quietly()
         with self.reading() as s:
             ds_id = self._dataset(s, dataset).id if dataset else None
-            return views.runs(s, job=job, status=status, dataset_id=ds_id, limit=limit)
+            return views.runs(s, job=job, status=status, dataset_id=ds_id, limit=limit, parent=parent)
 
     def run_info(self, run_id: str) -> dict[str, Any]:
         """One run with its inputs and outputs (ended as failed first if its process died)."""

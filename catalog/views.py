@@ -90,15 +90,17 @@ def _run_dict(run: m.Run, job: m.Job) -> dict[str, Any]:
         "duration_s": round((run.ended_at - run.started_at).total_seconds(), 3)
         if run.ended_at and run.started_at else None,
         "parameters": run.parameters, "code_version": run.code_version, "error": run.error, "stats": run.stats,
-        "host": run.host, "pid": run.pid, "heartbeat_at": run.heartbeat_at,
+        "host": run.host, "pid": run.pid, "heartbeat_at": run.heartbeat_at, "parent_run_id": run.parent_run_id,
     }
 
 
 def runs(session: Session, *, job: str | None = None, status: str | None = None, dataset_id: int | None = None,
-         limit: int = 50) -> list[dict[str, Any]]:
+         limit: int = 50, parent: str | None = None) -> list[dict[str, Any]]:
     q = select(m.Run, m.Job).join(m.Job, m.Job.id == m.Run.job_id)
     if job:
         q = q.where(m.Job.name == job)
+    if parent:
+        q = q.where(m.Run.parent_run_id == parent)
     if status:
         q = q.where(m.Run.status == status)
     if dataset_id is not None:

@@ -119,6 +119,8 @@ class Settings(_Section):
     """Folder of expectation suites (YAML); default ``./quality``."""
     jobs_dir: str | None = None
     """Folder of job modules and YAML files; default ``./jobs`` or the project's ``jobs`` package."""
+    monitors_dir: str | None = None
+    """Folder of declared drift checks (``monitors/*.yaml``) that pipelines run; default ``./monitors``."""
     cache_dir: str | None = None
     """Local folder for rebuildable indexes (point-in-time retrieval); default ``<root>/_cache`` for a local
     lake, ``./lakehouse/_cache`` for an S3 lake."""

@@ -41,6 +41,7 @@ __all__ = [
     "MergeError",
     "MonitorError",
     "NotInstalledError",
+    "PipelineError",
     "OnlineRequestError",
     "OnlineStoreError",
     "QualityError",
@@ -174,6 +175,14 @@ class JobError(LakeError):
 
 class SourceFileError(JobError, ValueError):
     """A source file cannot be read at all (not the format it claims, unreadable)."""
+
+
+class PipelineError(LakeError):
+    """Some steps of a pipeline run failed (the others ran); ``report`` says which and why."""
+
+    def __init__(self, message: str, report: Any | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.report = report
 
 
 # ------------------------------------------------------------------------- quality

@@ -245,6 +245,9 @@ class Recorder:
         catalog = self.catalog
         assert catalog is not None
         kwargs.setdefault("code_version", code_version())
+        outer = current_run()
+        if outer is not None:  # a run started inside another is its child (a pipeline's steps)
+            kwargs.setdefault("parent_run_id", outer.run_id)
         manager = catalog.run(job, **kwargs)
         ctx = manager.__enter__()
         token = _current.set(ctx)

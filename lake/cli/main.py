@@ -21,6 +21,7 @@ from lake.cli import (
     features_cmd,
     jobs_cmd,
     monitor_cmd,
+    pipeline_cmd,
     quality_cmd,
     sql_cmd,
     table_cmd,
@@ -48,6 +49,7 @@ app.add_typer(quality_cmd.app, name="quality")
 app.add_typer(monitor_cmd.app, name="monitor")
 app.add_typer(features_cmd.app, name="features")
 app.add_typer(training_cmd.app, name="training")
+app.add_typer(pipeline_cmd.app, name="pipeline")
 
 
 @app.callback()

@@ -138,6 +138,7 @@ def drift_report(
     html: str | Path | None = None,
     record: bool = True,
     options: Options | None = None,
+    job: str | None = None,
 ) -> DriftReport:
     """Compare a current set with a reference, feature by feature.
 
@@ -159,6 +160,8 @@ def drift_report(
         html: also save the HTML report here (its path is stored with the report).
         record: store the report in the catalog inside a run (when the lake has one).
         options: how the statistics are computed (:class:`lake.monitor.drift.Options`).
+        job: the catalog job of the run that records the report (default
+            ``monitor.drift.<current table>``; a declared monitor uses its own name).
 
     Returns:
         The report; ``report_id`` and ``run_id`` are set when it was recorded.
@@ -185,7 +188,7 @@ def drift_report(
             return _build(con, ref, cur, plan, limits, opts, html)
         params = {"reference": ref.label, "current": cur.label, "window": cur.window,
                   "columns": [c.name for c in plan]}
-        with lake.run(f"monitor.drift.{cur.table or 'frame'}", parameters=clean(params)) as run:
+        with lake.run(job or f"monitor.drift.{cur.table or 'frame'}", parameters=clean(params)) as run:
             for source in (ref, cur):
                 source.record_read(lake)
             report = dataclasses.replace(_build(con, ref, cur, plan, limits, opts, html), run_id=run.run_id)

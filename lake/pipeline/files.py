@@ -15,8 +15,9 @@ import pyarrow.parquet as pq
 
 from lake.duck import ident, literal
 from lake.errors import JobError, SchemaMismatchError, SourceFileError, StorageError
+from lake.lakehouse import Lake
 from lake.naming import QUARANTINE_SCHEMA, STAGING_DIR, quarantine_name
-from lake.pipeline import parse
+from lake.pipeline import ledger, parse
 from lake.pipeline.context import SourceRun, commit_files
 from lake.pipeline.spec import FileSource, Job
 from lake.schema import normalize_schema, widens_to
@@ -37,9 +38,9 @@ class SourceFile:
     mtime: float
 
 
-def discover(ctx: SourceRun, source: FileSource) -> tuple[Storage, list[SourceFile]]:
+def discover(lake: Lake, source: FileSource) -> tuple[Storage, list[SourceFile]]:
     """Every file the source's path or glob names, sorted by path."""
-    storage, loc = storage_reaching(source.path, ctx.lake.storage, ctx.lake.settings)
+    storage, loc = storage_reaching(source.path, lake.storage, lake.settings)
     fs = storage.arrow_fs()
     parts = loc.split("/")
     fixed = []
@@ -230,19 +231,24 @@ def _parquet_schema(storage: Storage, f: Any) -> pa.Schema:
         raise JobError(f"{f.uri} is not a readable Parquet file: {exc}") from None
 
 
+def pending_files(files: list[SourceFile], state: ledger.JobState) -> list[SourceFile]:
+    """The files the job has not ingested yet (new, or changed since)."""
+    return [f for f in files if f.path not in state.files
+            or (state.files[f.path].size, state.files[f.path].mtime) != (f.size, f.mtime)]
+
+
 def run_files(ctx: SourceRun) -> list[dict[str, Any]]:
     job, report, state, batch = ctx.job, ctx.report, ctx.state, ctx.batch
     source = job.source
     assert isinstance(source, FileSource)
     lake = ctx.lake
     target = ctx.target
-    storage, files = discover(ctx, source)
+    storage, files = discover(lake, source)
     ctx.run.input(source.path, namespace=storage.scheme, format=source.format)
     if ctx.full_refresh:
         todo, changed = files, []
     else:
-        todo = [f for f in files if f.path not in state.files
-                or (state.files[f.path].size, state.files[f.path].mtime) != (f.size, f.mtime)]
+        todo = pending_files(files, state)
         changed = [f for f in todo if f.path in state.files]
     if not todo:
         report.notes.append(f"no new or changed files among {len(files)}")
