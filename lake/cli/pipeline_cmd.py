@@ -61,6 +61,8 @@ def run(
                               progress=lambda m: err_console.print(m, style="dim", highlight=False))
         code = 0
     except PipelineError as exc:
+        if exc.report is None:
+            raise
         report, code = exc.report, 1
     rows = [{"step": s.step, "status": s.status, "why": s.reason, "attempts": s.attempts, "seconds": s.seconds}
             for s in report.steps]
