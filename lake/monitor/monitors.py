@@ -10,6 +10,7 @@ One file per check, versioned with the jobs::
     since: 30d                             # optional window of the current set
     thresholds: {psi: 0.2}                 # optional, per metric
     on_drift: "python retrain.py"          # optional: a command, or an http(s):// URL
+    retrain: [gold_stock_features]         # optional: steps Dagster's drift sensor re-runs
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import yaml
 
 from lake.errors import MonitorError
 
-FIELDS = {"name", "current", "reference", "columns", "since", "time_column", "thresholds", "on_drift", "description"}
+FIELDS = {"name", "current", "reference", "columns", "since", "time_column", "thresholds", "on_drift", "retrain",
+          "description"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class Monitor:
     time_column: str | None = None
     thresholds: Mapping[str, Any] = field(default_factory=dict)
     on_drift: str | None = None
+    retrain: tuple[str, ...] = ()
+    """Pipeline steps (jobs, feature views) to run again when drift is found (Dagster's sensor)."""
     description: str | None = None
     source: str | None = None
     """The file it was declared in."""
@@ -56,12 +60,16 @@ def parse_monitor(data: Any, source: str) -> Monitor:
     columns = data.get("columns") or []
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise MonitorError(f"{source}: `columns` is a list of column names")
+    retrain = data.get("retrain") or []
+    if not isinstance(retrain, list) or not all(isinstance(r, str) for r in retrain):
+        raise MonitorError(f"{source}: `retrain` is a list of pipeline steps (job or feature view names)")
     thresholds = data.get("thresholds") or {}
     if not isinstance(thresholds, Mapping):
         raise MonitorError(f"{source}: `thresholds` maps metric names to levels")
     return Monitor(str(data.get("name") or Path(source).stem), data["current"].strip(), data["reference"].strip(),
                    tuple(columns), _text(data, "since", source), _text(data, "time_column", source),
-                   dict(thresholds), _text(data, "on_drift", source), _text(data, "description", source), source)
+                   dict(thresholds), _text(data, "on_drift", source), tuple(retrain), _text(data, "description", source),
+                   source)
 
 
 def _text(data: Mapping[str, Any], key: str, source: str) -> str | None:
