@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from lake import protocol
 from lake.duck import connect as duck_connect
 from lake.duck import literal
 from lake.errors import LakeError, ReadOnlyError, SQLError, TableNotFoundError
@@ -120,6 +121,7 @@ class LakeSQL:
         return int(table.delta(as_of=str(when)).version())
 
     def _scan(self, name: str, uri: str, version: int | None) -> str:
+        protocol.check(self.lake.table(uri).delta(version), protocol.DUCKDB, name)  # the reader allow list
         return f"delta_scan({literal(uri)}" + (f", version => {version})" if version is not None else ")")
 
     def resolve(self, query: str) -> str:

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from deltalake import CommitProperties
 
-from lake import arrow_io, spark_write
+from lake import arrow_io, protocol, spark_write
 from lake import predicate as pred
 from lake.arrow_io import SchemaMode, WriteMode
 from lake.data import is_spark_dataframe, normalized, to_arrow
 from lake.errors import LakeError, MergeError, RetentionError, SchemaMismatchError, TableExistsError
 from lake.location import TableLocation, parse_when, wrap_delta_error
 from lake.naming import STAGING_DIR
+from lake.protocol import INT96_AS_MICROS, conform_reader
 from lake.quality.apply import SuiteGate, load_suite
 from lake.quality.suite import Suite
 from lake.results import CommitResult
@@ -66,17 +67,28 @@ class Table(TableLocation):
         partition values and statistics.
         """
         table = self.delta(version, as_of)
+        proto = protocol.check(table, protocol.ARROW, self.name)
+        schema = pa.schema(table.schema().to_arrow())
         cols = list(columns) if columns else None
+        if cols:
+            unknown = [c for c in cols if c not in schema.names]
+            if unknown:
+                raise LakeError(f"unknown column(s) {unknown} of {self.name}; its columns are {schema.names}",
+                                table=self.name)
         if filter is not None:
-            pred.check_columns(filter, [f.name for f in pa.schema(table.schema().to_arrow())], self.name)
+            pred.check_columns(filter, schema.names, self.name)
         self.journal.read(self, int(table.version()))
         try:
-            if filter is None:
-                dataset = table.to_pyarrow_dataset()
+            if filter is None and not proto.mapped and protocol.DELETION_VECTORS not in proto.reader_features:
+                # pyarrow reads the files: INT96 as microseconds, so years 1 to 9999 fit
+                dataset = table.to_pyarrow_dataset(parquet_read_options=INT96_AS_MICROS)
                 return dataset.scanner(columns=cols).to_reader()
-            return pa.RecordBatchReader.from_stream(table.scan(columns=cols, predicate=filter))
+            # delta-rs' own engine: resolves column mapping and drops rows deletion vectors delete
+            out = schema if cols is None else pa.schema([schema.field(c) for c in cols])
+            stream = pa.RecordBatchReader.from_stream(table.scan(columns=cols, predicate=filter))
+            return conform_reader(stream, out)
         except Exception as exc:
-            raise wrap_delta_error(exc, self.name, "read") from exc
+            raise wrap_delta_error(exc, self.name, "read", filter) from exc
 
     def to_arrow(self, **kwargs: Any) -> pa.Table:
         """The table as one Arrow table (same arguments as :meth:`to_batches`)."""
