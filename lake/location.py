@@ -70,6 +70,12 @@ def wrap_delta_error(exc: Exception, table: str, action: str, predicate: str | N
             "return rows it deletes, the read is refused", table=table, feature="deletionVectors")
     if isinstance(exc, dlx.DeltaProtocolError) or "unsupported" in low and "feature" in low:
         return UnsupportedTableFeatureError(f"cannot {action} {table}: {text}", table=table)
+    if predicate is not None and ("overflow" in low or "simplify_expressions" in low):
+        return InvalidPredicateError(
+            f"cannot {action} {table} with predicate {predicate!r}: delta-rs evaluates timestamps in nanoseconds "
+            f"and cannot hold a value outside 1677-09-21 to 2262-04-11 ({text}); write the predicate so the "
+            "lake can evaluate it (column <op> TIMESTAMP '...'), or read with to_spark() or `lake sql`",
+            table=table)
     if predicate is not None and any(w in low for w in _PREDICATE_WORDS):
         return InvalidPredicateError(f"cannot {action} {table} with predicate {predicate!r}: {text}",
                                      table=table)

@@ -24,12 +24,16 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from lake import predicate as pred
 from lake import protocol
 from lake.errors import LakeError
-from lake.location import TableLocation
+from lake.location import TableLocation, wrap_delta_error
 from lake.naming import STAGING_DIR
 from lake.schema import SchemaFit, normalize_schema
 from lake.spark_files import (
@@ -168,7 +172,11 @@ def deleted_rows(table: DeltaTable, uri: str) -> dict[str, list[int]]:
     """Row indexes that deletion vectors remove, by data file path (relative to the table, decoded)."""
     root = unquote(urlsplit(uri).path if "://" in uri else uri).rstrip("/")
     out: dict[str, list[int]] = {}
-    for row in pa.table(table.deletion_vectors()).to_pylist():
+    try:
+        vectors = pa.table(table.deletion_vectors()).to_pylist()
+    except Exception as exc:
+        raise wrap_delta_error(exc, uri, "read the deletion vectors of") from exc
+    for row in vectors:
         path = unquote(urlsplit(row["filepath"]).path)
         rel = path[len(root) + 1:] if path.startswith(root + "/") else path.rsplit("/", 1)[-1]
         mask = np.asarray(row["selection_vector"], dtype=bool)
@@ -215,6 +223,25 @@ def table_files(table: DeltaTable, tree: Any | None = None, uri: str | None = No
     return out
 
 
+def file_dataset(table: TableLocation, delta: DeltaTable) -> pads.FileSystemDataset:
+    """A pyarrow dataset of one version's data files (one fragment per file, partition values as
+    fragment expressions, INT96 as microseconds). Exact only without column mapping and deletion
+    vectors: callers check the ``handoff`` reader's allow list first."""
+    schema = pa.schema(delta.schema().to_arrow())
+    fmt = pads.ParquetFileFormat(read_options=protocol.INT96_AS_MICROS)
+    fs = pafs.SubTreeFileSystem(table.storage.fs_path(table.uri), table.storage.arrow_fs())
+    fragments = []
+    for f in table_files(delta):
+        expr = None
+        for column, value in f["typed_partition"].items():
+            field = pc.field(column)
+            part = field.is_null() if value is None else field == pa.scalar(value, schema.field(column).type)
+            expr = part if expr is None else expr & part
+        fragments.append(fmt.make_fragment(f["path"], filesystem=fs,
+                                           partition_expression=expr if expr is not None else pc.scalar(True)))
+    return pads.FileSystemDataset(fragments, schema, fmt, fs)
+
+
 def file_key(uri_or_path: str) -> str:
     """Normalize a Spark file URI or a storage path to compare file identities."""
     if "://" in uri_or_path or uri_or_path.startswith("file:"):
@@ -256,6 +283,9 @@ def scan_files(
             fields.append(StructField(path_column, StringType()))
         return spark.createDataFrame([], StructType(fields))
     plain = [f for f in files if not f.get("deleted")] if mapping == "none" else []
+    if plain and storage.spark_reachable() and _has_timestamps(schema):
+        # Spark's Parquet reader refuses INT64 nanosecond timestamps: those files go to the executors' pyarrow
+        plain = [f for f in plain if not _nanos(f"{storage.fs_path(table.uri)}/{f['path']}", storage)]
     hive = all(
         parse_partition_dir(f["path"], partition_by, spark_semantics=True) == f["partition_values"] for f in plain
     )
@@ -270,10 +300,27 @@ def scan_files(
         df = df.withColumn(path_column, F.col("_metadata.file_path"))
     names = list(schema.names) + ([path_column] if path_column else [])
     df = df.select(*[quote(n) for n in names])
-    rest = [f for f in files if f.get("deleted")] if mapping == "none" else []
+    kept = {f["path"] for f in plain}
+    rest = [f for f in files if f["path"] not in kept]
     if rest:
         df = df.unionByName(_python_scan(spark, table, rest, schema, path_column, mapping))
     return df
+
+
+def _has_timestamps(schema: pa.Schema) -> bool:
+    def walk(t: pa.DataType) -> bool:
+        if pa.types.is_timestamp(t):
+            return True
+        return any(walk(t.field(i).type) for i in range(t.num_fields)) if pa.types.is_nested(t) else False
+    return any(walk(f.type) for f in schema)
+
+
+def _nanos(path: str, storage: Any) -> bool:
+    """Whether a Parquet file stores a timestamp as INT64 nanoseconds (its footer says)."""
+    with storage.arrow_fs().open_input_file(path) as fh:
+        schema = pq.ParquetFile(fh).metadata.schema
+        return any(schema.column(i).physical_type == "INT64" and "timeunit=nanoseconds" in str(schema.column(i).logical_type).lower()
+                   for i in range(len(schema)))
 
 
 def _python_scan(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.dataset as pads
 from deltalake import CommitProperties
 
 from lake import arrow_io, protocol, spark_write
@@ -25,11 +26,11 @@ from lake.data import is_spark_dataframe, normalized, to_arrow
 from lake.errors import LakeError, MergeError, RetentionError, SchemaMismatchError, TableExistsError
 from lake.location import TableLocation, parse_when, wrap_delta_error
 from lake.naming import STAGING_DIR
-from lake.protocol import INT96_AS_MICROS, conform_reader
+from lake.protocol import INT96_AS_MICROS, conform_reader, filtered_reader
 from lake.quality.apply import SuiteGate, load_suite
 from lake.quality.suite import Suite
 from lake.results import CommitResult
-from lake.spark_io import read_spark
+from lake.spark_io import read_spark, table_files
 from lake.transaction import Gate, Transaction, Txn, fingerprint_arrow
 
 if TYPE_CHECKING:
@@ -75,18 +76,33 @@ class Table(TableLocation):
             if unknown:
                 raise LakeError(f"unknown column(s) {unknown} of {self.name}; its columns are {schema.names}",
                                 table=self.name)
-        if filter is not None:
-            pred.check_columns(filter, schema.names, self.name)
+        tree = pred.check_columns(filter, schema.names, self.name) if filter is not None else None
         self.journal.read(self, int(table.version()))
+        # pyarrow reads the files itself where delta-rs' dataset is exact: no column mapping, no
+        # deletion vectors; INT96 as microseconds, so years 1 to 9999 fit
+        plain = not proto.mapped and proto.reader_features <= {protocol.TIMESTAMP_NTZ}
+        out = schema if cols is None else pa.schema([schema.field(c) for c in cols])
+        expr = pred.arrow_filter(tree, schema)
         try:
-            if filter is None and not proto.mapped and protocol.DELETION_VECTORS not in proto.reader_features:
-                # pyarrow reads the files: INT96 as microseconds, so years 1 to 9999 fit
+            if filter is not None and expr is None:  # SQL beyond what the lake models: delta-rs evaluates it
+                stream = pa.RecordBatchReader.from_stream(table.scan(columns=cols, predicate=filter))
+                return conform_reader(stream, out)
+            if plain:
                 dataset = table.to_pyarrow_dataset(parquet_read_options=INT96_AS_MICROS)
-                return dataset.scanner(columns=cols).to_reader()
-            # delta-rs' own engine: resolves column mapping and drops rows deletion vectors delete
-            out = schema if cols is None else pa.schema([schema.field(c) for c in cols])
-            stream = pa.RecordBatchReader.from_stream(table.scan(columns=cols, predicate=filter))
-            return conform_reader(stream, out)
+                if tree is not None:  # skip files by partition values and statistics, the lake's way
+                    kept = {f["path"] for f in table_files(table, tree)}
+                    dataset = pads.FileSystemDataset([fr for fr in dataset.get_fragments() if fr.path in kept],
+                                                     dataset.schema, dataset.format, dataset.filesystem)
+                if expr is None:
+                    return dataset.scanner(columns=cols).to_reader()
+                # the filter runs on the rows read: pushed into the scan, pyarrow drops the rows of
+                # files that lack a column the filter names (added to the table later)
+                needed = None if cols is None else [n for n in schema.names
+                                                    if n in cols or n in pred.columns_of(tree)]
+                return filtered_reader(dataset.scanner(columns=needed).to_reader(), expr, out)
+            # delta-rs' own engine resolves column mapping and drops the rows deletion vectors delete
+            stream = conform_reader(pa.RecordBatchReader.from_stream(table.scan()), schema)
+            return filtered_reader(stream, expr, out)
         except Exception as exc:
             raise wrap_delta_error(exc, self.name, "read", filter) from exc
 
