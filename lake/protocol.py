@@ -227,9 +227,14 @@ class Writer:
 
 
 # Writers must also honor every reader feature (they read the table to write it).
+# measured with deltalake 1.6.6 on hand-built tables: constraints, invariants and generation
+# expressions are enforced (generated values filled in), deletes and merges on tables with
+# deletion vectors or column mapping read back exactly, change data files are written;
+# identity columns are refused by delta-rs itself
 ARROW_WRITER = Writer(
     "arrow", "delta-rs writes (Table.write, merge, delete of Python data)",
-    _ALWAYS | {DELETION_VECTORS, APPEND_ONLY, INVARIANTS, CHECK_CONSTRAINTS, GENERATED_COLUMNS},
+    _ALWAYS | {COLUMN_MAPPING, DELETION_VECTORS, APPEND_ONLY, INVARIANTS, CHECK_CONSTRAINTS, GENERATED_COLUMNS,
+               CHANGE_DATA_FEED},
 )
 SPARK_WRITER = Writer(
     "spark", "Spark writes through the lake (executors write Parquet files, the driver commits them)",
@@ -258,6 +263,8 @@ def check_write(protocol: TableProtocol, writer: Writer, table: str, *, changes_
             "or remove rows. Append instead, or unset the property. Nothing was written.",
             table=table, feature=APPEND_ONLY, writer=writer.name)
     needed = (protocol.writer_features | protocol.reader_features) - {APPEND_ONLY}
+    if not changes_data:  # adding rows needs no change data files (PROTOCOL.md, Change Data Files)
+        needed -= {CHANGE_DATA_FEED}
     missing = sorted(needed - writer.honors)
     if missing:
         raise UnsupportedTableFeatureError(
