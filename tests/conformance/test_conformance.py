@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from lake.errors import LakeError, UnsupportedTableFeatureError, VersionNotFoundError
+from lake.errors import LakeError, TableError, UnsupportedTableFeatureError, VersionNotFoundError
 from lake.lakehouse import Lake
 from tests.conformance import matrix
 from tests.conformance.cases import ALL_READERS, CASES, Built, Case
+from tests.conformance.delta_builder import DeltaBuilder, Field
 from tests.conformance.readers import FILTERED, READERS, Context, expected
 from tests.conftest import make_settings
 
@@ -92,3 +93,15 @@ def test_spark_filter_skips_files_without_dropping_rows(conformance: tuple[Lake,
 def test_readme_table_is_current() -> None:
     text = matrix.README.read_text(encoding="utf-8")
     assert matrix.render() in text, "README's conformance table is stale: python -m tests.conformance.matrix --write"
+
+
+def test_malformed_log_entry_is_not_called_a_missing_version(tmp_path: Path) -> None:
+    """A version whose metaData has a null schemaString is a broken log entry, not a cleaned-up version."""
+    lake = Lake(make_settings(root=str(tmp_path / "lake")), catalog=False)
+    b = DeltaBuilder(Path(lake.storage.uri("conf", "broken")), [Field("id", "long")])
+    b.commit([b.add(b.add_file([{"id": 1}]))])
+    b.commit([], metadata={**b.metadata, "schemaString": None})
+    with pytest.raises(TableError) as err:
+        lake.table("conf.broken").to_arrow(version=1)
+    assert not isinstance(err.value, VersionNotFoundError) and "version 1" in str(err.value)
+    assert lake.table("conf.broken").to_arrow(version=0).num_rows == 1
