@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, write_deltalake
 
 from lake import predicate as pred
+from lake import protocol
 from lake.data import conform, normalized
 from lake.errors import MergeError, SchemaMismatchError
 from lake.results import CommitResult
@@ -22,6 +23,13 @@ from lake.transaction import Transaction
 
 WriteMode = Literal["append", "overwrite", "error", "ignore"]
 SchemaMode = Literal["merge", "overwrite"] | None
+
+
+def check_writable(tx: Transaction, *, changes_data: bool) -> None:
+    """Refuse, before anything is written, a write delta-rs cannot make correctly in this table."""
+    if tx.base is not None:
+        protocol.check_write(protocol.table_protocol(tx.base), protocol.ARROW_WRITER, tx.table.name,
+                             changes_data=changes_data)
 
 
 def write(
@@ -37,6 +45,7 @@ def write(
     """Write Arrow data as one commit (see :meth:`lake.table.Table.write`)."""
     table = tx.table
     exists = tx.base is not None
+    check_writable(tx, changes_data=mode == "overwrite")
     data = normalized(data)
     fit = None
     if exists and schema_mode != "overwrite":
@@ -86,6 +95,7 @@ def merge(
     """Upsert Arrow data by keys as one commit (see :meth:`lake.table.Table.merge`)."""
     table = tx.table
     assert tx.base is not None
+    check_writable(tx, changes_data=update or delete_when is not None or delete_not_matched_by_source)
     data = normalized(source)
     if isinstance(data, pa.RecordBatchReader):
         data = data.read_all()
@@ -142,6 +152,7 @@ def delete(tx: Transaction, predicate: str) -> CommitResult:
     """Delete the rows matching a SQL predicate (only files holding such rows are rewritten)."""
     table = tx.table
     assert tx.base is not None
+    check_writable(tx, changes_data=True)
     pred.check_columns(predicate, pa.schema(tx.base.schema().to_arrow()).names, table.name)
     base = tx.base
     tx.run(lambda props: base.delete(predicate, commit_properties=props))
@@ -151,6 +162,7 @@ def delete(tx: Transaction, predicate: str) -> CommitResult:
 def optimize(tx: Transaction, target_size: int | None, zorder: Sequence[str] | None) -> CommitResult:
     """Compact small files (optionally Z-ordered) without changing data."""
     assert tx.base is not None
+    check_writable(tx, changes_data=False)  # compaction rearranges rows (dataChange=false)
     base = tx.base
     counts: dict[str, Any] = {}
 

@@ -9,6 +9,7 @@ it must know which version a commit became, or which version was current at a ti
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -53,3 +54,51 @@ def commits(storage: Storage, uri: str, latest: int, limit: int | None = None) -
 def exists(storage: Storage, uri: str, version: int) -> bool:
     info = storage.arrow_fs().get_file_info(storage.fs_path(commit_path(uri, version)))
     return info.type == pafs.FileType.File
+
+
+_COMMIT = re.compile(r"^(\d{20})\.json$")
+_CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint(?:\.(\d{10})\.(\d{10}))?(?:\.[0-9a-fA-F-]{36})?\.(?:parquet|json)$")
+
+
+def log_versions(storage: Storage, uri: str) -> tuple[set[int], set[int]]:
+    """The versions that have a JSON commit, and those that have a complete checkpoint.
+
+    A multi-part checkpoint counts only when every part is there (the protocol says to
+    ignore one with missing parts).
+    """
+    commits: set[int] = set()
+    parts: dict[tuple[int, int], set[int]] = {}
+    checkpoints: set[int] = set()
+    for f in storage.list_files(f"{uri.rstrip('/')}/_delta_log"):
+        name = f.path.rsplit("/", 1)[-1]
+        if "/" in f.path:
+            continue  # _sidecars/, _staged_commits/...
+        m = _COMMIT.match(name)
+        if m:
+            commits.add(int(m.group(1)))
+            continue
+        m = _CHECKPOINT.match(name)
+        if m:
+            version = int(m.group(1))
+            if m.group(2) is None:
+                checkpoints.add(version)
+            else:
+                parts.setdefault((version, int(m.group(3))), set()).add(int(m.group(2)))
+    for (version, total), seen in parts.items():
+        if seen == set(range(1, total + 1)):
+            checkpoints.add(version)
+    return commits, checkpoints
+
+
+def reconstructable(storage: Storage, uri: str) -> list[int]:
+    """Every version whose snapshot the log can still rebuild: from version 0 through unbroken
+    commits, or from a checkpoint at or below it followed by unbroken commits."""
+    commits, checkpoints = log_versions(storage, uri)
+    latest = max(commits | checkpoints, default=-1)
+    out = []
+    base_ok = False
+    for v in range(latest + 1):
+        base_ok = v in checkpoints or (v in commits and (v == 0 or base_ok))
+        if base_ok:
+            out.append(v)
+    return out

@@ -24,6 +24,7 @@ from lake.errors import (
     SchemaMismatchError,
     TableError,
     TableNotFoundError,
+    UnsupportedTableFeatureError,
     VersionNotFoundError,
 )
 from lake.results import CommitResult, normalize_metrics
@@ -40,11 +41,20 @@ def parse_when(text: str) -> dt.datetime:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
-def wrap_delta_error(exc: Exception, table: str, action: str) -> LakeError:
-    """Translate a delta-rs error into the lake's error tree with a useful message."""
+_PREDICATE_WORDS = ("predicate", "sql", "parse", "no field named", "schema error", "not found in schema",
+                    "column", "invalid expression", "cannot infer", "type mismatch")
+
+
+def wrap_delta_error(exc: Exception, table: str, action: str, predicate: str | None = None) -> LakeError:
+    """Translate a delta-rs error into the lake's error tree with a useful message.
+
+    ``predicate``: the SQL predicate the call carried; only then can a failure be the
+    predicate's fault (a column-mapped or malformed table is not an invalid predicate).
+    """
     if isinstance(exc, LakeError):
         return exc
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    low = text.lower()
     if isinstance(exc, dlx.TableNotFoundError):
         return TableNotFoundError(f"no Delta table {table}: {text}", table=table)
     if isinstance(exc, dlx.SchemaMismatchError):
@@ -54,9 +64,32 @@ def wrap_delta_error(exc: Exception, table: str, action: str) -> LakeError:
             f"{action} on {table} conflicted with a concurrent commit ({text}); re-run it",
             table=table,
         )
-    if "predicate" in text.lower() or "sql" in text.lower() or "column" in text.lower():
-        return InvalidPredicateError(f"cannot {action} {table}: {text}", table=table)
+    if "deletion vector" in low:
+        return UnsupportedTableFeatureError(
+            f"cannot {action} {table}: a deletion vector of the table cannot be read ({text}); rather than "
+            "return rows it deletes, the read is refused", table=table, feature="deletionVectors")
+    if isinstance(exc, dlx.DeltaProtocolError) or "unsupported" in low and "feature" in low:
+        return UnsupportedTableFeatureError(f"cannot {action} {table}: {text}", table=table)
+    if predicate is not None and ("overflow" in low or "simplify_expressions" in low):
+        return InvalidPredicateError(
+            f"cannot {action} {table} with predicate {predicate!r}: delta-rs evaluates timestamps in nanoseconds "
+            f"and cannot hold a value outside 1677-09-21 to 2262-04-11 ({text}); write the predicate so the "
+            "lake can evaluate it (column <op> TIMESTAMP '...'), or read with to_spark() or `lake sql`",
+            table=table)
+    if predicate is not None and any(w in low for w in _PREDICATE_WORDS):
+        return InvalidPredicateError(f"cannot {action} {table} with predicate {predicate!r}: {text}",
+                                     table=table)
     return TableError(f"cannot {action} {table}: {text}", table=table)
+
+
+def _first_of_last_run(versions: list[int]) -> int:
+    """The start of the last run of consecutive versions (the oldest reconstructable one)."""
+    first = versions[-1]
+    for v in reversed(versions):
+        if v != first - 1 and v != first:
+            break
+        first = v
+    return first
 
 
 class Journal(Protocol):
@@ -157,30 +190,49 @@ class TableLocation:
             return False
 
     def delta(self, version: int | None = None, as_of: dt.datetime | str | None = None) -> DeltaTable:
-        """The delta-rs handle, at the latest version or a past one (by number or time)."""
+        """The delta-rs handle, at the latest version or a past one (by number or time).
+
+        Raises:
+            TableNotFoundError: no table at the location.
+            VersionNotFoundError: no such version, or one the log can no longer rebuild
+                (its commits were cleaned up below a checkpoint); the message says which
+                versions can be read.
+            TableError: the log of that version cannot be read (a malformed entry); the
+                message is delta-rs's.
+        """
         try:
             table = DeltaTable(self.uri, version=version, storage_options=self.options)
-        except dlx.TableNotFoundError:
-            raise TableNotFoundError(
-                f"table {self.name} does not exist at {self.uri}"
-                + (f" (or has no version {version})" if version is not None else "")
-                + "; `lake table ls` lists the tables",
-                table=self.name,
-                version=version,
-            ) from None
         except Exception as exc:
-            if version is not None and self.exists():
-                latest = DeltaTable(self.uri, storage_options=self.options).version()
-                raise VersionNotFoundError(
-                    f"table {self.name} has no version {version} (versions run up to {latest}, older ones "
-                    "may have been cleaned up); `lake table history` lists them",
-                    table=self.name,
-                    version=version,
-                ) from None
-            raise wrap_delta_error(exc, self.name, "open") from exc
+            raise self._open_error(exc, version) from None
         if as_of is not None:
-            table.load_as_version(self.version_at(as_of, int(table.version())))
+            target = self.version_at(as_of, int(table.version()))
+            try:
+                table.load_as_version(target)
+            except Exception as exc:
+                raise self._open_error(exc, target) from None
         return table
+
+    def _open_error(self, exc: Exception, version: int | None) -> LakeError:
+        if not delta_log.exists(self.storage, self.uri, 0) and not self.storage.list_files(
+                f"{self.uri.rstrip('/')}/_delta_log"):
+            return TableNotFoundError(
+                f"table {self.name} does not exist at {self.uri}; `lake table ls` lists the tables",
+                table=self.name, version=version)
+        if version is None:
+            return wrap_delta_error(exc, self.name, "open")
+        readable = delta_log.reconstructable(self.storage, self.uri)
+        latest = readable[-1] if readable else None
+        if version in readable:  # the log has it: the entry itself is at fault
+            return wrap_delta_error(exc, self.name, f"read version {version} of")
+        if latest is None or version > latest:
+            return VersionNotFoundError(
+                f"table {self.name} has no version {version} (versions run up to {latest}); "
+                "`lake table history` lists them", table=self.name, version=version)
+        oldest = _first_of_last_run(readable)
+        return VersionNotFoundError(
+            f"table {self.name} has no version {version} any more: its log entries were cleaned up and no "
+            f"checkpoint at or below it remains, so it cannot be rebuilt. Versions {oldest} to {latest} can be "
+            "read; `lake table history` lists them", table=self.name, version=version)
 
     def version_at(self, as_of: dt.datetime | str, latest: int) -> int:
         """The version current at a time, by the commit timestamps in the log.

@@ -14,6 +14,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from lake.errors import InvalidPredicateError
 
 _TOKEN = re.compile(
@@ -414,3 +417,76 @@ def _may(node: Any, f: FileStats) -> bool:
 def partition_only(node: Any, partition_cols: list[str]) -> bool:
     """Whether the predicate mentions partition columns only."""
     return node is not None and columns_of(node) <= set(partition_cols)
+
+
+# ------------------------------------------------------------- row filtering
+
+
+def _scalar(value: Any, dtype: pa.DataType) -> pa.Scalar:
+    if value is None:
+        return pa.scalar(None, dtype)
+    if pa.types.is_timestamp(dtype):
+        if isinstance(value, str):
+            value = _parse_ts(value)
+        elif isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            value = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+        if isinstance(value, dt.datetime):
+            if dtype.tz is None and value.tzinfo is not None:
+                value = value.astimezone(dt.UTC).replace(tzinfo=None)
+            elif dtype.tz is not None and value.tzinfo is None:
+                value = value.replace(tzinfo=dt.UTC)
+    elif pa.types.is_date(dtype) and isinstance(value, str):
+        value = dt.date.fromisoformat(value)
+    elif pa.types.is_date(dtype) and isinstance(value, dt.datetime):
+        raise _Unsupported("a timestamp compared with a date")
+    elif (pa.types.is_string(dtype) or pa.types.is_large_string(dtype)) and not isinstance(value, str):
+        raise _Unsupported("a non-string literal compared with a string column")
+    try:
+        return pa.scalar(value, dtype)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
+        raise _Unsupported("a literal of another type") from None
+
+
+def _expr(node: Any, schema: pa.Schema) -> pc.Expression:
+    if isinstance(node, And | Or):
+        parts = [_expr(p, schema) for p in node.parts]
+        out = parts[0]
+        for p in parts[1:]:
+            out = (out & p) if isinstance(node, And) else (out | p)
+        return out
+    if isinstance(node, Not):
+        return ~_expr(node.part, schema)
+    if isinstance(node, IsNull):
+        e = pc.field(node.col.name).is_null()
+        return ~e if node.negated else e
+    if isinstance(node, In):
+        dtype = schema.field(node.col.name).type
+        values = [_scalar(v, dtype) for v in node.values if v is not None]
+        e = pc.field(node.col.name).isin(pa.array([v.as_py() for v in values], dtype))
+        if node.negated:
+            # NOT IN with a NULL in the list is never true; otherwise null rows stay unknown
+            return pc.scalar(False) if None in node.values else ~e & pc.field(node.col.name).is_valid()
+        return e
+    if isinstance(node, Cmp):
+        left, right, op = node.left, node.right, node.op
+        if isinstance(left, Lit) and isinstance(right, Col):
+            left, right = right, left
+            op = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(op, op)
+        if not (isinstance(left, Col) and isinstance(right, Lit)):
+            raise _Unsupported("only column <op> literal")
+        field = pc.field(left.name)
+        lit = _scalar(right.value, schema.field(left.name).type)
+        return {"=": field == lit, "!=": field != lit, "<": field < lit, "<=": field <= lit, ">": field > lit,
+                ">=": field >= lit}[op]
+    raise _Unsupported(type(node).__name__)
+
+
+def arrow_filter(node: Any, schema: pa.Schema) -> pc.Expression | None:
+    """The predicate tree as a pyarrow expression over ``schema`` (SQL's three-valued logic), or
+    None when the tree uses something the expression cannot state exactly."""
+    if node is None:
+        return None
+    try:
+        return _expr(node, schema)
+    except (_Unsupported, KeyError):
+        return None

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import quote, unquote
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
@@ -226,6 +227,55 @@ def now_ms() -> int:
 
 # ------------------------------------------------------------------ reading
 
+_PHYSICAL = "delta.columnMapping.physicalName"
+_FIELD_ID = "delta.columnMapping.id"
+_PARQUET_ID = b"PARQUET:field_id"
+
+
+def _meta(f: pa.Field, key: str) -> str | None:
+    value = (f.metadata or {}).get(key.encode())
+    return value.decode() if value is not None else None
+
+
+def _file_child(logical: pa.Field, candidates: list[pa.Field], mapping: str) -> int | None:
+    """The index among a file's fields of the one holding ``logical`` (by name, physical name or id)."""
+    if mapping == "id":
+        wanted = _meta(logical, _FIELD_ID)
+        for i, f in enumerate(candidates):
+            if wanted is not None and _meta(f, _PARQUET_ID.decode()) == wanted:
+                return i
+        return None
+    name = (_meta(logical, _PHYSICAL) or logical.name) if mapping == "name" else logical.name
+    for i, f in enumerate(candidates):
+        if f.name == name:
+            return i
+    return None
+
+
+def _conform(array: pa.Array, logical: pa.Field, mapping: str) -> pa.Array:
+    """A file's column as the table's logical field: nested fields found by physical name or
+    id and renamed, leaves cast to the table type (INT96/ms/ns timestamps to microseconds)."""
+    target = logical.type
+    if pa.types.is_struct(target) and pa.types.is_struct(array.type):
+        file_fields = [array.type.field(i) for i in range(array.type.num_fields)]
+        children = []
+        for j in range(target.num_fields):
+            child = target.field(j)
+            k = _file_child(child, file_fields, mapping)
+            children.append(pa.nulls(len(array), child.type) if k is None
+                            else _conform(array.field(k), child, mapping))
+        return pa.StructArray.from_arrays(children, fields=[target.field(j) for j in range(target.num_fields)],
+                                          mask=array.is_null())
+    if pa.types.is_map(target) and pa.types.is_map(array.type):
+        keys = _conform(array.keys, pa.field("key", target.key_type), mapping)
+        items = _conform(array.items, target.item_field, mapping)
+        return pa.MapArray.from_arrays(array.offsets, keys, items, type=target, mask=array.is_null())
+    if pa.types.is_list(target) and (pa.types.is_list(array.type) or pa.types.is_large_list(array.type)):
+        values = _conform(array.values, target.value_field, mapping)
+        return pa.ListArray.from_arrays(pa.array(array.offsets, pa.int32()), values, type=target,
+                                        mask=array.is_null())
+    return array.cast(target)
+
 
 def read_files(
     fs_kind: str,
@@ -234,23 +284,55 @@ def read_files(
     files: list[dict[str, Any]],
     schema: pa.Schema,
     path_column: str | None,
+    mapping: str = "none",
 ) -> Iterator[pa.RecordBatch]:
-    """Read Delta data files and add their partition columns: the batches have ``schema``."""
+    """Read Delta data files as the table defines them: the batches have ``schema``.
+
+    Each file dict has ``path`` (relative, decoded), ``partition_values`` (logical name ->
+    serialized value) and optionally ``deleted`` (row indexes a deletion vector removes).
+    ``mapping`` is the column mapping mode: columns are found by physical name (``name``,
+    from the fields' ``delta.columnMapping.physicalName``) or Parquet field id (``id``).
+    INT96 timestamps are read as microseconds (years 1 to 9999).
+    """
     fs = make_filesystem(fs_kind, fs_kwargs)
     for f in files:
-        pf = pq.ParquetFile(fs.open_input_file(f"{root}/{f['path']}"))
-        stored = set(pf.schema_arrow.names)
-        for batch in pf.iter_batches(batch_size=65_536, columns=[n for n in schema.names if n in stored]):
-            table = pa.Table.from_batches([batch])
-            cols = []
-            for field in schema:
-                if field.name == path_column:
-                    cols.append(pa.array([f.get("key", f["path"])] * table.num_rows, pa.string()))
-                elif field.name in f["partition_values"]:
-                    raw = f["partition_values"][field.name]
-                    cols.append(pa.array([raw] * table.num_rows, pa.string()).cast(field.type))
-                elif field.name in stored:
-                    cols.append(table.column(field.name).cast(field.type))
-                else:  # a column added to the table after this file was written
-                    cols.append(pa.nulls(table.num_rows, field.type))
-            yield from pa.Table.from_arrays(cols, schema=schema).to_batches()
+        yield from read_file(fs, root, f, schema, path_column, mapping)
+
+
+def read_file(fs: pafs.FileSystem, root: str, f: dict[str, Any], schema: pa.Schema, path_column: str | None,
+              mapping: str = "none") -> Iterator[pa.RecordBatch]:
+    """One data file's batches (see :func:`read_files`), deleted rows dropped, in file order."""
+    pf = pq.ParquetFile(fs.open_input_file(f"{root}/{f['path']}"), coerce_int96_timestamp_unit="us")
+    file_fields = list(pf.schema_arrow)
+    data_fields = [fld for fld in schema if fld.name != path_column and fld.name not in f["partition_values"]]
+    located = {fld.name: _file_child(fld, file_fields, mapping) for fld in data_fields}
+    read = sorted({file_fields[i].name for i in located.values() if i is not None})
+    deleted = np.asarray(sorted(f.get("deleted") or ()), dtype=np.int64)
+    start = 0
+    for batch in pf.iter_batches(batch_size=65_536, columns=read):
+        n = batch.num_rows
+        keep = None
+        if len(deleted):
+            hit = deleted[(deleted >= start) & (deleted < start + n)] - start
+            if len(hit):
+                mask = np.ones(n, dtype=bool)
+                mask[hit] = False
+                keep = pa.array(mask)
+        start += n
+        cols = []
+        for field in schema:
+            if field.name == path_column:
+                cols.append(pa.array([f.get("key", f["path"])] * n, pa.string()))
+            elif field.name in f["partition_values"]:
+                raw = f["partition_values"][field.name]
+                cols.append(pa.array([raw] * n, pa.string()).cast(field.type))
+            elif (index := located[field.name]) is not None:
+                name = file_fields[index].name
+                cols.append(_conform(batch.column(batch.schema.get_field_index(name)), field, mapping))
+            else:  # a column added to the table after this file was written
+                cols.append(pa.nulls(n, field.type))
+        out = pa.RecordBatch.from_arrays(cols, schema=schema)
+        if keep is not None:
+            out = out.filter(keep)
+        if out.num_rows:
+            yield out

@@ -22,12 +22,18 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from lake import predicate as pred
-from lake.errors import LakeError, UnsupportedTableFeatureError
-from lake.location import TableLocation
+from lake import protocol
+from lake.errors import LakeError
+from lake.location import TableLocation, wrap_delta_error
 from lake.naming import STAGING_DIR
 from lake.schema import SchemaFit, normalize_schema
 from lake.spark_files import (
@@ -47,7 +53,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PATH_COL = "_lake_file"
-_UNSUPPORTED_READER_FEATURES = {"columnMapping", "typeWidening", "typeWidening-preview"}
 
 
 def spark_session() -> SparkSession:
@@ -157,37 +162,49 @@ def _rows(infos: list[dict[str, Any]]) -> int:
 # ------------------------------------------------------------------- reads
 
 
-def check_readable(table: DeltaTable, name: str) -> None:
-    """Refuse tables whose features a plain Parquet scan would read wrongly."""
-    proto = table.protocol()
-    features = set(proto.reader_features or [])
-    config = table.metadata().configuration
-    mapping = config.get("delta.columnMapping.mode", "none")
-    if "columnMapping" in features and mapping not in ("none", None):
-        raise UnsupportedTableFeatureError(
-            f"table {name} uses column mapping (mode {mapping}); Spark reads through the lake cannot honor it. "
-            "Read it with to_arrow()/to_pandas() (delta-rs) or `lake sql` instead.",
-            table=name,
-        )
-    blocked = features & _UNSUPPORTED_READER_FEATURES
-    if blocked:
-        raise UnsupportedTableFeatureError(
-            f"table {name} uses the Delta reader feature(s) {sorted(blocked)}, which Spark reads through "
-            "the lake cannot honor; read it with to_arrow() (delta-rs) or `lake sql` instead.",
-            table=name,
-        )
-    if "deletionVectors" in features and pa.table(table.deletion_vectors()).num_rows:
-        raise UnsupportedTableFeatureError(
-            f"table {name} has deletion vectors; Spark reads through the lake would return deleted rows. "
-            "Read it with to_arrow() (delta-rs) or `lake sql`, or rewrite it without deletion vectors.",
-            table=name,
-        )
+def check_readable(table: DeltaTable, name: str) -> protocol.TableProtocol:
+    """Refuse tables whose reader features Spark reads through the lake do not honor (the allow list)."""
+    return protocol.check(table, protocol.SPARK, name)
 
 
-def table_files(table: DeltaTable, tree: Any | None = None) -> list[dict[str, Any]]:
-    """The table's data files that can match the predicate tree (all when ``tree`` is None)."""
+def _widened_max(value: Any) -> Any:
+    """A timestamp maximum made a true upper bound: writers truncate it to the millisecond."""
+    if isinstance(value, dt.datetime):
+        try:
+            return value + dt.timedelta(milliseconds=1)
+        except OverflowError:
+            return None  # at the end of the calendar: unknown, the file is kept
+    return value
+
+
+def deleted_rows(table: DeltaTable, uri: str) -> dict[str, list[int]]:
+    """Row indexes that deletion vectors remove, by data file path (relative to the table, decoded)."""
+    root = unquote(urlsplit(uri).path if "://" in uri else uri).rstrip("/")
+    out: dict[str, list[int]] = {}
+    try:
+        vectors = pa.table(table.deletion_vectors()).to_pylist()
+    except Exception as exc:
+        raise wrap_delta_error(exc, uri, "read the deletion vectors of") from exc
+    for row in vectors:
+        path = unquote(urlsplit(row["filepath"]).path)
+        rel = path[len(root) + 1:] if path.startswith(root + "/") else path.rsplit("/", 1)[-1]
+        mask = np.asarray(row["selection_vector"], dtype=bool)
+        out[rel] = np.flatnonzero(~mask).tolist()
+    return out
+
+
+def table_files(table: DeltaTable, tree: Any | None = None, uri: str | None = None) -> list[dict[str, Any]]:
+    """The table's data files that can match the predicate tree (all when ``tree`` is None).
+
+    Statistics are resolved from physical to logical names under column mapping; with
+    ``uri`` (the table's location), files carry the rows their deletion vectors remove
+    (``deleted``).
+    """
     actions = pa.table(table.get_add_actions(flatten=True)).to_pylist()
     partition_by = list(table.metadata().partition_columns)
+    logical = {p: n for n, p in protocol.physical_names(table).items()}
+    deletions = deleted_rows(table, uri) if uri is not None and protocol.DELETION_VECTORS in (
+        table.protocol().reader_features or ()) else {}
     out = []
     for row in actions:
         part = {c: row.get(f"partition.{c}") for c in partition_by}
@@ -195,23 +212,43 @@ def table_files(table: DeltaTable, tree: Any | None = None) -> list[dict[str, An
             stats = pred.FileStats(
                 num_records=row.get("num_records"),
                 partition=part,
-                mins={k[4:]: v for k, v in row.items() if k.startswith("min.")},
-                maxs={k[4:]: v for k, v in row.items() if k.startswith("max.")},
-                nulls={k[11:]: v for k, v in row.items() if k.startswith("null_count.")},
+                mins={logical.get(k[4:], k[4:]): v for k, v in row.items() if k.startswith("min.")},
+                maxs={logical.get(k[4:], k[4:]): _widened_max(v) for k, v in row.items() if k.startswith("max.")},
+                nulls={logical.get(k[11:], k[11:]): v for k, v in row.items() if k.startswith("null_count.")},
             )
             if not pred.may_match(tree, stats):
                 continue
-        out.append(
-            {
-                # get_add_actions gives the log's URI-encoded form; work with the plain path.
-                "path": unquote(row["path"]),
-                "size": row["size_bytes"],
-                "rows": row.get("num_records"),
-                "partition_values": {c: partition_string(v) for c, v in part.items()},
-                "typed_partition": part,
-            }
-        )
+        path = unquote(row["path"])  # get_add_actions gives the log's URI-encoded form
+        info = {
+            "path": path,
+            "size": row["size_bytes"],
+            "rows": row.get("num_records"),
+            "partition_values": {c: partition_string(v) for c, v in part.items()},
+            "typed_partition": part,
+        }
+        if path in deletions:
+            info["deleted"] = deletions[path]
+        out.append(info)
     return out
+
+
+def file_dataset(table: TableLocation, delta: DeltaTable) -> pads.FileSystemDataset:
+    """A pyarrow dataset of one version's data files (one fragment per file, partition values as
+    fragment expressions, INT96 as microseconds). Exact only without column mapping and deletion
+    vectors: callers check the ``handoff`` reader's allow list first."""
+    schema = pa.schema(delta.schema().to_arrow())
+    fmt = pads.ParquetFileFormat(read_options=protocol.INT96_AS_MICROS)
+    fs = pafs.SubTreeFileSystem(table.storage.fs_path(table.uri), table.storage.arrow_fs())
+    fragments = []
+    for f in table_files(delta):
+        expr = None
+        for column, value in f["typed_partition"].items():
+            field = pc.field(column)
+            part = field.is_null() if value is None else field == pa.scalar(value, schema.field(column).type)
+            expr = part if expr is None else expr & part
+        fragments.append(fmt.make_fragment(f["path"], filesystem=fs,
+                                           partition_expression=expr if expr is not None else pc.scalar(True)))
+    return pads.FileSystemDataset(fragments, schema, fmt, fs)
 
 
 def file_key(uri_or_path: str) -> str:
@@ -230,18 +267,19 @@ def scan_files(
     schema: pa.Schema,
     partition_by: list[str],
     path_column: str | None = None,
+    mapping: str = "none",
 ) -> SparkDataFrame:
     """A DataFrame over exactly these data files, partition columns included.
 
     With ``path_column``, each row also carries a key of its file (see :func:`file_key`).
+    Spark's own Parquet reader reads plain files; files with deleted rows (deletion
+    vectors) or physical column names (column mapping) are read by the executors through
+    the Python data source, which honors both.
     """
     from pyspark.sql import functions as F  # heavy: pyspark, only once Spark runs
 
     spark_schema = spark_schema_of(schema)
     storage = table.storage
-    hive = all(
-        parse_partition_dir(f["path"], partition_by, spark_semantics=True) == f["partition_values"] for f in files
-    )
     if not files:
         from pyspark.sql.types import (  # heavy: pyspark, only once Spark runs
             StringType,
@@ -253,22 +291,50 @@ def scan_files(
         if path_column:
             fields.append(StructField(path_column, StringType()))
         return spark.createDataFrame([], StructType(fields))
-    if storage.spark_reachable() and (hive or not partition_by):
-        paths = [f"{table.uri}/{f['path']}" for f in files]
-        reader = spark.read.schema(spark_schema)
-        if partition_by:
-            reader = reader.option("basePath", table.uri)
-        df = reader.parquet(*paths)
-        if path_column:
-            df = df.withColumn(path_column, F.col("_metadata.file_path"))
-        names = list(schema.names) + ([path_column] if path_column else [])
-        return df.select(*[quote(n) for n in names])
-    return _python_scan(spark, table, files, schema, path_column)
+    plain = [f for f in files if not f.get("deleted")] if mapping == "none" else []
+    if plain and storage.spark_reachable() and _has_timestamps(schema):
+        # Spark's Parquet reader refuses INT64 nanosecond timestamps: those files go to the executors' pyarrow
+        plain = [f for f in plain if not _nanos(f"{storage.fs_path(table.uri)}/{f['path']}", storage)]
+    hive = all(
+        parse_partition_dir(f["path"], partition_by, spark_semantics=True) == f["partition_values"] for f in plain
+    )
+    if not storage.spark_reachable() or not plain or (partition_by and not hive):
+        return _python_scan(spark, table, files, schema, path_column, mapping)
+    paths = [f"{table.uri}/{f['path']}" for f in plain]
+    reader = spark.read.schema(spark_schema)
+    if partition_by:
+        reader = reader.option("basePath", table.uri)
+    df = reader.parquet(*paths)
+    if path_column:
+        df = df.withColumn(path_column, F.col("_metadata.file_path"))
+    names = list(schema.names) + ([path_column] if path_column else [])
+    df = df.select(*[quote(n) for n in names])
+    kept = {f["path"] for f in plain}
+    rest = [f for f in files if f["path"] not in kept]
+    if rest:
+        df = df.unionByName(_python_scan(spark, table, rest, schema, path_column, mapping))
+    return df
+
+
+def _has_timestamps(schema: pa.Schema) -> bool:
+    def walk(t: pa.DataType) -> bool:
+        if pa.types.is_timestamp(t):
+            return True
+        return any(walk(t.field(i).type) for i in range(t.num_fields)) if pa.types.is_nested(t) else False
+    return any(walk(f.type) for f in schema)
+
+
+def _nanos(path: str, storage: Any) -> bool:
+    """Whether a Parquet file stores a timestamp as INT64 nanoseconds (its footer says)."""
+    with storage.arrow_fs().open_input_file(path) as fh:
+        schema = pq.ParquetFile(fh).metadata.schema
+        return any(schema.column(i).physical_type == "INT64" and "timeunit=nanoseconds" in str(schema.column(i).logical_type).lower()
+                   for i in range(len(schema)))
 
 
 def _python_scan(
     spark: SparkSession, table: TableLocation, files: list[dict[str, Any]], schema: pa.Schema,
-    path_column: str | None
+    path_column: str | None, mapping: str = "none",
 ) -> SparkDataFrame:
     # heavy: the data source class subclasses pyspark's, imported only once Spark runs
     from lake.spark_source import SOURCE_NAME, LakeFilesSource
@@ -280,7 +346,8 @@ def _python_scan(
     storage = table.storage
     kind, kwargs = storage.fs_spec()
     root = storage.fs_path(table.uri)
-    plain = [{"path": f["path"], "partition_values": f["partition_values"]} for f in files]
+    plain = [{"path": f["path"], "partition_values": f["partition_values"], "deleted": f.get("deleted") or []}
+             for f in files]
     if path_column:
         for f in plain:
             f["key"] = file_key(f"{root}/{f['path']}")
@@ -291,8 +358,9 @@ def _python_scan(
         .option("fs_kwargs", json.dumps(kwargs))
         .option("root", root)
         .option("arrow_schema", base64.b64encode(full.serialize().to_pybytes()).decode())
-        .option("spark_schema", spark_schema_of(full).simpleString()[len("struct<"):-1].replace(":", " "))
+        .option("spark_schema", spark_schema_of(full).json())
         .option("path_column", path_column or "")
+        .option("mapping", mapping)
         .load()
     )
     return df
@@ -309,15 +377,16 @@ def read_spark(
 ) -> SparkDataFrame:
     """Read a table (or a past version) into Spark, skipping files ``filter`` cannot match."""
     base = table.delta(version, as_of)
-    check_readable(base, table.name)
+    proto = check_readable(base, table.name)
     schema = pa.schema(base.schema().to_arrow())
     tree = pred.check_columns(filter, schema.names, table.name) if filter is not None else None
-    files = table_files(base, tree)
+    files = table_files(base, tree, table.uri)
     # The exact file list Spark is handed (tests read ``lake_files`` to check pruning on any storage).
     log.debug("Spark reads %d data file(s) of %s v%d%s", len(files), table.name, int(base.version()),
               f" (filter: {filter})" if filter is not None else "",
               extra={"lake_table": table.name, "lake_files": [f["path"] for f in files]})
-    df = scan_files(spark, table, files, schema, list(base.metadata().partition_columns))
+    df = scan_files(spark, table, files, schema, list(base.metadata().partition_columns),
+                    mapping=proto.column_mapping)
     table.journal.read(table, int(base.version()))
     if filter is not None:
         df = df.filter(filter)

@@ -46,6 +46,7 @@ class LakeFilesReader(DataSourceReader):
             files,
             self.arrow_schema,
             self.options.get("path_column") or None,
+            self.options.get("mapping") or "none",
         )
 
 
@@ -56,8 +57,9 @@ class LakeFilesSource(DataSource):
     def name(cls) -> str:
         return SOURCE_NAME
 
-    def schema(self) -> str:
-        return self.options["spark_schema"]
+    def schema(self) -> StructType:
+        # JSON, not a DDL string: column names may hold spaces, dots, quotes, colons
+        return StructType.fromJson(json.loads(self.options["spark_schema"]))
 
     def reader(self, schema: StructType) -> DataSourceReader:
         return LakeFilesReader(dict(self.options), schema)

@@ -15,13 +15,13 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from lake import predicate as pred
+from lake import protocol
 from lake.arrow_io import SchemaMode
 from lake.errors import LakeError, MergeError, SchemaMismatchError
 from lake.results import CommitResult
 from lake.spark_io import (
     PATH_COL,
     arrow_schema_of,
-    check_readable,
     conform_spark,
     file_key,
     quote,
@@ -68,8 +68,10 @@ def write(
     base = tx.base
     incoming = arrow_schema_of(df)
     schema_changed = False
+    if base is not None:
+        protocol.check_write(protocol.table_protocol(base), protocol.SPARK_WRITER, table.name,
+                             changes_data=mode == "overwrite" or replace_where is not None)
     if base is not None and schema_mode != "overwrite":
-        check_readable(base, table.name)
         fit = table.check_fit(incoming, schema_mode, pa.schema(base.schema().to_arrow()))
         df = conform_spark(df, fit)
         schema, schema_changed = fit.target, bool(fit.added)
@@ -177,7 +179,7 @@ def merge(
     table = tx.table
     base = tx.base
     assert base is not None
-    check_readable(base, table.name)
+    protocol.check_write(protocol.table_protocol(base), protocol.SPARK_WRITER, table.name, changes_data=True)
     missing = [k for k in keys if k not in source.columns]
     if missing:
         raise MergeError(f"merge key(s) {missing} are not in the source", table=table.name)

@@ -34,7 +34,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from lake import delta_log
+from lake import delta_log, protocol
 from lake.duck import connect as duck_connect
 from lake.duck import ident, literal
 from lake.errors import LakeError, ReadOnlyError, SQLError, TableNotFoundError
@@ -177,12 +177,15 @@ class LakeSQL:
             raise TableNotFoundError(f"no lake table {name}{self._suggest(name)}; `lake table ls` lists them",
                                      table=name)
         version = self._version(table, name, when)
+        delta = table.delta(version)
         if table.storage is self.lake.storage and table.uri.startswith(self.lake.storage.root.rstrip("/") + "/"):
+            protocol.check(delta, protocol.DUCKDB, name)  # the reader allow list
             return f"delta_scan({literal(table.uri)}, version => {version})", (table, version)
         # A table registered at a location outside the lake root: DuckDB may not open files
         # there, so delta-rs reads it and DuckDB scans the Arrow dataset.
+        protocol.check(delta, protocol.HANDOFF, name)  # a pyarrow dataset of the version's files
         alias = f"_lake_{len(self._arrow)}"
-        self._arrow[alias] = table.delta(version).to_pyarrow_dataset()
+        self._arrow[alias] = delta.to_pyarrow_dataset()
         self.con.register(alias, self._arrow[alias])
         return ident(alias), (table, version)
 

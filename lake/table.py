@@ -16,19 +16,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.dataset as pads
 from deltalake import CommitProperties
 
-from lake import arrow_io, spark_write
+from lake import arrow_io, protocol, spark_write
 from lake import predicate as pred
 from lake.arrow_io import SchemaMode, WriteMode
 from lake.data import is_spark_dataframe, normalized, to_arrow
 from lake.errors import LakeError, MergeError, RetentionError, SchemaMismatchError, TableExistsError
 from lake.location import TableLocation, parse_when, wrap_delta_error
 from lake.naming import STAGING_DIR
+from lake.protocol import INT96_AS_MICROS, conform_reader, filtered_reader
 from lake.quality.apply import SuiteGate, load_suite
 from lake.quality.suite import Suite
 from lake.results import CommitResult
-from lake.spark_io import read_spark
+from lake.spark_io import read_spark, table_files
 from lake.transaction import Gate, Transaction, Txn, fingerprint_arrow
 
 if TYPE_CHECKING:
@@ -66,17 +68,43 @@ class Table(TableLocation):
         partition values and statistics.
         """
         table = self.delta(version, as_of)
+        proto = protocol.check(table, protocol.ARROW, self.name)
+        schema = pa.schema(table.schema().to_arrow())
         cols = list(columns) if columns else None
-        if filter is not None:
-            pred.check_columns(filter, [f.name for f in pa.schema(table.schema().to_arrow())], self.name)
+        if cols:
+            unknown = [c for c in cols if c not in schema.names]
+            if unknown:
+                raise LakeError(f"unknown column(s) {unknown} of {self.name}; its columns are {schema.names}",
+                                table=self.name)
+        tree = pred.check_columns(filter, schema.names, self.name) if filter is not None else None
         self.journal.read(self, int(table.version()))
+        # pyarrow reads the files itself where delta-rs' dataset is exact: no column mapping, no
+        # deletion vectors; INT96 as microseconds, so years 1 to 9999 fit
+        plain = not proto.mapped and proto.reader_features <= {protocol.TIMESTAMP_NTZ}
+        out = schema if cols is None else pa.schema([schema.field(c) for c in cols])
+        expr = pred.arrow_filter(tree, schema)
         try:
-            if filter is None:
-                dataset = table.to_pyarrow_dataset()
-                return dataset.scanner(columns=cols).to_reader()
-            return pa.RecordBatchReader.from_stream(table.scan(columns=cols, predicate=filter))
+            if filter is not None and expr is None:  # SQL beyond what the lake models: delta-rs evaluates it
+                stream = pa.RecordBatchReader.from_stream(table.scan(columns=cols, predicate=filter))
+                return conform_reader(stream, out)
+            if plain:
+                dataset = table.to_pyarrow_dataset(parquet_read_options=INT96_AS_MICROS)
+                if tree is not None:  # skip files by partition values and statistics, the lake's way
+                    kept = {f["path"] for f in table_files(table, tree)}
+                    dataset = pads.FileSystemDataset([fr for fr in dataset.get_fragments() if fr.path in kept],
+                                                     dataset.schema, dataset.format, dataset.filesystem)
+                if expr is None:
+                    return dataset.scanner(columns=cols).to_reader()
+                # the filter runs on the rows read: pushed into the scan, pyarrow drops the rows of
+                # files that lack a column the filter names (added to the table later)
+                needed = None if cols is None else [n for n in schema.names
+                                                    if n in cols or n in pred.columns_of(tree)]
+                return filtered_reader(dataset.scanner(columns=needed).to_reader(), expr, out)
+            # delta-rs' own engine resolves column mapping and drops the rows deletion vectors delete
+            stream = conform_reader(pa.RecordBatchReader.from_stream(table.scan()), schema)
+            return filtered_reader(stream, expr, out)
         except Exception as exc:
-            raise wrap_delta_error(exc, self.name, "read") from exc
+            raise wrap_delta_error(exc, self.name, "read", filter) from exc
 
     def to_arrow(self, **kwargs: Any) -> pa.Table:
         """The table as one Arrow table (same arguments as :meth:`to_batches`)."""

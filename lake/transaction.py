@@ -47,7 +47,7 @@ from deltalake import Schema as DeltaSchema
 from deltalake import Transaction as AppTransaction
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
-from lake import delta_log, pending
+from lake import delta_log, pending, protocol
 from lake.errors import CommitNotRecordedError, LakeError
 from lake.location import JournalStart, TableLocation, wrap_delta_error
 from lake.results import CommitResult, normalize_metrics
@@ -314,6 +314,9 @@ class Transaction:
     def _commit_files(self, props: CommitProperties) -> None:
         if self._schema is None:
             raise LakeError(f"nothing staged to commit to {self.table.name}")
+        if self.base is not None:  # files the lake's executors wrote (jobs too): the staged files are discarded
+            protocol.check_write(protocol.table_protocol(self.base), protocol.SPARK_WRITER, self.table.name,
+                                 changes_data=bool(self._removes) or self._overwrite)
         schema, partition_by = self._schema, self._partition_by or None
         adds = [
             # delta-rs takes the plain relative path and URI-encodes it in the log itself.

@@ -22,8 +22,8 @@ from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
+from lake import protocol
 from lake.duck import ident, shared_cursor
 from lake.errors import FeatureError
 from lake.features.apply import source_table
@@ -32,6 +32,8 @@ from lake.features.online_store import OnlineStore
 from lake.features.repo import feature_store, online_store
 from lake.lakehouse import Lake
 from lake.naming import feature_view_dataset
+from lake.spark_files import read_file
+from lake.spark_io import table_files
 from lake.table import Table
 
 Progress = Callable[[str, int, int | None], None]
@@ -129,6 +131,9 @@ def _one(lake: Lake, store: Any, view: Any, table: Table, incremental: bool, end
             mode, files, entities, written = "unchanged", 0, 0, 0
         else:
             mode = "incremental" if previous is not None else "full"
+            # full: DuckDB's delta_scan; incremental: the lake's file-list reader over the files added
+            protocol.check(table.delta(version), protocol.FILES if previous is not None else protocol.DUCKDB,
+                           table.name)
             files_uris = _new_files(table, previous, version) if previous is not None else None
             files = len(files_uris) if files_uris is not None else len(table.delta(version).file_uris())
             entities, written = _load(lake, backend, store, view, table, version, files_uris, end, batch_rows,
@@ -192,13 +197,18 @@ def _batches(lake: Lake, view: Any, table: Table, version: int, files: list[str]
         else:
             if not files:
                 return
-            dataset = table.delta(version).to_pyarrow_dataset()
+            delta = table.delta(version)
+            mapping = protocol.table_protocol(delta).column_mapping
             wanted = {_relative(f, table.uri) for f in files}
-            frags = [fr for fr in dataset.get_fragments() if _relative(fr.path, table.uri) in wanted]
-            if len(frags) != len(wanted):
-                raise FeatureError(f"{table.name}: {len(wanted) - len(frags)} changed files are not in the "
+            infos = [f for f in table_files(delta, uri=table.uri) if f["path"] in wanted]
+            if len(infos) != len(wanted):
+                raise FeatureError(f"{table.name}: {len(wanted) - len(infos)} changed files are not in the "
                                    f"table at version {version}; run a full materialization")
-            changed = ds.FileSystemDataset(frags, dataset.schema, dataset.format, dataset.filesystem)
+            schema = pa.schema(delta.schema().to_arrow())
+            fs, root = table.storage.arrow_fs(), table.storage.fs_path(table.uri)
+            # column mapping, deletion vectors and INT96 timestamps honored file by file
+            changed = pa.RecordBatchReader.from_batches(
+                schema, (b for f in infos for b in read_file(fs, root, f, schema, None, mapping)))
             con.register("__lake_changed", changed)
             source = "__lake_changed"
         reader = con.execute(_latest_query(view, source, end)).to_arrow_reader(batch_rows)

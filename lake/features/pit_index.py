@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lake import protocol
 from lake.duck import ident, literal, shared_cursor
 from lake.errors import FeatureError
 from lake.lakehouse import Lake
@@ -197,7 +198,9 @@ def cache_root(lake: Lake) -> Path:
 
 def load(lake: Lake, source: Source) -> ViewIndex:
     """The index for ``source``: from memory, from the cache folder, or built now."""
-    table_id = str(source.table.delta(source.version).metadata().id)
+    delta = source.table.delta(source.version)
+    protocol.check(delta, protocol.DUCKDB, source.table.name)  # the index reads through delta_scan
+    table_id = str(delta.metadata().id)
     sig = source.signature(table_id)
     with _LOCK:
         hit = _MEMO.get(sig)

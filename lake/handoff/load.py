@@ -31,7 +31,7 @@ import pyarrow.dataset as pads
 from deltalake import DeltaTable
 
 from catalog.errors import CatalogError, TrainingDatasetNotFoundError
-from lake import delta_log
+from lake import delta_log, protocol
 from lake.errors import (
     DatasetRefError,
     HandoffError,
@@ -46,6 +46,7 @@ from lake.handoff.snapshot import ExportResult, export_dataset
 from lake.lakehouse import Lake, is_location
 from lake.naming import training_table
 from lake.recording import code_version, current_run
+from lake.spark_io import file_dataset
 from lake.table import Table, wrap_delta_error
 
 if TYPE_CHECKING:
@@ -87,8 +88,9 @@ class Dataset:
 
     def arrow_dataset(self) -> pads.Dataset:
         """The version's rows as a pyarrow dataset (nothing read yet)."""
+        protocol.check(self._delta, protocol.HANDOFF, self.table.name)
         try:
-            return self._delta.to_pyarrow_dataset()
+            return file_dataset(self.table, self._delta)
         except Exception as exc:
             raise wrap_delta_error(exc, self.table.name, "read") from exc
 
@@ -416,6 +418,7 @@ def _load_curated(lake: Lake, ref: str, version: int | None) -> Dataset:
 
 def _table_metadata(table: Table, delta: DeltaTable) -> dict[str, Any]:
     """Rows, columns and a fingerprint of one version, from the Delta log alone."""
+    protocol.check(delta, protocol.HANDOFF, table.name)
     try:
         files = pa.table(delta.get_add_actions(flatten=False))
         schema = pa.schema(delta.schema().to_arrow())
@@ -426,7 +429,7 @@ def _table_metadata(table: Table, delta: DeltaTable) -> dict[str, Any]:
                          files.column("num_records").to_pylist(), strict=True)) if files.num_rows else []
     row_count = sum(r or 0 for _, _, r in entries)
     if any(r is None for _, _, r in entries):  # files committed without statistics: count from footers
-        row_count = int(delta.to_pyarrow_dataset().count_rows())
+        row_count = int(file_dataset(table, delta).count_rows())
     digest = hashlib.sha256()
     digest.update(repr([(c["name"], c["type"], c["nullable"]) for c in columns]).encode())
     for path, size, rows in entries:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from lake import protocol
 from lake.data import to_arrow
 from lake.duck import configure_storage, literal, load_extensions
 from lake.errors import SourceError
@@ -131,6 +132,7 @@ def _split_at(text: str) -> tuple[str, int | str | None]:
 
 def _table_source(con: duckdb.DuckDBPyConnection, table: Table, at: int | str | None, view: str) -> Source:
     delta = table.delta(at) if isinstance(at, int) else table.delta(as_of=at) if at else table.delta()
+    protocol.check(delta, protocol.DUCKDB, table.name)  # read through delta_scan
     version = int(delta.version())
     schema = pa.schema(delta.schema().to_arrow())
     # The Delta extension costs a few hundred ms to load: only connections that read tables pay for it.
