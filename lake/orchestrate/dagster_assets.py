@@ -18,13 +18,13 @@ A Dagster code location (``dagster dev -m lake.orchestrate.dagster_assets``) loa
 :data:`defs` from the lake's settings.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Dagster reads the context parameter's annotation as a type.
 import datetime as dt
 import json
 from typing import Any
 
 import dagster as dg
+from dagster import AssetExecutionContext, SensorEvaluationContext
 
 from lake import delta_log
 from lake.config import load_settings
@@ -67,7 +67,7 @@ def _asset(lake: Lake, plan: Plan, runner: PipelineRunner, step: Step, produced:
               kinds={"delta"} if step.kind == "job" else None,
               metadata={"lake_step": step.key, "lake_reads": ", ".join(step.inputs),
                         "lake_writes": ", ".join(step.outputs)})
-    def materialize(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    def materialize(context: AssetExecutionContext) -> dg.MaterializeResult:
         result = runner.run_step(step, force=True)
         if result.status != "ran":
             raise dg.Failure(description=f"{step.key} {result.status}: {result.reason}",
@@ -115,7 +115,7 @@ def build_definitions(lake: Lake | None = None, *, max_age_hours: float = DEFAUL
                                      dg.AssetSelection.groups("external"))
 
     @dg.sensor(name="lake_landing_files", minimum_interval_seconds=60, asset_selection=dg.AssetSelection.all())
-    def landing_files(context: dg.SensorEvaluationContext) -> Any:
+    def landing_files(context: SensorEvaluationContext) -> Any:
         requests = []
         for step in plan.steps:
             if step.kind == "job" and step.job is not None and isinstance(step.job.source, FileSource):
@@ -126,7 +126,7 @@ def build_definitions(lake: Lake | None = None, *, max_age_hours: float = DEFAUL
         return requests or dg.SkipReason("no new files in any landing folder")
 
     @dg.sensor(name="lake_drift_retrain", minimum_interval_seconds=300, asset_selection=dg.AssetSelection.all())
-    def drift_retrain(context: dg.SensorEvaluationContext) -> Any:
+    def drift_retrain(context: SensorEvaluationContext) -> Any:
         seen = context.cursor or ""
         requests, newest = [], seen
         for step in plan.steps:
