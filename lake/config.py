@@ -103,6 +103,15 @@ class FeastSettings(_Section):
     """Log every online request and the values served to the lake table ``logs.serving_<project>``."""
 
 
+class MetricsSettings(_Section):
+    """Where batch work (jobs, materialization, drift checks) sends its metrics; servers expose /metrics."""
+
+    pushgateway: str | None = None
+    """A Prometheus Pushgateway (``http://127.0.0.1:9091``) batch work pushes to when it ends."""
+    textfile: str | None = None
+    """A ``.prom`` file (node_exporter's textfile collector) batch work writes when it ends."""
+
+
 class Settings(_Section):
     """The resolved configuration of the backbone.
 
@@ -115,6 +124,7 @@ class Settings(_Section):
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
     feast: FeastSettings = Field(default_factory=FeastSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     quality_dir: str | None = None
     """Folder of expectation suites (YAML); default ``./quality``."""
     jobs_dir: str | None = None

@@ -23,7 +23,7 @@ from urllib.parse import unquote
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lake import protocol
+from lake import metrics, protocol
 from lake.duck import ident, shared_cursor
 from lake.errors import FeatureError
 from lake.features.apply import source_table
@@ -57,6 +57,8 @@ class MaterializeResult:
     """Entity rows actually written (older than what was online: skipped)."""
     seconds: float
     run_id: str | None = None
+    newest_event: dt.datetime | None = None
+    """The newest event time online for this view after the run (its freshness)."""
 
 
 def _job(project: str, view: str) -> str:
@@ -127,6 +129,7 @@ def _one(lake: Lake, store: Any, view: Any, table: Table, incremental: bool, end
     with lake.run(_job(project, view.name), parameters=params) as run:
         lake.read(table, version)
         run.output(feature_view_dataset(view.name), None, kind="feature_view")
+        newest: int | None = None
         if previous is not None and previous == version:
             mode, files, entities, written = "unchanged", 0, 0, 0
         else:
@@ -136,16 +139,34 @@ def _one(lake: Lake, store: Any, view: Any, table: Table, incremental: bool, end
                            table.name)
             files_uris = _new_files(table, previous, version) if previous is not None else None
             files = len(files_uris) if files_uris is not None else len(table.delta(version).file_uris())
-            entities, written = _load(lake, backend, store, view, table, version, files_uris, end, batch_rows,
-                                      progress)
-        run.stats.update({"source_version": version, "previous_version": previous, "mode": mode,
+            entities, written, newest = _load(lake, backend, store, view, table, version, files_uris, end,
+                                              batch_rows, progress)
+        if previous is not None:  # an incremental run: the view's newest event may be older online
+            newest = max(filter(None, [newest, _last_newest(lake, project, view.name)]), default=None)
+        run.stats.update({"newest_event_us": newest, "source_version": version, "previous_version": previous, "mode": mode,
                           "online_store": backend.identity, "files_read": files, "entities": entities,
                           "written": written})
     if mode != "unchanged":
         store.registry.apply_materialization(view, project, dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
                                              end or dt.datetime.now(dt.UTC))
-    return MaterializeResult(view.name, table.name, version, previous, mode, files, entities, written,
-                             time.perf_counter() - started, run.run_id)
+    result = MaterializeResult(view.name, table.name, version, previous, mode, files, entities, written,
+                               time.perf_counter() - started, run.run_id,
+                               dt.datetime.fromtimestamp(newest / 1e6, dt.UTC) if newest is not None else None)
+    metrics.MATERIALIZED_ROWS.labels(view.name).inc(written)
+    metrics.MATERIALIZE_SECONDS.labels(view.name).observe(result.seconds)
+    if result.newest_event is not None:
+        metrics.FEATURE_NEWEST_EVENT.labels(view.name).set(result.newest_event.timestamp())
+        metrics.FEATURE_FRESHNESS.labels(view.name).set(time.time() - result.newest_event.timestamp())
+    metrics.publish(lake.settings.metrics.pushgateway, lake.settings.metrics.textfile)
+    return result
+
+
+def _last_newest(lake: Lake, project: str, view: str) -> int | None:
+    """The newest event time the last completed materialization of ``view`` put online."""
+    for run in lake.catalog.runs(job=_job(project, view), status="completed", limit=1):
+        value = (run.get("stats") or {}).get("newest_event_us")
+        return int(value) if value is not None else None
+    return None
 
 
 def _new_files(table: Table, previous: int, version: int) -> list[str]:
@@ -219,11 +240,12 @@ def _batches(lake: Lake, view: Any, table: Table, version: int, files: list[str]
 
 def _load(lake: Lake, backend: OnlineStore, store: Any, view: Any, table: Table, version: int,
           files: list[str] | None, end: dt.datetime | None, batch_rows: int,
-          progress: Progress | None) -> tuple[int, int]:
+          progress: Progress | None) -> tuple[int, int, int | None]:
     writer = backend.writer(store.config, view)
     keys = {k.name: k.dtype.to_value_type() for k in view.entity_columns}
     types = {f.name: f.dtype.to_value_type() for f in view.features}
     entities = written = 0
+    newest: int | None = None
     try:
         for batch in _batches(lake, view, table, version, files, end, batch_rows):
             if not batch.num_rows:
@@ -233,11 +255,13 @@ def _load(lake: Lake, backend: OnlineStore, store: Any, view: Any, table: Table,
             ts = pc.fill_null(batch.column("__ts"), 0).to_pylist()
             written += writer.write(ek, values, ts)
             entities += batch.num_rows
+            top = pc.max(batch.column("__ts")).as_py()
+            newest = top if newest is None or (top is not None and top > newest) else newest
             if progress is not None:
                 progress(view.name, entities, None)
     finally:
         writer.close()
-    return entities, written
+    return entities, written, newest
 
 
 __all__ = ["MaterializeResult", "last_version", "materialize", "timestamp_proto"]

@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from lake import metrics
 from lake.errors import SourceError
 from lake.lakehouse import Lake
 from lake.monitor import drift as stats
@@ -197,6 +198,11 @@ def drift_report(
                 KIND, cur.table, cur.version, status=report.status, summary=report.summary(),
                 body=body, reference=ref.label, location=report.location, run_id=run.run_id)
             run.stats.update({"drift_status": report.status, "features": len(report.features)})
+        if cur.table:
+            metrics.DRIFT_STATUS.labels(cur.table).set(metrics.STATUS_LEVELS.get(report.status, 0))
+            for status in metrics.STATUS_LEVELS:
+                metrics.DRIFT_FEATURES.labels(cur.table, status).set(sum(f.status == status for f in report.features))
+            metrics.publish(lake.settings.metrics.pushgateway, lake.settings.metrics.textfile)
         return dataclasses.replace(report, report_id=report_id)
     finally:
         con.close()

@@ -6,6 +6,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from lake import metrics
 from lake.errors import JobError
 from lake.lakehouse import Lake
 from lake.pipeline import ledger
@@ -39,13 +40,32 @@ class JobRunner:
         run_params = {"batch": batch, "full_refresh": full_refresh, **merged}
         report = RunReport(job.name, None, batch)
         source_runner = runner_for(job.source)
-        with self.lake.run(job.name, parameters=run_params, description=job.description) as run:
-            report.run_id = run.run_id
-            ctx = SourceRun(self.lake, job, state, batch, full_refresh, merged, report, run,
-                            lambda: self.spark, self.progress)
-            entries = source_runner(ctx)
-            ledger.record(self.lake, job.name, batch, entries)
-            run.stats.update(rows_read=report.rows_read, rows_written=report.rows_written,
-                             rows_quarantined=report.rows_quarantined, files=report.files, batch=batch)
-        report.seconds = round(time.perf_counter() - started, 3)
+        try:
+            with self.lake.run(job.name, parameters=run_params, description=job.description) as run:
+                report.run_id = run.run_id
+                ctx = SourceRun(self.lake, job, state, batch, full_refresh, merged, report, run,
+                                lambda: self.spark, self.progress)
+                entries = source_runner(ctx)
+                ledger.record(self.lake, job.name, batch, entries)
+                run.stats.update(rows_read=report.rows_read, rows_written=report.rows_written,
+                                 rows_quarantined=report.rows_quarantined, files=report.files, batch=batch)
+        except BaseException:
+            report.status = "failed"
+            raise
+        finally:
+            report.seconds = round(time.perf_counter() - started, 3)
+            self._measure(report)
         return report
+
+    def _measure(self, report: RunReport) -> None:
+        """The run in the lake's metrics, published for Prometheus (see :mod:`lake.metrics`)."""
+        outcome = report.status if report.status == "failed" else "skipped" if report.skipped else "completed"
+        metrics.JOB_RUNS.labels(report.job, outcome).inc()
+        metrics.JOB_SECONDS.labels(report.job).observe(report.seconds)
+        for kind, rows in (("read", report.rows_read), ("written", report.rows_written),
+                           ("quarantined", report.rows_quarantined)):
+            metrics.JOB_ROWS.labels(report.job, kind).inc(rows)
+        if outcome != "failed":
+            metrics.JOB_LAST_SUCCESS.labels(report.job).set_to_current_time()
+        settings = self.lake.settings.metrics
+        metrics.publish(settings.pushgateway, settings.textfile)

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from catalog.store import Catalog
-from lake import arrow_io, spark_write
+from lake import arrow_io, metrics, spark_write
 from lake.errors import QualityGateError
 from lake.naming import QUARANTINE_SCHEMA, quarantine_name
 from lake.quality.gate import QualityReport, split, split_arrow, validate
@@ -43,7 +43,10 @@ def suite_for(quality_dir: str | None, table: str, declared: str | None = None,
 
 
 def quality_result(report: QualityReport, quarantined: int = 0) -> dict[str, Any]:
-    """A report as the plain JSON a commit carries and the catalog records."""
+    """A report as the plain JSON a commit carries and the catalog records (and counted in the metrics)."""
+    outcome = ("passed" if report.success else "warned" if report.policy == "warn"
+               else "quarantined" if quarantined else "failed")
+    metrics.QUALITY_GATES.labels(report.table, outcome).inc()
     return {"suite": report.suite, "policy": report.policy, "success": report.success,
             "statistics": report.statistics, "results": report.results, "rows_quarantined": quarantined}
 
