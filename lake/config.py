@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from catalog.redact import redact_url
+from catalog.redact import redact_text, redact_url
 from lake.errors import ConfigError
 
 __all__ = ["Settings", "load_settings", "redact_url"]
@@ -101,6 +101,28 @@ class FeastSettings(_Section):
     """The feature repository folder (default ``./feature_repo``)."""
     serving_log: bool = False
     """Log every online request and the values served to the lake table ``logs.serving_<project>``."""
+    max_keys_per_request: int = Field(default=100_000, ge=1)
+    """The most entity rows one feature-server request may ask for (413 beyond)."""
+    offload_keys: int = Field(default=1_000, ge=1)
+    """Requests with more entity rows than this are read off the event loop, in :attr:`serving_threads`
+    threads, so single-key requests keep their latency while large ones run."""
+    serving_threads: int = Field(default=1, ge=1)
+    """Threads that serve the large requests (more keep more large requests in flight, at the cost of
+    small requests' latency: they share the interpreter)."""
+
+
+class ServerSettings(_Section):
+    """The HTTP boundary of ``lake catalog serve`` and ``lake features serve``."""
+
+    auth: Literal["auto", "required"] = "auto"
+    """``auto``: requests need a bearer token once any API token exists (``lake token create``); without
+    one, the servers listen on loopback only. ``required``: always (no token, no access)."""
+    token_cache_seconds: float = Field(default=5.0, ge=0)
+    """How long a server trusts a token it verified (a revoked token works at most this much longer)."""
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    """The largest request body a server reads (413 beyond)."""
+    max_json_depth: int = Field(default=64, ge=2)
+    """The deepest nesting of objects and lists a JSON body may have (400 beyond)."""
 
 
 class Settings(_Section):
@@ -115,6 +137,7 @@ class Settings(_Section):
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
     feast: FeastSettings = Field(default_factory=FeastSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
     quality_dir: str | None = None
     """Folder of expectation suites (YAML); default ``./quality``."""
     jobs_dir: str | None = None
@@ -160,7 +183,18 @@ class Settings(_Section):
         if self.feast.registry is not None:
             data["feast"]["registry"] = redact_url(self.feast.registry.get_secret_value())
         data["root"] = self.root_uri
-        return data
+        # Credentials inside other values too: a Redis password, an OpenLineage URL's user info.
+        return _redact_strings(data)
+
+
+def _redact_strings(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: _redact_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_strings(v) for v in value]
+    return value
 
 
 # Environment variables: every leaf field, named LAKE_<SECTION>_<FIELD>.

@@ -24,6 +24,7 @@ from lake.cli import (
     quality_cmd,
     sql_cmd,
     table_cmd,
+    token_cmd,
     training_cmd,
 )
 from lake.cli.context import State
@@ -48,6 +49,7 @@ app.add_typer(quality_cmd.app, name="quality")
 app.add_typer(monitor_cmd.app, name="monitor")
 app.add_typer(features_cmd.app, name="features")
 app.add_typer(training_cmd.app, name="training")
+app.add_typer(token_cmd.app, name="token")
 
 
 @app.callback()
