@@ -222,9 +222,16 @@ class Authenticator:
         return required
 
     def cached(self, authorization: str | None) -> Principal | None:
-        """The principal of a header verified within ``cache_seconds`` (no database call), else None."""
+        """The principal of a header verified within ``cache_seconds`` (no database call), else None.
+
+        Without a token: anonymous if the server was known, within ``cache_seconds``, to need none.
+        """
         token = _bearer(authorization)
         if token is None:
+            known = self._required
+            if (authorization is None and self.mode == "auto" and known is not None and not known[1]
+                    and self._clock() - known[0] < self.cache_seconds):
+                return Principal(ANONYMOUS)
             return None
         hit = self._verified.get(digest(token))
         if hit is None or self._clock() - hit[0] >= self.cache_seconds:

@@ -1,18 +1,23 @@
 """A lean HTTP feature server speaking Feast's ``POST /get-online-features`` format.
 
 A raw ASGI application (no framework on the request path) run by uvicorn with
-httptools and uvloop. Reads go straight to the online store through
+httptools and uvloop, behind :class:`catalog.guard.Guard` (bearer tokens once any exists,
+the body size limit). Small reads go straight to the online store through
 :class:`lake.features.online.OnlineReader` on the event loop (a Redis round trip or a
-SQLite index lookup); requests with on-demand feature views, whose transformations
-run pandas code, go to a thread. The registry is cached and refreshed on a timer.
+SQLite index lookup); requests with more than ``[feast] offload_keys`` entity rows, and
+requests with on-demand feature views (pandas code), are read and encoded in a small
+thread pool, so single-key requests keep their latency while large ones run. A request
+may ask for at most ``[feast] max_keys_per_request`` rows. The registry is cached and
+refreshed on a timer.
 With the serving log on, each answer is queued for ``logs.serving_<project>``
 (see :mod:`lake.features.serving_log`), off the request path.
 
 Endpoints: ``POST /get-online-features`` (Feast's request and response bodies),
 ``GET /health`` (200 when the registry and the online store answer, else 503).
-Errors are JSON ``{"detail": "..."}``: 400 for a body that is not JSON, 422 for a
-malformed request, 404 for an unknown feature, view or service, 503 when the online
-store is down.
+Errors are JSON ``{"detail": "..."}``: 400 for a body that is not JSON or nests too
+deeply, 401 without a valid token where one is required, 404 for an unknown feature, view
+or service, 413 for a body or a key count over the limits, 422 for a malformed request
+(an entity value of the wrong type included), 503 when the online store is down.
 """
 
 from __future__ import annotations
@@ -29,25 +34,32 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 import uvicorn
 
+from catalog.guard import (
+    Guard,
+    Limits,
+    Receive,
+    Scope,
+    Send,
+    check_binding,
+    is_loopback,
+    reject_constant,
+)
+from catalog.tokens import Authenticator
 from lake.config import Settings
-from lake.errors import FeatureError, ServingError
+from lake.errors import FeatureError, LakeError, ServingError
 from lake.features.online import OnlineReader, OnlineResult
 from lake.features.serving_log import ServingLog
 from lake.lakehouse import Lake
 
 log = logging.getLogger(__name__)
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-MAX_BODY = 16 * 1024 * 1024
 _HEADERS = [(b"content-type", b"application/json")]
 _UTC = dt.UTC
 
@@ -106,12 +118,20 @@ class _BadRequest(Exception):
         self.status, self.detail = status, detail
 
 
-def _parse(body: bytes) -> tuple[dict[str, Any], list[str] | None, str | None, bool, bool]:
-    """Feast's ``GetOnlineFeaturesRequest``, checked by hand (pydantic costs more than the read)."""
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _parse(body: bytes, max_keys: int) -> tuple[dict[str, Any], list[str] | None, str | None, bool, bool, int]:
+    """Feast's ``GetOnlineFeaturesRequest``, checked by hand (pydantic costs more than the read).
+
+    Returns the entities, features, service, the two flags and the number of entity rows.
+    """
     try:
-        req = json.loads(body)
+        req = json.loads(body, parse_constant=reject_constant)
+    except RecursionError:
+        raise _BadRequest(400, "the request body nests too deeply") from None
     except ValueError as exc:
-        raise _BadRequest(400, f"the request body is not valid JSON: {exc}") from exc
+        raise _BadRequest(400, f"the request body is not valid JSON: {exc}") from None
     if not isinstance(req, dict):
         raise _BadRequest(422, "the request body must be a JSON object with entities and features or feature_service")
     entities = req.get("entities")
@@ -119,6 +139,16 @@ def _parse(body: bytes) -> tuple[dict[str, Any], list[str] | None, str | None, b
         raise _BadRequest(422, 'entities: field required ({"join_key": [values, ...]})')
     if not isinstance(entities, dict) or not all(isinstance(v, list) for v in entities.values()):
         raise _BadRequest(422, 'entities: must be an object of lists, e.g. {"driver_id": [1001, 1002]}')
+    rows = max((len(v) for v in entities.values()), default=0)
+    if rows > max_keys:
+        raise _BadRequest(413, f"entities: {rows} rows asked; a request may ask for at most {max_keys} "
+                               "([feast] max_keys_per_request): split it")
+    for name, values in entities.items():
+        # Values are scalars: a nested list or object is refused here, whatever its depth.
+        if not all(type(v) in _SCALARS for v in values):
+            i, bad = next((i, v) for i, v in enumerate(values) if type(v) not in _SCALARS)
+            kind = "an object" if isinstance(bad, dict) else "a list" if isinstance(bad, list) else type(bad).__name__
+            raise _BadRequest(422, f"entities: {name!r}[{i}] is {kind}; entity values are strings or numbers")
     service = req.get("feature_service")
     if service is not None and not isinstance(service, str):
         raise _BadRequest(422, "feature_service: must be a string")
@@ -133,20 +163,32 @@ def _parse(body: bytes) -> tuple[dict[str, Any], list[str] | None, str | None, b
         flags.append(flag)
     if not service and not features:
         raise _BadRequest(422, "give features (a list of view:feature) or a feature_service")
-    return entities, (None if service else features), service or None, flags[0], flags[1]
+    return entities, (None if service else features), service or None, flags[0], flags[1], rows
 
 
 class FeatureServer:
     """The ASGI application: ``await app(scope, receive, send)``."""
 
-    def __init__(self, lake: Lake, *, log_requests: bool = False, refresh_seconds: float = 60.0) -> None:
+    def __init__(self, lake: Lake, *, log_requests: bool = False, refresh_seconds: float = 60.0,
+                 offload: bool = True, authenticator: Authenticator | None = None) -> None:
         """Args:
             lake: the lake whose Feast deployment is served.
             log_requests: queue every answer for the serving log table.
             refresh_seconds: how often the registry snapshot is reloaded.
+            offload: read requests over ``[feast] offload_keys`` rows in the thread pool (False: every
+                request on the event loop, as before; the isolation benchmark compares the two).
+            authenticator: who may call; default the lake catalog's tokens, as ``[server]`` says.
         """
+        feast, server = lake.settings.feast, lake.settings.server
+        self.authenticator = authenticator or lake.catalog.authenticator(mode=server.auth,
+                                                                         cache_seconds=server.token_cache_seconds)
+        self._guarded = Guard(self._asgi, self.authenticator, Limits(server.max_body_bytes, server.max_json_depth))
         self.reader = OnlineReader(lake, refresh_seconds=refresh_seconds, background=True)
         self.serving_log = ServingLog(lake, self.reader.project) if log_requests else None
+        self.max_keys = feast.max_keys_per_request
+        self.max_body = lake.settings.server.max_body_bytes
+        self.offload_keys = feast.offload_keys if offload else None
+        self._pool = ThreadPoolExecutor(feast.serving_threads, thread_name_prefix="lake-serving")
         self._closed = False
 
     def close(self) -> None:
@@ -154,6 +196,7 @@ class FeatureServer:
         if self._closed:
             return
         self._closed = True
+        self._pool.shutdown(wait=True, cancel_futures=True)
         self.reader.close()
         if self.serving_log is not None:
             stats = self.serving_log.close()
@@ -162,6 +205,9 @@ class FeatureServer:
                             stats.last_error)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._guarded(scope, receive, send)
+
+    async def _asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
             await self._http(scope, receive, send)
@@ -187,8 +233,8 @@ class FeatureServer:
                 if message["type"] == "http.disconnect":
                     return None
                 body += message.get("body", b"")
-                if len(body) > MAX_BODY:
-                    return await _answer(send, 413, {"detail": f"the request body exceeds {MAX_BODY} bytes"},
+                if len(body) > self.max_body:
+                    return await _answer(send, 413, {"detail": f"the request body exceeds {self.max_body} bytes"},
                                          request_id)
                 if not message.get("more_body"):
                     break
@@ -204,31 +250,33 @@ class FeatureServer:
 
     async def _features(self, body: bytes, request_id: str) -> tuple[int, Any]:
         try:
-            entities, features, service, full_names, with_views = _parse(body)
-            reader = self.reader
-            plan = reader.plan(features, service, full_names)
-            if plan.on_demand:  # pandas transformations: keep them off the event loop
-                result: OnlineResult = await asyncio.get_running_loop().run_in_executor(
-                    None, lambda: reader.get(entities, features, feature_service=service,
-                                             full_feature_names=full_names))
-            else:
-                result = reader.get(entities, features, feature_service=service, full_feature_names=full_names)
+            entities, features, service, full_names, with_views, rows = _parse(body, self.max_keys)
+            plan = self.reader.plan(features, service, full_names)
+
+            def answer() -> tuple[int, Any]:
+                result = self.reader.get(entities, features, feature_service=service, full_feature_names=full_names)
+                if self.serving_log is not None:
+                    self.serving_log.record(request_id, dt.datetime.now(_UTC), result)
+                if with_views:
+                    out = result.to_response()
+                    out["metadata"]["feature_view_metadata"] = [{"name": v.alias} for v in plan.views]
+                    return 200, dumps(out)
+                return 200, encode(result)
+
+            if plan.on_demand or (self.offload_keys is not None and rows > self.offload_keys):
+                # pandas transformations, or a large read and its encoding: off the event loop, so the
+                # small requests behind it are not kept waiting.
+                return await asyncio.get_running_loop().run_in_executor(self._pool, answer)
+            return answer()
         except _BadRequest as exc:
             return exc.status, {"detail": exc.detail}
         except ServingError as exc:
             return exc.status, {"detail": str(exc)}
-        except FeatureError as exc:
+        except LakeError as exc:
             return 400, {"detail": str(exc)}
         except Exception as exc:
             log.exception("get-online-features failed")
             return 500, {"detail": f"internal error: {type(exc).__name__}: {exc}"}
-        if self.serving_log is not None:
-            self.serving_log.record(request_id, dt.datetime.now(_UTC), result)
-        if with_views:
-            answer = result.to_response()
-            answer["metadata"]["feature_view_metadata"] = [{"name": v.alias} for v in plan.views]
-            return 200, answer
-        return 200, encode(result)
 
     async def _health(self) -> tuple[int, Any]:
         try:
@@ -253,12 +301,15 @@ async def _answer(send: Send, status: int, body: Any, request_id: str) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
-def create_app(lake: Lake, log_requests: bool = False) -> FeatureServer:
+def create_app(lake: Lake, log_requests: bool = False, *, authenticator: Authenticator | None = None,
+               offload: bool = True) -> FeatureServer:
     """The feature server as an ASGI application (for uvicorn, or httpx's ASGI transport in tests).
 
     Args:
         lake: the lake whose Feast deployment (registry, online store) is served.
         log_requests: log every request and the values served to ``logs.serving_<project>``.
+        authenticator: who may call (default: the catalog's tokens, as ``[server] auth`` says).
+        offload: large requests off the event loop (see :class:`FeatureServer`).
 
     Returns:
         The application; call ``close()`` (or let the ASGI lifespan shutdown do it) to flush the log.
@@ -266,7 +317,7 @@ def create_app(lake: Lake, log_requests: bool = False) -> FeatureServer:
     Raises:
         OnlineStoreError: the registry cannot be read.
     """
-    return FeatureServer(lake, log_requests=log_requests)
+    return FeatureServer(lake, log_requests=log_requests, authenticator=authenticator, offload=offload)
 
 
 def serve(lake: Lake, host: str = "127.0.0.1", port: int = 6566, workers: int = 1,
@@ -286,12 +337,20 @@ def serve(lake: Lake, host: str = "127.0.0.1", port: int = 6566, workers: int = 
         log_requests: log requests and served values to ``logs.serving_<project>``;
             default the ``[feast] serving_log`` setting.
 
+    Requests need ``Authorization: Bearer <token>`` once any API token exists (``lake token
+    create``), or always with ``[server] auth = "required"``; with no token, only a loopback
+    ``host`` is served.
+
     Raises:
         FeatureError: the registry or the online store cannot be opened, or the port is taken.
+        UnsafeBindError: ``host`` is not loopback and requests would need no token.
     """
     log_requests = lake.settings.feast.serving_log if log_requests is None else log_requests
+    settings = lake.settings.server
+    authenticator = lake.catalog.authenticator(mode=settings.auth, cache_seconds=settings.token_cache_seconds)
+    check_binding(host, port, authenticator, "features")
     # Open the registry here, so that a bad deployment fails with its message, not a crash-looping worker.
-    app = create_app(lake, log_requests) if workers <= 1 else None
+    app = create_app(lake, log_requests, authenticator=authenticator) if workers <= 1 else None
     if app is None:
         OnlineReader(lake).close()
     try:
@@ -324,6 +383,8 @@ def _run(app: FeatureServer, host: str, port: int, sock: socket.socket) -> None:
 
 def _worker(settings: Settings, sock: socket.socket, host: str, port: int, log_requests: bool) -> None:
     app = create_app(Lake(settings), log_requests)
+    if not is_loopback(host):  # as the parent decided in check_binding: beyond loopback, always a token
+        app.authenticator.require()
     try:
         _run(app, host, port, sock)
     finally:
