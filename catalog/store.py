@@ -369,6 +369,7 @@ class Catalog:
             records.annotate(s, ds, owners=[owner])
 
     def remove_owner(self, name: str, owner: str, *, namespace: str | None = None) -> None:
+        owner = owner.strip()
         with self.writing() as s:
             ds = self._dataset(s, name, namespace)
             s.execute(delete(m.DatasetOwner).where(m.DatasetOwner.dataset_id == ds.id, m.DatasetOwner.owner == owner))
@@ -378,6 +379,7 @@ class Catalog:
 
     def define_tag(self, tag: str, *, propagate: bool | None = None, description: str | None = None) -> None:
         """Create a tag or change it; a propagating tag shows on every downstream dataset."""
+        tag = tag.strip()
         with self.writing() as s:
             row = records.ensure_tag(s, tag)
             if description is not None:
@@ -393,6 +395,7 @@ class Catalog:
 
     def tag(self, name: str, tag: str, *, column: str | None = None, namespace: str | None = None) -> None:
         """Tag a dataset (or a column of it)."""
+        tag = tag.strip()
         with self.writing() as s:
             ds = self._dataset(s, name, namespace)
             if column is not None:
@@ -403,6 +406,7 @@ class Catalog:
             records.annotate(s, ds, tags=[tag])
 
     def untag(self, name: str, tag: str, *, column: str | None = None, namespace: str | None = None) -> None:
+        tag = tag.strip()
         with self.writing() as s:
             ds = self._dataset(s, name, namespace)
             if column is not None:

@@ -32,7 +32,8 @@ DEFAULT_CONFIG_FILE = "lake.toml"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # No NaN or infinity in any number: a heartbeat of nan seconds would pass every range check.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class S3Settings(_Section):
@@ -236,6 +237,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}. Fix the file or remove it.") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}): TOML files are UTF-8. "
+                          "Fix the file or remove it.") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read the settings file {path}: {exc.strerror}") from exc
 
