@@ -34,7 +34,7 @@ from catalog.db import SessionSource, input_error
 from catalog.entities import VersionRecord
 from catalog.errors import CatalogError, CatalogInputError, LineageEventError
 from catalog.events import DatasetEvent, RunEvent, parse_event
-from catalog.redact import redact, redact_text
+from catalog.redact import LAKE_TOKEN, redact, redact_text
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,9 @@ class Emitter:
 
     Args:
         file: path of a JSON-lines file that receives every event.
-        url: base URL of an OpenLineage HTTP endpoint (``POST {url}/api/v1/lineage``).
+        url: base URL of an OpenLineage HTTP endpoint (``POST {url}/api/v1/lineage``). User info
+            in it becomes basic authentication; ``http://token:lake_<id>_<secret>@host`` sends
+            that lake token as ``Authorization: Bearer`` (another lake's ``lake catalog serve``).
     """
 
     def __init__(self, file: str | None = None, url: str | None = None) -> None:
@@ -98,7 +100,10 @@ class Emitter:
 
 
 class _BasicAuth:
-    """HTTP basic credentials as an OpenLineage token provider (the client logs its config, never this)."""
+    """An Authorization header (basic credentials, or a lake token) as an OpenLineage token provider.
+
+    The client logs its configuration, never this.
+    """
 
     def __init__(self, header: str) -> None:
         self._header = header
@@ -119,7 +124,10 @@ def _split_credentials(url: str) -> tuple[str, Any]:
         return url, TokenProvider({})
     host = parts.hostname or ""
     netloc = host + (f":{parts.port}" if parts.port else "")
-    token = base64.b64encode(f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()).decode()
+    password = unquote(parts.password or "")
+    if LAKE_TOKEN.fullmatch(password):  # http://token:lake_...@host: another lake's catalog, as a bearer token
+        return urlunsplit(parts._replace(netloc=netloc)), _BasicAuth(f"Bearer {password}")
+    token = base64.b64encode(f"{unquote(parts.username or '')}:{password}".encode()).decode()
     return urlunsplit(parts._replace(netloc=netloc)), _BasicAuth(f"Basic {token}")
 
 

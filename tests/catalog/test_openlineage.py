@@ -201,6 +201,23 @@ def test_http_transport_delivers_to_an_openlineage_endpoint(catalog_url: str,
     cat.close()
 
 
+def test_http_transport_sends_a_lake_token_to_a_guarded_catalog(tmp_path: Path,
+                                                                 http_catalog: tuple[str, Catalog]) -> None:
+    url, receiver = http_catalog
+    _, token = receiver.create_token("svc:other-lake")
+    refused = Catalog(f"sqlite:///{tmp_path}/a.db", emitter=Emitter(url=url))
+    with refused.run("not.delivered") as r:  # 401: logged, the job still completes
+        r.output("bronze.x", 0)
+    sender = Catalog(f"sqlite:///{tmp_path}/b.db",
+                     emitter=Emitter(url=url.replace("http://", f"http://token:{token}@")))
+    with sender.run("delivered") as r:
+        r.output("bronze.y", 0)
+    assert receiver.runs(job="delivered")[0]["status"] == "completed"
+    assert receiver.runs(job="not.delivered") == [] and refused.runs()[0]["status"] == "completed"
+    refused.close()
+    sender.close()
+
+
 def test_unreachable_http_endpoint_never_fails_the_job(catalog_url: str) -> None:
     cat = Catalog(catalog_url, emitter=Emitter(url=f"http://127.0.0.1:{free_port()}"))
     with cat.run("still.works") as r:
