@@ -103,17 +103,33 @@ def redact_text(text: str) -> str:
     """Mask every credential inside ``text`` (see the module's docstring for what is recognized)."""
     if not any(h in text for h in _HINTS):
         return text
-    if "://" in text:
-        text = _URL_USERINFO.sub(_mask_url, text)
+    # Each pattern runs only where the text could hold it (plain substring checks are cheap; every
+    # parameter the catalog stores comes through here, serialized JSON included).
     if "@" in text:
-        text = _BARE_USERINFO.sub(_mask_bare, text)
-    if "=" in text:
-        text = _ASSIGN.sub(_mask_assign, text)
-    if '"' in text:
-        text = _JSON_PAIR.sub(_mask_json, text)
+        if "://" in text:
+            text = _URL_USERINFO.sub(_mask_url, text)
+        if ":" in text:
+            text = _BARE_USERINFO.sub(_mask_bare, text)
+    if ("=" in text or '"' in text) and _may_name_a_secret(text):
+        if "=" in text:
+            text = _ASSIGN.sub(_mask_assign, text)
+        if '"' in text:
+            text = _JSON_PAIR.sub(_mask_json, text)
     if "earer" in text or "uthorization" in text:
         text = _HTTP_AUTH.sub(lambda m: f"{m['head']}{MASK}", text)
-    return LAKE_TOKEN.sub(lambda m: f"lake_{m['id']}_{MASK}", text)
+    if "lake_" in text:
+        text = LAKE_TOKEN.sub(lambda m: f"lake_{m['id']}_{MASK}", text)
+    return text
+
+
+# Substrings every key that names a secret contains (lower-cased): a text without any has no such key.
+_KEY_HINTS = ("pass", "pw", "secret", "token", "cred", "key", "auth", "bearer", "cookie", "sig", "jwt", "otp",
+              "pin", "sas", "session")
+
+
+def _may_name_a_secret(text: str) -> bool:
+    low = text.lower()
+    return any(h in low for h in _KEY_HINTS)
 
 
 def redact_url(url: str) -> str:
