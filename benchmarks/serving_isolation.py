@@ -10,10 +10,12 @@ default; ``--online-store redis``).
 - unprotected: ``LAKE_FEAST_OFFLOAD_KEYS`` = the maximum, so every request is served on the
   event loop, as before issue 16.
 
-Against each: one client sends single-key requests in a loop (keep-alive, raw HTTP/1.1, its
-own process) while another sends 100,000-key requests back to back (its own process); first
-the single-key client alone (idle), then with the large requests running. Reported: p50/p99
-of the single-key requests in both phases, and how long the large requests took.
+Against each: one client sends single-key requests at a fixed rate (200/s over 16 keep-alive
+connections, raw HTTP/1.1, its own process; latency from each request's scheduled time, so a
+stall counts for every request it delays) while another sends 100,000-key requests back to
+back (its own process); first the single-key client alone (idle), then with the large
+requests running. Reported: p50/p99 of the single-key requests in both phases, and how long
+the large requests took.
 
 Headline ``value``: the protected server's single-key p99 under the 100k-key load, in ms;
 ``baseline``: the unprotected server's; ``ratio`` = value / baseline (lower is better).
@@ -38,6 +40,10 @@ from typing import Any
 from benchmarks.common import emit, scratch_dir
 
 FEATURES = [f"user_features:f{i}" for i in range(10)]
+RATE = 200.0
+"""Single-key requests per second, sent on schedule whatever the answers' latency."""
+CONNECTIONS = 16
+"""Keep-alive connections the single-key requests are spread over."""
 REPO = '''
 from datetime import timedelta
 from feast import Entity, FeatureView, Field, FileSource, ValueType
@@ -69,34 +75,49 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     return head[9:12]
 
 
-def small_load(port: int, entities: int, duration: float, warmup: float) -> dict[str, Any]:
-    """Single-key requests in a loop on one keep-alive connection; latency stats after ``warmup``."""
+def small_load(port: int, entities: int, duration: float, warmup: float, rate: float = RATE,
+               connections: int = CONNECTIONS) -> dict[str, Any]:
+    """Single-key requests at a fixed ``rate`` (open loop, as wrk2 does); latency stats after ``warmup``.
+
+    Each request has a scheduled send time; its latency runs from that time, not from when a
+    free connection sent it. A closed loop (send, wait, send) would send one request during a
+    4-second stall and count one slow request out of thousands: the stall would vanish from p99.
+    """
     rng = random.Random(7)
     requests = [_request(port, {"features": FEATURES, "entities": {"user_id": [rng.randrange(entities)]}})
                 for _ in range(500)]
     latencies: list[int] = []
     errors = 0
+    start = stop = 0.0
+    slots = iter(range(10**9))
 
-    async def run() -> None:
+    async def worker() -> None:
         nonlocal errors
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        start = time.perf_counter() + warmup
-        stop = start + duration
-        i = 0
-        # Every request sent in [start, stop) counts, the one still waiting at stop included.
-        while (now := time.perf_counter()) < stop:
-            t0 = time.perf_counter_ns()
+        while True:
+            i = next(slots)
+            due = start + i / rate
+            if due >= stop:
+                break
+            wait = due - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
             status = await _exchange(reader, writer, requests[i % len(requests)])
-            i += 1
-            if now >= start:
-                latencies.append(time.perf_counter_ns() - t0)
+            if due >= start + warmup:
+                latencies.append(int((time.perf_counter() - due) * 1e9))
                 errors += status != b"200"
         writer.close()
+
+    async def run() -> None:
+        nonlocal start, stop
+        start = time.perf_counter() + 0.2
+        stop = start + warmup + duration
+        await asyncio.gather(*[worker() for _ in range(connections)])
 
     asyncio.run(run())
     latencies.sort()
     n = len(latencies)
-    return {"requests": n, "errors": errors, "p50_ms": round(latencies[n // 2] / 1e6, 3),
+    return {"requests": n, "errors": errors, "rate": rate, "p50_ms": round(latencies[n // 2] / 1e6, 3),
             "p99_ms": round(latencies[min(n - 1, int(n * 0.99))] / 1e6, 3),
             "max_ms": round(latencies[-1] / 1e6, 3)}
 
@@ -189,11 +210,17 @@ def _serve(config: Path, port: int, env: dict[str, str]) -> subprocess.Popen[byt
 
 def measure(config: Path, env: dict[str, str], entities: int, keys: int, duration: float,
             warmup: float) -> dict[str, Any]:
+    import httpx
+
     from tests.services import free_port
 
     port = free_port()
     server = _serve(config, port, env)
     try:
+        # One large request first: the worker process is up and warm before anything is timed.
+        warm = httpx.post(f"http://127.0.0.1:{port}/get-online-features", timeout=600, json={
+            "features": FEATURES, "entities": {"user_id": list(range(min(keys, 5_000)))}})
+        assert warm.status_code == 200, warm.text[:300]
         idle = _result(_client("small", port, entities, min(duration, 5.0), ["--warmup", str(warmup)]))
         heavy = _client("heavy", port, entities, duration + 1.5, ["--keys", str(keys)])
         time.sleep(1.0)  # the first large request is in flight

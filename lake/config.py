@@ -105,11 +105,11 @@ class FeastSettings(_Section):
     max_keys_per_request: int = Field(default=100_000, ge=1)
     """The most entity rows one feature-server request may ask for (413 beyond)."""
     offload_keys: int = Field(default=1_000, ge=1)
-    """Requests with more entity rows than this are read off the event loop, in :attr:`serving_threads`
-    threads, so single-key requests keep their latency while large ones run."""
-    serving_threads: int = Field(default=1, ge=1)
-    """Threads that serve the large requests (more keep more large requests in flight, at the cost of
-    small requests' latency: they share the interpreter)."""
+    """Feature-server requests with more entity rows than this are served by worker processes
+    (:attr:`offload_workers`), so single-key requests keep their latency while large ones run."""
+    offload_workers: int = Field(default=1, ge=1)
+    """Worker processes for the large requests (each holds a registry snapshot and its Feast imports,
+    a few hundred MB); large requests beyond them wait their turn."""
 
 
 class ServerSettings(_Section):

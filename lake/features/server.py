@@ -4,9 +4,10 @@ A raw ASGI application (no framework on the request path) run by uvicorn with
 httptools and uvloop, behind :class:`catalog.guard.Guard` (bearer tokens once any exists,
 the body size limit). Small reads go straight to the online store through
 :class:`lake.features.online.OnlineReader` on the event loop (a Redis round trip or a
-SQLite index lookup); requests with more than ``[feast] offload_keys`` entity rows, and
-requests with on-demand feature views (pandas code), are read and encoded in a small
-thread pool, so single-key requests keep their latency while large ones run. A request
+SQLite index lookup); requests with more than ``[feast] offload_keys`` entity rows are read
+and encoded in ``[feast] offload_workers`` worker processes (each with its own registry
+snapshot), so single-key requests keep their latency while large ones run; requests with
+on-demand feature views (pandas code) go to a thread. A request
 may ask for at most ``[feast] max_keys_per_request`` rows. The registry is cached and
 refreshed on a timer.
 With the serving log on, each answer is queued for ``logs.serving_<project>``
@@ -35,7 +36,8 @@ import socket
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
@@ -178,7 +180,7 @@ class FeatureServer:
             lake: the lake whose Feast deployment is served.
             log_requests: queue every answer for the serving log table.
             refresh_seconds: how often the registry snapshot is reloaded.
-            offload: read requests over ``[feast] offload_keys`` rows in the thread pool (False: every
+            offload: serve requests over ``[feast] offload_keys`` rows in worker processes (False: every
                 request on the event loop, as before; the isolation benchmark compares the two).
             authenticator: who may call; default the lake catalog's tokens, as ``[server]`` says.
         """
@@ -191,15 +193,32 @@ class FeatureServer:
         self.max_keys = feast.max_keys_per_request
         self.max_body = lake.settings.server.max_body_bytes
         self.offload_keys = feast.offload_keys if offload else None
-        self._pool = ThreadPoolExecutor(feast.serving_threads, thread_name_prefix="lake-serving")
+        self.offloaded = 0
+        """Requests served by the worker processes so far (``/health`` shows it)."""
+        self._settings = lake.settings
+        self._workers = feast.offload_workers
+        self._pool: ProcessPoolExecutor | None = None
         self._closed = False
+
+    def start_workers(self) -> None:
+        """Start the processes that serve large requests (else they start with the first one).
+
+        Each holds its own registry snapshot and online store connection; starting one costs
+        a few seconds (Feast's imports), so a server starts them before it takes requests.
+        """
+        if self._pool is None and not self._closed:
+            self._pool = ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_start_worker, initargs=(self._settings,))
+            for _ in range(self._workers):
+                self._pool.submit(_ready)
 
     def close(self) -> None:
         """Stop the registry timer and flush the serving log (idempotent)."""
         if self._closed:
             return
         self._closed = True
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         self.reader.close()
         if self.serving_log is not None:
             stats = self.serving_log.close()
@@ -230,18 +249,19 @@ class FeatureServer:
         if path == "/get-online-features":
             if method != "POST":
                 return await _answer(send, 405, {"detail": "use POST /get-online-features"}, request_id)
-            body = b""
+            chunks, size = [], 0
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     return None
-                body += message.get("body", b"")
-                if len(body) > self.max_body:
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                if size > self.max_body:
                     return await _answer(send, 413, {"detail": f"the request body exceeds {self.max_body} bytes"},
                                          request_id)
                 if not message.get("more_body"):
                     break
-            status, answer = await self._features(body, request_id)
+            status, answer = await self._features(b"".join(chunks), request_id)
             return await _answer(send, status, answer, request_id)
         if path == "/health":
             if method != "GET":
@@ -266,10 +286,20 @@ class FeatureServer:
                     return 200, dumps(out)
                 return 200, encode(result)
 
-            if plan.on_demand or (self.offload_keys is not None and rows > self.offload_keys):
-                # pandas transformations, or a large read and its encoding: off the event loop, so the
-                # small requests behind it are not kept waiting.
-                return await asyncio.get_running_loop().run_in_executor(self._pool, answer)
+            loop = asyncio.get_running_loop()
+            if self.offload_keys is not None and rows > self.offload_keys:
+                # A large read and its encoding hold the interpreter for seconds: in another process, so
+                # the small requests behind it keep their latency (a thread would share the GIL with them).
+                self.start_workers()
+                assert self._pool is not None
+                self.offloaded += 1
+                status, data, result = await loop.run_in_executor(self._pool, _serve_large, _LargeRequest(
+                    entities, features, service, full_names, with_views, self.serving_log is not None))
+                if result is not None and self.serving_log is not None:
+                    self.serving_log.record(request_id, dt.datetime.now(_UTC), result)
+                return status, data
+            if plan.on_demand:  # pandas transformations: off the event loop
+                return await loop.run_in_executor(None, answer)
             return answer()
         except _BadRequest as exc:
             return exc.status, {"detail": exc.detail}
@@ -294,7 +324,54 @@ class FeatureServer:
             answer["registry_refresh_error"] = self.reader.last_refresh_error
         if self.serving_log is not None:
             answer["serving_log"] = {"table": self.serving_log.table_name, **vars(self.serving_log.stats)}
+        answer["offloaded_requests"] = self.offloaded
         return 200, answer
+
+
+@dataclass(frozen=True)
+class _LargeRequest:
+    entities: dict[str, Any]
+    features: list[str] | None
+    service: str | None
+    full_names: bool
+    with_views: bool
+    keep_result: bool
+    """Send the result back too (for the serving log), not only its JSON."""
+
+
+_WORKER: list[OnlineReader] = []
+"""In a worker process only: its reader (a process pool's initializer can only leave state behind)."""
+
+
+def _start_worker(settings: Settings) -> None:
+    _WORKER.append(OnlineReader(Lake(settings), background=True))
+
+
+def _ready() -> None:
+    """A task that only makes a worker process start (its initializer runs first)."""
+
+
+def _serve_large(req: _LargeRequest) -> tuple[int, bytes, OnlineResult | None]:
+    """In a worker process: the whole answer (status, JSON), and the result when the log needs it."""
+    reader = _WORKER[0]
+    try:
+        result = reader.get(req.entities, req.features, feature_service=req.service,
+                            full_feature_names=req.full_names)
+        if req.with_views:
+            out = result.to_response()
+            plan = reader.plan(req.features, req.service, req.full_names)
+            out["metadata"]["feature_view_metadata"] = [{"name": v.alias} for v in plan.views]
+            data = dumps(out)
+        else:
+            data = encode(result)
+        return 200, data, result if req.keep_result else None
+    except ServingError as exc:
+        return exc.status, dumps({"detail": str(exc)}), None
+    except LakeError as exc:
+        return 400, dumps({"detail": str(exc)}), None
+    except Exception as exc:
+        log.exception("get-online-features failed in a worker process")
+        return 500, dumps({"detail": f"internal error: {type(exc).__name__}: {exc}"}), None
 
 
 async def _answer(send: Send, status: int, body: Any, request_id: str) -> None:
@@ -379,6 +456,7 @@ def _run(app: FeatureServer, host: str, port: int, sock: socket.socket) -> None:
     config = uvicorn.Config(app, host=host, port=port, loop="auto", http="auto", lifespan="on", access_log=False,
                             log_level="info", timeout_graceful_shutdown=10)
     # Feast's imports leave a large heap; without freezing it, every full collection walks it (ms of p99).
+    app.start_workers()
     gc.collect()
     gc.freeze()
     # A large request decoding in the pool holds the GIL; the event loop waits up to the switch interval

@@ -273,10 +273,10 @@ def test_database_down_is_503_and_back(pg_url: str) -> None:
 # ------------------------------------------------- as a user starts it
 
 
-def test_lake_catalog_serve_as_a_user_starts_it(tmp_path: Path) -> None:
+def test_lake_catalog_serve_as_a_user_starts_it(tmp_path: Path, catalog_url: str) -> None:
     root = str(tmp_path / "lakehouse")
     port = free_port()
-    env = lake_env()
+    env = lake_env(LAKE_CATALOG_URL=catalog_url)
     # No token: loopback is served; a public address is refused with the reason and what to do.
     refused = subprocess.run(lake_command("--root", root, "catalog", "serve", "--host", "0.0.0.0", "--port",
                                           str(port)), env=env, capture_output=True, text=True, timeout=120)
@@ -309,6 +309,6 @@ def test_lake_catalog_serve_as_a_user_starts_it(tmp_path: Path) -> None:
         assert httpx.get(base + "/api/v1/search", headers=auth).status_code == 401
         # Bound beyond loopback, it stays closed with no active token left.
         assert httpx.get(base + "/api/v1/search").status_code == 401
-    cat = Catalog(f"sqlite:///{root}/catalog.db")
+    cat = Catalog(catalog_url)
     assert cat.run_info(RUN)["status"] == "completed"
     cat.close()

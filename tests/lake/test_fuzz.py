@@ -129,7 +129,7 @@ SECTIONS: dict[str | None, list[str]] = {
     "catalog": ["url", "lineage_file", "openlineage_url", "namespace", "heartbeat_seconds", "stale_after_seconds"],
     "spark": ["master", "shuffle_partitions", "driver_memory", "conf"],
     "feast": ["project", "registry", "online_store", "redis_url", "serving_log", "max_keys_per_request",
-              "offload_keys", "serving_threads"],
+              "offload_keys", "offload_workers"],
     "server": ["auth", "token_cache_seconds", "max_body_bytes", "max_json_depth"],
     "bogus": ["x"],
 }

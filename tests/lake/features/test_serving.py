@@ -535,28 +535,38 @@ def test_many_keys_read_in_chunks(served: FeatureLake, app: FeatureServer) -> No
     assert all(v is None for v in got["trips"][40_000:])
 
 
-def test_large_requests_are_served_off_the_event_loop(served: FeatureLake, monkeypatch: pytest.MonkeyPatch) -> None:
-    import threading
-
+def test_large_requests_are_served_by_a_worker_process(served: FeatureLake) -> None:
     lake = Lake(served.lake.settings.model_copy(update={
         "feast": served.lake.settings.feast.model_copy(update={"offload_keys": 10})}))
     app = create_app(lake)
-    threads: list[str] = []
-    get = app.reader.get
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        threads.append(threading.current_thread().name)
-        return get(*args, **kwargs)
-
-    monkeypatch.setattr(app.reader, "get", spy)
     try:
-        for n in (1, 10, 11, 500):
-            response = _call(app, "POST", "/get-online-features", {"features": FEATURES,
-                                                                   "entities": {"driver_id": list(range(n))}})
-            assert response.status_code == 200 and len(_by_name(response.json())["trips"]["values"]) == n
+        for n, offloaded in ((1, 0), (10, 0), (11, 1), (500, 2)):
+            body = {"features": FEATURES, "entities": {"driver_id": [i % 30 for i in range(n)]}}
+            response = _call(app, "POST", "/get-online-features", body)
+            assert response.status_code == 200 and app.offloaded == offloaded
+            got = {name: col["values"] for name, col in _by_name(response.json()).items()}
+            assert _same(got) == _same(get_online_features(served.lake, body["entities"], FEATURES))
+        # Errors found in the worker are the same 4xx.
+        bad = _call(app, "POST", "/get-online-features", {"features": FEATURES, "entities": {
+            "driver_id": [*range(20), "x"]}})
+        assert bad.status_code == 422 and "'driver_id'[20]" in bad.json()["detail"]
+        with_views = _call(app, "POST", "/get-online-features", {
+            "features": FEATURES, "entities": {"driver_id": list(range(20))},
+            "include_feature_view_version_metadata": True})
+        assert with_views.json()["metadata"]["feature_view_metadata"] == [{"name": "driver_stats"},
+                                                                            {"name": "driver_rating"}]
+        assert _call(app, "GET", "/health").json()["offloaded_requests"] == 4
     finally:
         app.close()
-    assert [t.startswith("lake-serving") for t in threads] == [False, False, True, True]
+    # The serving log holds what a worker served.
+    logging_app = create_app(lake, log_requests=True)
+    response = _call(logging_app, "POST", "/get-online-features", {"features": FEATURES,
+                                                                  "entities": {"driver_id": list(range(25))}})
+    assert response.status_code == 200 and logging_app.offloaded == 1
+    logging_app.close()
+    logged = _log(served)
+    logged = logged[logged["request_id"] == response.headers["x-request-id"]]
+    assert sorted(logged["driver_id"]) == list(range(25))
 
 
 def test_tokens_guard_the_feature_server(served: FeatureLake) -> None:
