@@ -33,7 +33,6 @@ import multiprocessing
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -64,8 +63,6 @@ log = logging.getLogger(__name__)
 
 
 _HEADERS = [(b"content-type", b"application/json")]
-SWITCH_INTERVAL = 0.0005
-"""The server process's GIL switch interval (seconds), so small requests get the GIL back quickly."""
 _UTC = dt.UTC
 
 
@@ -459,10 +456,6 @@ def _run(app: FeatureServer, host: str, port: int, sock: socket.socket) -> None:
     app.start_workers()
     gc.collect()
     gc.freeze()
-    # A large request decoding in the pool holds the GIL; the event loop waits up to the switch interval
-    # for it at every step of a small request. 0.5 ms instead of 5 ms: measured, single-key p99 under
-    # 100k-key load went from ~10 ms to the idle p99 (benchmarks/serving_isolation.py).
-    sys.setswitchinterval(SWITCH_INTERVAL)
     uvicorn.Server(config).run(sockets=[sock])
 
 
