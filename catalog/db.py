@@ -14,11 +14,18 @@ from typing import Any, Protocol
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+    StatementError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
-from catalog.errors import CatalogConnectionError
-from catalog.redact import redact_url
+from catalog.errors import CatalogConnectionError, CatalogInputError
+from catalog.redact import redact_text, redact_url
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -64,8 +71,46 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        if "\x00" in value:
+            shown = redact_text(value.replace("\x00", "\\x00"))[:200]
+            raise CatalogInputError("the catalog cannot store a NUL character (\\x00): PostgreSQL refuses it "
+                                    f"in text; remove it from {shown!r}")
+        return redact_text(value)
+    return value
+
+
+def scrub_parameters(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                     executemany: bool) -> tuple[str, Any]:
+    """Every string sent to the catalog database, redacted; a NUL refused on every backend alike.
+
+    Registered on each catalog engine (``before_cursor_execute``): whatever a caller forgot to
+    redact never reaches a table (JSON columns arrive here serialized, so their text is covered).
+    """
+    def one(params: Any) -> Any:
+        if isinstance(params, dict):
+            return {k: _clean(v) for k, v in params.items()}
+        if isinstance(params, list | tuple):
+            return type(params)(_clean(v) for v in params)
+        return params
+
+    if executemany and isinstance(parameters, list | tuple):
+        return statement, type(parameters)(one(p) for p in parameters)
+    return statement, one(parameters)
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for the catalog URL, with SQLite tuned for concurrent jobs."""
+    """An engine for the catalog URL, with SQLite tuned for concurrent jobs.
+
+    Every parameter it sends is redacted first (:func:`scrub_parameters`).
+    """
+    engine = _make_engine(url)
+    event.listen(engine, "before_cursor_execute", scrub_parameters, retval=True)
+    return engine
+
+
+def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
@@ -152,6 +197,16 @@ def connection_error(url: str, exc: BaseException) -> CatalogConnectionError:
         "check that the server is up and LAKE_CATALOG_URL (or [catalog] url in lake.toml) points at it")
 
 
+def input_error(exc: BaseException) -> CatalogInputError | None:
+    """A database's refusal of a value (too long, out of range, bad encoding) as a user's error, else None.
+
+    The catalog checks lengths and ranges itself; this is the net for what slips through.
+    """
+    if isinstance(exc, DataError) or (isinstance(exc, StatementError) and isinstance(exc.orig, OverflowError)):
+        return CatalogInputError(f"the catalog database refused a value: {_first_line(exc)}")
+    return None
+
+
 def ping(engine: Engine) -> None:
     """One ``SELECT 1``; :class:`CatalogConnectionError` when the database cannot answer."""
     url = engine.url.render_as_string(hide_password=False)
@@ -189,6 +244,9 @@ def transaction(factory: sessionmaker[Session], url: str | None = None) -> Itera
             session.rollback()
         if url is not None and lost_connection(exc):
             raise connection_error(url, exc) from exc
+        refused = input_error(exc)
+        if refused is not None:
+            raise refused from exc
         raise
     finally:
         with contextlib.suppress(SQLAlchemyError):

@@ -9,19 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from catalog.redact import redact, redact_text
+
 
 class LakeError(Exception):
     """Root of every error the project raises on purpose.
 
-    Each carries a message that says what is wrong and what to do next, plus
-    optional context fields (``table``, ``version``, ``job``, ``source_file``,
+    Each carries a message that says what is wrong and what to do next (credentials in it
+    are masked by :func:`catalog.redact.redact_text`), plus optional context fields (``table``, ``version``, ``job``, ``source_file``,
     ``line``, ``column``) that callers and the CLI can show.
     """
 
     def __init__(self, message: str, **context: Any) -> None:
+        # Messages and context often quote what a user gave (a URL, a name): never a secret in them.
+        message = redact_text(message)
         super().__init__(message)
         self.message = message
-        self.context = {k: v for k, v in context.items() if v is not None}
+        self.context = {k: redact(v) for k, v in context.items() if v is not None}
 
     def __str__(self) -> str:
         return self.message
@@ -45,3 +49,42 @@ class CatalogConnectionError(CatalogError, ConnectionError):
 
 class TrainingDatasetNotFoundError(CatalogError, LookupError):
     """No training dataset with that id or name."""
+
+
+class CatalogInputError(CatalogError, ValueError):
+    """A value the catalog cannot store as given (e.g. a NUL character, which PostgreSQL refuses)."""
+
+
+class LineageEventError(CatalogError, ValueError):
+    """An OpenLineage event is malformed; ``source_file``/``line`` or ``path`` say where."""
+
+
+class SearchQueryError(CatalogError, ValueError):
+    """A search query the catalog cannot run as given."""
+
+
+class TokenError(CatalogError):
+    """Creating, listing or revoking an API token failed."""
+
+
+class TokenNotFoundError(TokenError, LookupError):
+    """No API token with that id."""
+
+
+class RequestError(CatalogError, ValueError):
+    """An HTTP request a server refuses: ``status`` is the 4xx to answer, the message its reason."""
+
+    def __init__(self, status: int, message: str, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.status = status
+
+
+class AuthenticationError(RequestError, PermissionError):
+    """An HTTP request without a valid bearer token where one is required (401)."""
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(401, message, **context)
+
+
+class UnsafeBindError(CatalogError, PermissionError):
+    """A server asked to listen beyond loopback while anyone could use it (no token exists)."""

@@ -25,10 +25,29 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, mapped_column
+
+from catalog.errors import CatalogInputError
 
 UNKNOWN_VERSION = -1
 """Stored when a lineage input's version is unknown (e.g. a source file, an external table)."""
+MAX_INT = 2**31 - 1
+"""The largest version or count an ``Integer`` column holds on every backend (PostgreSQL's int4)."""
+MAX_BIGINT = 2**63 - 1
+"""The largest ``BigInteger`` (row counts, sizes)."""
+
+
+def check_length(column: InstrumentedAttribute[Any], value: str, what: str) -> str:
+    """``value`` if it fits ``column`` (PostgreSQL enforces ``String(n)``; SQLite would not, so both check here).
+
+    Raises:
+        CatalogInputError: naming ``what`` and the limit.
+    """
+    limit = getattr(column.type, "length", None)
+    if limit is not None and len(value) > limit:
+        raise CatalogInputError(f"{what} is {len(value)} characters long; the catalog keeps at most {limit}: "
+                                f"{value[:60]!r}...", field=what)
+    return value
 
 
 def utcnow() -> dt.datetime:
@@ -324,3 +343,27 @@ class Report(Base):
     """Where the HTML rendering was written, if anywhere."""
     run_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token for the HTTP servers; only the SHA-256 of its secret is kept.
+
+    A token belongs to a principal (a user or a service account, by name); what a principal may
+    do is decided elsewhere. The token text is ``lake_<id>_<secret>``: the id finds the row, the
+    hash of the whole text must match.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    principal: Mapped[str] = mapped_column(String(255), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    """Hex SHA-256 of the whole token text (the secret has 256 random bits: no salt or slow hash needed)."""
+    description: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(255))
+    """Who created it (``user@host`` of the CLI, or a principal)."""
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    """Refreshed at most once a minute while the token is used."""
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)

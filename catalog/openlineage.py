@@ -18,21 +18,23 @@ import base64
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from catalog import models as m
 from catalog import records
-from catalog.db import SessionSource
-from catalog.entities import ColumnSpec, VersionRecord
-from catalog.errors import CatalogError
-from catalog.redact import redact, redact_text
+from catalog.db import SessionSource, input_error
+from catalog.entities import VersionRecord
+from catalog.errors import CatalogError, CatalogInputError, LineageEventError
+from catalog.events import DatasetEvent, RunEvent, parse_event
+from catalog.redact import LAKE_TOKEN, redact, redact_text
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +43,6 @@ try:
 except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
     _VERSION = "0.0.0"
 PRODUCER = f"https://github.com/lake-backbone/lake-backbone/tree/v{_VERSION}"
-EVENT_TYPES = {"START": "running", "RUNNING": "running", "COMPLETE": "completed", "FAIL": "failed",
-               "ABORT": "aborted", "OTHER": None}
 
 
 class Emitter:
@@ -50,7 +50,9 @@ class Emitter:
 
     Args:
         file: path of a JSON-lines file that receives every event.
-        url: base URL of an OpenLineage HTTP endpoint (``POST {url}/api/v1/lineage``).
+        url: base URL of an OpenLineage HTTP endpoint (``POST {url}/api/v1/lineage``). User info
+            in it becomes basic authentication; ``http://token:lake_<id>_<secret>@host`` sends
+            that lake token as ``Authorization: Bearer`` (another lake's ``lake catalog serve``).
     """
 
     def __init__(self, file: str | None = None, url: str | None = None) -> None:
@@ -98,7 +100,10 @@ class Emitter:
 
 
 class _BasicAuth:
-    """HTTP basic credentials as an OpenLineage token provider (the client logs its config, never this)."""
+    """An Authorization header (basic credentials, or a lake token) as an OpenLineage token provider.
+
+    The client logs its configuration, never this.
+    """
 
     def __init__(self, header: str) -> None:
         self._header = header
@@ -119,7 +124,10 @@ def _split_credentials(url: str) -> tuple[str, Any]:
         return url, TokenProvider({})
     host = parts.hostname or ""
     netloc = host + (f":{parts.port}" if parts.port else "")
-    token = base64.b64encode(f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()).decode()
+    password = unquote(parts.password or "")
+    if LAKE_TOKEN.fullmatch(password):  # http://token:lake_...@host: another lake's catalog, as a bearer token
+        return urlunsplit(parts._replace(netloc=netloc)), _BasicAuth(f"Bearer {password}")
+    token = base64.b64encode(f"{unquote(parts.username or '')}:{password}".encode()).decode()
     return urlunsplit(parts._replace(netloc=netloc)), _BasicAuth(f"Basic {token}")
 
 
@@ -288,96 +296,136 @@ def _drift_facet(report: m.Report) -> Any:
 # -------------------------------------------------------------------- ingest
 
 
-def _require(event: dict[str, Any], path: str) -> Any:
-    value: Any = event
-    for key in path.split("."):
-        if not isinstance(value, dict) or key not in value or value[key] in (None, ""):
-            raise CatalogError(f"OpenLineage event has no {path}: not a RunEvent?")
-        value = value[key]
-    return value
-
-
-def ingest(catalog: SessionSource, event: dict[str, Any]) -> str:
+def ingest(catalog: SessionSource, event: Any) -> str:
     """Add one OpenLineage RunEvent from another producer to the catalog; returns the run id.
 
     The whole event is recorded in one transaction: all of it or, on an error, none of it.
+
+    Raises:
+        LineageEventError: the event is malformed (the message names the field); nothing was stored.
     """
-    if not isinstance(event, dict):
-        raise CatalogError("an OpenLineage event must be a JSON object")
-    run_id = str(_require(event, "run.runId"))
-    job_ns, job_name = str(_require(event, "job.namespace")), str(_require(event, "job.name"))
-    event_time = _parse_time(str(_require(event, "eventTime")))
-    event_type = str(event.get("eventType") or "OTHER").upper()
-    if event_type not in EVENT_TYPES:
-        raise CatalogError(f"unknown OpenLineage eventType {event_type!r}")
-    status = EVENT_TYPES[event_type]
-    run_facets = (event.get("run") or {}).get("facets") or {}
-    parent = ((run_facets.get("parent") or {}).get("run") or {}).get("runId")
+    return ingest_batch(catalog, [event])[0]
+
+
+def ingest_batch(catalog: SessionSource, events: Sequence[Any]) -> list[str]:
+    """Add several events in one transaction: every one of them, or none (returns their run ids).
+
+    Each event is checked (:func:`catalog.events.parse_event`) before anything is written.
+
+    Raises:
+        LineageEventError: naming the first bad event (``event N: field: problem``); nothing was stored.
+    """
+    checked = []
+    for i, event in enumerate(events):
+        try:
+            checked.append(parse_event(event))
+        except LineageEventError as exc:
+            where = f"event {i}: " if len(events) > 1 else ""
+            raise LineageEventError(f"{where}{exc.message}; nothing was stored", index=i,
+                                    path=exc.context.get("path")) from None
     with catalog.writing() as s:
-        job = records.ensure_job(s, job_ns, job_name)
-        records.insert_run(s, run_id, job, status=status or "running", started_at=event_time,
-                           parent_run_id=parent)
-        run = records.find_run(s, run_id)
-        if event_type == "START":
-            run.started_at = event_time
-        if status in ("completed", "failed", "aborted"):
-            run.status, run.ended_at = status, event_time
-        if "errorMessage" in run_facets:
-            run.error = redact_text(str(run_facets["errorMessage"].get("message", "")))
-        s.add(m.LineageEvent(run_id=run_id, event_type=event_type, event_time=event_time,
-                             producer=str(event.get("producer") or ""), payload=redact(event)))
-        for key, output in (("inputs", False), ("outputs", True)):
-            for ds in event.get(key) or []:
-                _ingest_dataset(s, catalog.namespace, run_id, ds, output)
-    return run_id
+        for ev in checked:
+            record_event(s, catalog.namespace, ev)
+    return [ev.run_id for ev in checked]
 
 
-def _ingest_dataset(s: Session, home: str, run_id: str, ds: dict[str, Any], output: bool) -> None:
-    ns, name = str(_require(ds, "namespace")), str(_require(ds, "name"))
-    facets = ds.get("facets") or {}
-    out_facets = ds.get("outputFacets") or {}
-    fields = (facets.get("schema") or {}).get("fields") or []
-    columns = [ColumnSpec(f["name"], f.get("type"), True, f.get("description")) for f in fields if "name" in f]
-    location = (facets.get("dataSource") or {}).get("uri")
-    raw_version = (facets.get("version") or {}).get("datasetVersion")
-    version = int(raw_version) if isinstance(raw_version, str | int) and str(raw_version).isdigit() else None
-    description = (facets.get("documentation") or {}).get("description")
-    row = records.ensure_dataset(s, ns, name, home=ns == home, location=location, description=description)
-    records.annotate(s, row, columns=columns or None,
-                     owners=[o.get("name") for o in (facets.get("ownership") or {}).get("owners", [])
-                             if o.get("name")])
-    if output and version is not None:
-        stats = out_facets.get("outputStatistics") or {}
-        records.record_version(s, row, VersionRecord(version=version, columns=columns,
-                                                     row_count=stats.get("rowCount"), size_bytes=stats.get("size"),
-                                                     file_count=stats.get("fileCount")), run_id)
+def record_event(s: Session, home: str, ev: RunEvent) -> None:
+    """Record one checked event inside an open session (the caller commits)."""
+    job = records.ensure_job(s, ev.job_namespace, ev.job_name)
+    records.insert_run(s, ev.run_id, job, status=ev.status or "running", started_at=ev.event_time,
+                       parent_run_id=ev.parent_run_id)
+    run = records.find_run(s, ev.run_id)
+    if ev.event_type == "START":
+        run.started_at = ev.event_time
+    if ev.status in ("completed", "failed", "aborted"):
+        run.status, run.ended_at = ev.status, ev.event_time
+    if ev.error is not None:
+        run.error = redact_text(ev.error)[:20_000]
+    s.add(m.LineageEvent(run_id=ev.run_id, event_type=ev.event_type, event_time=ev.event_time,
+                         producer=redact_text(ev.producer), payload=redact(ev.payload)))
+    for ds in ev.inputs:
+        _record_dataset(s, home, ev.run_id, ds, output=False)
+    for ds in ev.outputs:
+        _record_dataset(s, home, ev.run_id, ds, output=True)
+
+
+def _record_dataset(s: Session, home: str, run_id: str, ds: DatasetEvent, output: bool) -> None:
+    row = records.ensure_dataset(s, ds.namespace, ds.name, home=ds.namespace == home, location=ds.location,
+                                 description=ds.description)
+    records.annotate(s, row, columns=ds.columns or None, owners=ds.owners)
+    if output and ds.version is not None:
+        records.record_version(s, row, VersionRecord(version=ds.version, columns=ds.columns, row_count=ds.row_count,
+                                                     size_bytes=ds.size_bytes, file_count=ds.file_count), run_id)
     else:
-        records.link(s, run_id, row.id, m.UNKNOWN_VERSION if version is None else version,
-                     output=output)
-    lineage = (facets.get("columnLineage") or {}).get("fields") or {}
-    if output and lineage:
+        records.link(s, run_id, row.id, m.UNKNOWN_VERSION if ds.version is None else ds.version, output=output)
+    if output:
         # Column lineage across namespaces: each source column is in its own dataset's namespace.
-        for dst_col, spec in lineage.items():
-            for src in spec.get("inputFields") or []:
-                src_ds = records.ensure_dataset(s, src["namespace"], src["name"], home=src["namespace"] == home)
-                records.column_edge(s, (src_ds, src["field"]), (row, dst_col), transformation=None,
-                                    run_id=run_id, replace=False)
+        for edge in ds.column_lineage:
+            src_ds = records.ensure_dataset(s, edge.namespace, edge.name, home=edge.namespace == home)
+            records.column_edge(s, (src_ds, edge.field), (row, edge.column), transformation=None,
+                                run_id=run_id, replace=False)
+
+
+MAX_REPORTED = 20
+"""How many bad lines :func:`ingest_lines` names before it only counts them."""
 
 
 def ingest_lines(catalog: SessionSource, lines: Iterable[str], source: str = "input") -> int:
-    """Ingest a JSON-lines stream of events; errors name the line."""
+    """Ingest a JSON-lines stream of events: all of them in one transaction, or none.
+
+    Every line is read and checked; when any is bad, nothing is stored and the error names
+    each bad line (``source, line N: problem``, the first :data:`MAX_REPORTED` of them).
+
+    Returns:
+        How many events were stored.
+
+    Raises:
+        LineageEventError: some lines are bad (``line`` in its context is the first); nothing was stored.
+    """
+    problems: list[tuple[int, str]] = []
     count = 0
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CatalogError(f"{source}, line {number}: not JSON ({exc.msg}); nothing after it was read",
-                               source_file=source, line=number) from None
-        try:
-            ingest(catalog, event)
-        except CatalogError as exc:
-            raise CatalogError(f"{source}, line {number}: {exc.message}", source_file=source, line=number) from None
-        count += 1
+    with catalog.writing() as s:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                ev = parse_event(_decode(line))
+            except LineageEventError as exc:
+                problems.append((number, exc.message))
+                continue
+            if problems:
+                continue  # nothing will be stored: only check the rest
+            try:
+                with s.begin_nested():
+                    record_event(s, catalog.namespace, ev)
+                count += 1
+            except (CatalogInputError, SQLAlchemyError) as exc:
+                refused = exc if isinstance(exc, CatalogInputError) else input_error(exc)
+                if refused is None:
+                    raise
+                problems.append((number, refused.message))
+        if problems:
+            s.rollback()
+            shown = [f"{source}, line {n}: {p}" for n, p in problems[:MAX_REPORTED]]
+            more = len(problems) - len(shown)
+            raise LineageEventError(
+                f"{len(problems)} bad event{'s' if len(problems) > 1 else ''} in {source}; nothing was stored "
+                "(fix or remove them and ingest the file again):\n" + "\n".join(shown)
+                + (f"\n... and {more} more" if more else ""),
+                source_file=source, line=problems[0][0])
     return count
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _decode(line: str) -> Any:
+    try:
+        return json.loads(line, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise LineageEventError(f"not JSON ({exc.msg} at column {exc.colno})") from None
+    except ValueError as exc:
+        raise LineageEventError(f"not JSON ({exc})") from None
+    except RecursionError:
+        raise LineageEventError("JSON nested too deeply") from None

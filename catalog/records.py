@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from catalog import models as m
 from catalog.entities import ColumnSpec, VersionRecord, schema_hash
-from catalog.errors import CatalogError, DatasetNotFoundError, RunNotFoundError
+from catalog.errors import CatalogError, CatalogInputError, DatasetNotFoundError, RunNotFoundError
 from catalog.redact import redact, redact_text
 from catalog.search import refresh_doc, suggest
 from catalog.tags import propagate
@@ -68,6 +68,8 @@ def ensure_dataset(
         home: whether ``namespace`` is the lake's own, whose names carry their layer
             (``bronze.events``) when none is given.
     """
+    m.check_length(m.Dataset.namespace, namespace, "dataset namespace")
+    m.check_length(m.Dataset.name, name, "dataset name")
     now = m.utcnow()
     values = {
         "namespace": namespace, "name": name, "kind": kind or "table",
@@ -106,6 +108,10 @@ def annotate(session: Session, ds: m.Dataset, *, columns: list[ColumnSpec] | Non
 
 def set_columns(session: Session, ds: m.Dataset, columns: list[ColumnSpec]) -> None:
     """Make the dataset's columns these, keeping descriptions of the ones that stay."""
+    for spec in columns:
+        m.check_length(m.Column.name, spec.name, "column name")
+        if spec.type is not None:
+            m.check_length(m.Column.type, spec.type, "column type")
     existing = {c.name: c for c in session.scalars(select(m.Column).where(m.Column.dataset_id == ds.id))}
     keep = {c.name for c in columns}
     for name, gone in existing.items():
@@ -133,14 +139,19 @@ def find_column(session: Session, ds: m.Dataset, column: str) -> m.Column:
 
 
 def add_owner(session: Session, ds: m.Dataset, owner: str) -> None:
-    session.execute(insert(session, m.DatasetOwner).values(dataset_id=ds.id, owner=owner.strip())
+    owner = owner.strip()
+    if not owner:
+        raise CatalogInputError("an owner cannot be empty")
+    m.check_length(m.DatasetOwner.owner, owner, "owner")
+    session.execute(insert(session, m.DatasetOwner).values(dataset_id=ds.id, owner=owner)
                     .on_conflict_do_nothing(index_elements=["dataset_id", "owner"]))
 
 
 def ensure_tag(session: Session, tag: str) -> m.Tag:
     tag = tag.strip()
     if not tag:
-        raise CatalogError("a tag cannot be empty")
+        raise CatalogInputError("a tag cannot be empty")
+    m.check_length(m.Tag.name, tag, "tag")
     session.execute(insert(session, m.Tag).values(name=tag, propagate=False)
                     .on_conflict_do_nothing(index_elements=["name"]))
     return session.get(m.Tag, tag)  # type: ignore[return-value]
@@ -148,6 +159,7 @@ def ensure_tag(session: Session, tag: str) -> m.Tag:
 
 def add_tag(session: Session, ds: m.Dataset, tag: str) -> None:
     """Tag a dataset directly (a propagating tag flows downstream at once)."""
+    tag = tag.strip()
     row = ensure_tag(session, tag)
     session.execute(insert(session, m.DatasetTag).values(dataset_id=ds.id, tag=tag, source_id=0)
                     .on_conflict_do_nothing(index_elements=["dataset_id", "tag", "source_id"]))
@@ -179,6 +191,8 @@ def record_version(session: Session, ds: m.Dataset, record: VersionRecord, run_i
 def column_edge(session: Session, src: tuple[m.Dataset, str], dst: tuple[m.Dataset, str], *,
                 transformation: str | None, run_id: str | None, replace: bool) -> None:
     """Column ``src`` feeds column ``dst``; ``replace`` overwrites a known edge's transformation and run."""
+    m.check_length(m.ColumnLineage.src_column, src[1], "column name")
+    m.check_length(m.ColumnLineage.dst_column, dst[1], "column name")
     stmt = insert(session, m.ColumnLineage).values(
         src_dataset_id=src[0].id, src_column=src[1], dst_dataset_id=dst[0].id, dst_column=dst[1],
         transformation=transformation, run_id=run_id)
@@ -192,6 +206,8 @@ def column_edge(session: Session, src: tuple[m.Dataset, str], dst: tuple[m.Datas
 
 
 def ensure_job(session: Session, namespace: str, name: str, description: str | None = None) -> m.Job:
+    m.check_length(m.Job.namespace, namespace, "job namespace")
+    m.check_length(m.Job.name, name, "job name")
     session.execute(insert(session, m.Job).values(namespace=namespace, name=name, description=description,
                                                   created_at=m.utcnow())
                     .on_conflict_do_nothing(index_elements=["namespace", "name"]))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any
 
@@ -38,11 +39,16 @@ from sqlalchemy.orm import Session
 
 from catalog import models as m
 from catalog.entities import SearchHit
+from catalog.redact import redact_text
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 FIELDS = ("name", "description", "tags", "owners", "columns")
 _WEIGHTS = (10.0, 1.0, 4.0, 2.0, 3.0)
 RANK_CAP = 1000
+COMPOUND = 200
+"""Words looked up per statement (SQLite refuses more than 500 SELECTs in one UNION)."""
+MAX_CORRECTED = 8
+"""At most this many words of a query are typo-corrected."""
 
 
 def _close_enough(term: str, ratio: float) -> bool:
@@ -51,7 +57,28 @@ def _close_enough(term: str, ratio: float) -> bool:
 
 
 def words(text_: str) -> list[str]:
-    return [w for w in _WORD.findall(text_.lower()) if w]
+    """The searchable words of a query, lower-cased, each once, in order (``_`` joins parts of a word)."""
+    return list(dict.fromkeys(w for w in _WORD.findall(text_.lower()) if _parts(w)))
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """A query as search reads it: its words, and a note when there is text but nothing to search for."""
+
+    text: str
+    words: list[str]
+
+    @property
+    def note(self) -> str | None:
+        if self.words or not self.text.strip():
+            return None
+        return redact_text(f"nothing to search for in {self.text[:40]!r}: search matches words (letters and "
+                           "digits); punctuation, symbols, _ and % are separators, never wildcards")
+
+
+def parse_query(text_: str) -> SearchQuery:
+    """How :func:`search` reads ``text_``: ``''`` lists by filters; text without words finds nothing."""
+    return SearchQuery(text_, words(text_))
 
 
 def _split(name: str) -> list[str]:
@@ -79,6 +106,8 @@ def refresh_doc(session: Session, ds: m.Dataset) -> None:
         "owners": " ".join(owners),
         "columns": columns,
     }
+    # What is stored is redacted anyway (catalog.db); the vocabulary must not learn a password's words either.
+    values = {k: redact_text(v) for k, v in values.items()}
     values["doc"] = " ".join(values[f] for f in FIELDS).lower()
     doc = session.get(m.SearchDoc, ds.id)
     if doc is None:
@@ -139,7 +168,10 @@ def search(
     best first, narrowed by the filters. An empty query lists by filters, newest first."""
     limit = max(1, min(int(limit), 500))
     conds = _filters(tags, owner, layer, column, namespace, quality, kind)
-    terms = words(query)
+    parsed = parse_query(query)
+    terms = parsed.words
+    if parsed.note:
+        return []  # '%', '*', an emoji: nothing to search for (not everything)
     if not terms:
         ids = list(session.scalars(select(m.Dataset.id).where(and_(*conds)).order_by(
             m.Dataset.updated_at.desc(), m.Dataset.name).limit(limit)))
@@ -151,9 +183,10 @@ def search(
     ranked = [] if unknown else _staged(session, backend, [[t] for t in terms], conds, limit,
                                         names=all(r is None or r[1] for r in reach.values()))
     if not ranked:
-        # Correct the words the vocabulary lacks against it, and retry.
-        groups = [[t, *corrections(session, t)] if t in unknown or not unknown else [t]
-                  for t in terms]
+        # Correct the words the vocabulary lacks against it (a few of them: a long query of unknown
+        # words would cost a lookup each for a result that stays empty), and retry.
+        fix = set((unknown or terms)[:MAX_CORRECTED])
+        groups = [[t, *corrections(session, t)] if t in fix else [t] for t in terms]
         if any(len(g) > 1 for g in groups):
             ranked = [(i, score * 0.5) for i, score in _staged(session, backend, groups, conds, limit)]
     return _hits(session, ranked, terms, limit)
@@ -172,14 +205,16 @@ def _reach(session: Session, terms: list[str]) -> dict[str, tuple[bool, bool] | 
     col: Any = m.SearchTerm.term
     if session.get_bind().dialect.name == "postgresql":
         col = col.collate("C")  # byte order, served by ix_search_terms_prefix
-    parts = [
-        select(literal(i).label("i"), func.count().label("n"),
-               func.max(m.SearchTerm.in_name.cast(Integer)).label("names"))
-        .where(col >= w, col < w + "\uffff")
-        for i, w in enumerate(words_)
-    ]
-    for i, n, names in session.execute(union_all(*parts)):
-        out[words_[i]] = (bool(n), bool(names))
+    # SQLite allows at most 500 terms in a compound SELECT: a round trip per COMPOUND words.
+    for start in range(0, len(words_), COMPOUND):
+        parts = [
+            select(literal(i).label("i"), func.count().label("n"),
+                   func.max(m.SearchTerm.in_name.cast(Integer)).label("names"))
+            .where(col >= w, col < w + "\uffff")
+            for i, w in enumerate(words_[start:start + COMPOUND], start=start)
+        ]
+        for i, n, names in session.execute(union_all(*parts)):
+            out[words_[i]] = (bool(n), bool(names))
     return out
 
 

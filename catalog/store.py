@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from catalog import artifacts, liveness, records, views
+from catalog import artifacts, liveness, records, tokens, views
 from catalog import models as m
 from catalog.db import make_engine, migrate, ping, session_factory, transaction
 from catalog.entities import (
@@ -42,6 +42,7 @@ from catalog.search import refresh_doc
 from catalog.search import search as search_docs
 from catalog.tags import propagate as propagate_tags
 from catalog.tags import repropagate
+from catalog.tokens import Authenticator, AuthMode, TokenInfo
 
 log = logging.getLogger(__name__)
 
@@ -368,6 +369,7 @@ class Catalog:
             records.annotate(s, ds, owners=[owner])
 
     def remove_owner(self, name: str, owner: str, *, namespace: str | None = None) -> None:
+        owner = owner.strip()
         with self.writing() as s:
             ds = self._dataset(s, name, namespace)
             s.execute(delete(m.DatasetOwner).where(m.DatasetOwner.dataset_id == ds.id, m.DatasetOwner.owner == owner))
@@ -377,6 +379,7 @@ class Catalog:
 
     def define_tag(self, tag: str, *, propagate: bool | None = None, description: str | None = None) -> None:
         """Create a tag or change it; a propagating tag shows on every downstream dataset."""
+        tag = tag.strip()
         with self.writing() as s:
             row = records.ensure_tag(s, tag)
             if description is not None:
@@ -392,6 +395,7 @@ class Catalog:
 
     def tag(self, name: str, tag: str, *, column: str | None = None, namespace: str | None = None) -> None:
         """Tag a dataset (or a column of it)."""
+        tag = tag.strip()
         with self.writing() as s:
             ds = self._dataset(s, name, namespace)
             if column is not None:
@@ -402,6 +406,7 @@ class Catalog:
             records.annotate(s, ds, tags=[tag])
 
     def untag(self, name: str, tag: str, *, column: str | None = None, namespace: str | None = None) -> None:
+        tag = tag.strip()
         with self.writing() as s:
             ds = self._dataset(s, name, namespace)
             if column is not None:
@@ -510,6 +515,36 @@ class Catalog:
         with self.reading() as s:
             ds_id = self._dataset(s, dataset, namespace).id if dataset else None
             return artifacts.list_reports(s, ds_id, kind, limit)
+
+    # ------------------------------------------------------------------- tokens
+
+    def create_token(self, principal: str, *, expires_at: dt.datetime | None = None,
+                     description: str | None = None, created_by: str | None = None) -> tuple[TokenInfo, str]:
+        """A new API token for ``principal``: its record and its text (shown once; only its hash is kept).
+
+        Raises:
+            TokenError: the principal's name is not allowed, or the expiry is in the past.
+        """
+        with self.writing() as s:
+            return tokens.create(s, principal, expires_at=expires_at, description=description, created_by=created_by)
+
+    def tokens(self, *, principal: str | None = None, include_inactive: bool = True) -> list[TokenInfo]:
+        """API tokens (never their text), newest first."""
+        with self.reading() as s:
+            return tokens.listing(s, principal=principal, include_inactive=include_inactive)
+
+    def revoke_token(self, token_id: str) -> TokenInfo:
+        """Revoke an API token by id; servers stop taking it within their cache time.
+
+        Raises:
+            TokenNotFoundError: no token has this id.
+        """
+        with self.writing() as s:
+            return tokens.revoke(s, token_id)
+
+    def authenticator(self, *, mode: AuthMode = "auto", cache_seconds: float = 5.0) -> Authenticator:
+        """What an HTTP server asks about the ``Authorization`` header of each request."""
+        return Authenticator(self, mode=mode, cache_seconds=cache_seconds)
 
     # ------------------------------------------------------------------- search
 

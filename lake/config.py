@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from catalog.redact import redact_url
+from catalog.redact import redact_text, redact_url
 from lake.errors import ConfigError
 
 __all__ = ["Settings", "load_settings", "redact_url"]
@@ -32,7 +32,8 @@ DEFAULT_CONFIG_FILE = "lake.toml"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # No NaN or infinity in any number: a heartbeat of nan seconds would pass every range check.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class S3Settings(_Section):
@@ -101,6 +102,28 @@ class FeastSettings(_Section):
     """The feature repository folder (default ``./feature_repo``)."""
     serving_log: bool = False
     """Log every online request and the values served to the lake table ``logs.serving_<project>``."""
+    max_keys_per_request: int = Field(default=100_000, ge=1)
+    """The most entity rows one feature-server request may ask for (413 beyond)."""
+    offload_keys: int = Field(default=1_000, ge=1)
+    """Feature-server requests with more entity rows than this are served by worker processes
+    (:attr:`offload_workers`), so single-key requests keep their latency while large ones run."""
+    offload_workers: int = Field(default=1, ge=1)
+    """Worker processes for the large requests (each holds a registry snapshot and its Feast imports,
+    a few hundred MB); large requests beyond them wait their turn."""
+
+
+class ServerSettings(_Section):
+    """The HTTP boundary of ``lake catalog serve`` and ``lake features serve``."""
+
+    auth: Literal["auto", "required"] = "auto"
+    """``auto``: requests need a bearer token once any API token exists (``lake token create``); without
+    one, the servers listen on loopback only. ``required``: always (no token, no access)."""
+    token_cache_seconds: float = Field(default=5.0, ge=0)
+    """How long a server trusts a token it verified (a revoked token works at most this much longer)."""
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    """The largest request body a server reads (413 beyond)."""
+    max_json_depth: int = Field(default=64, ge=2)
+    """The deepest nesting of objects and lists a JSON body may have (400 beyond)."""
 
 
 class MetricsSettings(_Section):
@@ -125,6 +148,7 @@ class Settings(_Section):
     spark: SparkSettings = Field(default_factory=SparkSettings)
     feast: FeastSettings = Field(default_factory=FeastSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
     quality_dir: str | None = None
     """Folder of expectation suites (YAML); default ``./quality``."""
     jobs_dir: str | None = None
@@ -181,7 +205,18 @@ class Settings(_Section):
         if self.feast.registry is not None:
             data["feast"]["registry"] = redact_url(self.feast.registry.get_secret_value())
         data["root"] = self.root_uri
-        return data
+        # Credentials inside other values too: a Redis password, an OpenLineage URL's user info.
+        return _redact_strings(data)
+
+
+def _redact_strings(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: _redact_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_strings(v) for v in value]
+    return value
 
 
 # Environment variables: every leaf field, named LAKE_<SECTION>_<FIELD>.
@@ -223,6 +258,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}. Fix the file or remove it.") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}): TOML files are UTF-8. "
+                          "Fix the file or remove it.") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read the settings file {path}: {exc.strerror}") from exc
 

@@ -7,12 +7,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
+from catalog.guard import Limits, check_binding
 from catalog.lineage import render
 from catalog.openlineage import ingest_lines
+from catalog.redact import redact_text
+from catalog.search import parse_query
 from catalog.server import create_app
 from lake.cli.context import state
-from lake.cli.output import console, human_bytes, print_json, print_table
+from lake.cli.output import console, err_console, human_bytes, print_json, print_table
 from lake.errors import LakeError
 
 app = typer.Typer(help="Search and annotate datasets, follow lineage, list runs.", no_args_is_help=True)
@@ -40,11 +44,15 @@ def search(
     """Ranked search over names, descriptions, tags, owners and column names."""
     hits = _catalog(ctx).search(query, tags=tag or [], owner=owner, layer=layer, column=column,
                                 namespace=namespace, quality=quality, limit=limit)
+    note = parse_query(query).note
+    if note:
+        err_console.print(note, highlight=False, markup=False)
     if as_json:
         print_json([h.as_dict() for h in hits])
         return
     if not hits:
-        console.print(f"nothing found for {query!r}")
+        if not note:
+            console.print(redact_text(f"nothing found for {query!r}"), highlight=False, markup=False)
         return
     rows = [{"name": h.name, "layer": h.layer, "version": h.current_version, "tags": h.tags, "owners": h.owners,
              "matched": h.matched, "quality": h.quality, "description": (h.description or "")[:60]} for h in hits]
@@ -65,19 +73,21 @@ def show(
         print_json(d)
         return
     v = d["version"] or {}
-    console.print(f"[bold]{d['name']}[/]  ({d['namespace']}, {d['kind']}, layer {d['layer'] or '-'})")
+    # Names, descriptions, owners come from anyone: escaped, never read as Rich markup.
+    console.print(f"[bold]{escape(d['name'])}[/]  ({escape(d['namespace'])}, {escape(d['kind'])}, "
+                  f"layer {escape(d['layer'] or '-')})")
     if d["description"]:
-        console.print(d["description"])
-    console.print(f"location: {d['location'] or '-'}   format: {d['format'] or '-'}")
+        console.print(d["description"], markup=False)
+    console.print(f"location: {d['location'] or '-'}   format: {d['format'] or '-'}", markup=False)
     if v:
         console.print(f"version {v['version']} ({v['operation'] or '-'}, {v['committed_at']:%Y-%m-%d %H:%M:%S}): "
                       f"{v['rows'] if v['rows'] is not None else '?'} rows, {v['files'] or 0} files, "
-                      f"{human_bytes(v['bytes'] or 0)}")
+                      f"{human_bytes(v['bytes'] or 0)}", markup=False)
     console.print(f"owners: {', '.join(d['owners']) or '-'}   tags: {', '.join(d['tags']) or '-'}"
-                  + (f"   inherited: {', '.join(d['inherited_tags'])}" if d["inherited_tags"] else ""))
-    console.print(f"quality: {d['quality_status'] or 'not validated'}")
-    console.print(f"upstream: {', '.join(d['upstream']) or '-'}")
-    console.print(f"downstream: {', '.join(d['downstream']) or '-'}")
+                  + (f"   inherited: {', '.join(d['inherited_tags'])}" if d["inherited_tags"] else ""), markup=False)
+    console.print(f"quality: {d['quality_status'] or 'not validated'}", markup=False)
+    console.print(f"upstream: {', '.join(d['upstream']) or '-'}", markup=False)
+    console.print(f"downstream: {', '.join(d['downstream']) or '-'}", markup=False)
     print_table(d["schema"], ["name", "type", "nullable", "tags", "description"], title="schema")
     if d["versions"]:
         print_table(d["versions"][:5], ["version", "committed_at", "operation", "rows", "files", "run_id"],
@@ -135,10 +145,10 @@ def run(ctx: typer.Context, run_id: str, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(info)
         return
-    console.print(f"[bold]{info['job']}[/] run {info['run_id']}: {info['status']}"
+    console.print(f"[bold]{escape(info['job'])}[/] run {info['run_id']}: {info['status']}"
                   f" ({info['duration_s'] if info['duration_s'] is not None else '-'} s)")
     if info["error"]:
-        console.print(f"[red]{info['error']}[/]")
+        console.print(info["error"], style="red", markup=False)
     print_table(info["inputs"], ["namespace", "name", "version"], title="inputs")
     print_table(info["outputs"], ["namespace", "name", "version"], title="outputs")
 
@@ -180,7 +190,8 @@ def tag(
         cat.untag(name, tag_name, column=column, namespace=namespace)
     else:
         cat.tag(name, tag_name, column=column, namespace=namespace)
-    console.print(f"{'untagged' if remove else 'tagged'} {name}{'.' + column if column else ''}: {tag_name}")
+    console.print(redact_text(f"{'untagged' if remove else 'tagged'} {name}{'.' + column if column else ''}: "
+                              f"{tag_name}"), markup=False)
 
 
 @app.command("propagate")
@@ -191,7 +202,8 @@ def propagate(
 ) -> None:
     """Make a tag (e.g. pii) show on every dataset downstream of one that has it."""
     _catalog(ctx).define_tag(tag_name, propagate=not off)
-    console.print(f"tag {tag_name}: {'no longer propagates' if off else 'propagates downstream'}")
+    console.print(redact_text(f"tag {tag_name}: {'no longer propagates' if off else 'propagates downstream'}"),
+                  markup=False)
 
 
 @app.command("describe")
@@ -204,7 +216,7 @@ def describe(
 ) -> None:
     """Set the description of a dataset or a column."""
     _catalog(ctx).describe(name, text, column=column, namespace=namespace)
-    console.print(f"described {name}{'.' + column if column else ''}")
+    console.print(redact_text(f"described {name}{'.' + column if column else ''}"), markup=False)
 
 
 @app.command("owner")
@@ -221,7 +233,7 @@ def owner(
         cat.remove_owner(name, owner_name, namespace=namespace)
     else:
         cat.add_owner(name, owner_name, namespace=namespace)
-    console.print(f"{name}: owner {owner_name} {'removed' if remove else 'added'}")
+    console.print(redact_text(f"{name}: owner {owner_name} {'removed' if remove else 'added'}"), markup=False)
 
 
 @app.command("ingest")
@@ -245,10 +257,23 @@ def ingest(
 @app.command("serve")
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Address to listen on (beyond loopback only once a token exists).")]
+    = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 5000,
 ) -> None:
-    """HTTP API: POST /api/v1/lineage (OpenLineage events in), search, datasets, lineage, health."""
+    """HTTP API: POST /api/v1/lineage (OpenLineage events in), search, datasets, lineage, health.
+
+    Requests need `Authorization: Bearer <token>` once any token exists (`lake token create`);
+    with none, the server listens on loopback only. Limits: [server] in lake.toml.
+    """
     import uvicorn  # only to serve: most CLI calls never need the ASGI server
 
-    uvicorn.run(create_app(_catalog(ctx)), host=host, port=port, log_level="warning")
+    settings = state(ctx).settings()
+    cat = _catalog(ctx)
+    authenticator = cat.authenticator(mode=settings.server.auth, cache_seconds=settings.server.token_cache_seconds)
+    check_binding(host, port, authenticator, "the catalog")
+    limits = Limits(max_body_bytes=settings.server.max_body_bytes, max_json_depth=settings.server.max_json_depth)
+    auth = "token required" if authenticator.required() else "no token needed (loopback only)"
+    console.print(f"serving the catalog on http://{host}:{port} ({auth})", highlight=False)
+    uvicorn.run(create_app(cat, authenticator=authenticator, limits=limits), host=host, port=port,
+                log_level="warning")

@@ -237,13 +237,18 @@ def get_cmd(
 @app.command("serve")
 def serve_cmd(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Address to listen on (beyond loopback only once a token exists).")]
+    = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 6566,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     log_requests: Annotated[bool | None, typer.Option("--log-requests/--no-log-requests",
                                                       help="Log requests and served values to the lake.")] = None,
 ) -> None:
-    """HTTP feature server (Feast's /get-online-features format) over the online store."""
+    """HTTP feature server (Feast's /get-online-features format) over the online store.
+
+    Requests need `Authorization: Bearer <token>` once any token exists (`lake token create`);
+    with none, the server listens on loopback only. Limits: [server] and [feast] in lake.toml.
+    """
     # heavy: lake.features (DuckDB, pandas, Delta) is imported only when the command runs
     from lake.features.server import serve
 

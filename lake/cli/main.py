@@ -25,6 +25,7 @@ from lake.cli import (
     quality_cmd,
     sql_cmd,
     table_cmd,
+    token_cmd,
     training_cmd,
 )
 from lake.cli.context import State
@@ -50,6 +51,7 @@ app.add_typer(monitor_cmd.app, name="monitor")
 app.add_typer(features_cmd.app, name="features")
 app.add_typer(training_cmd.app, name="training")
 app.add_typer(pipeline_cmd.app, name="pipeline")
+app.add_typer(token_cmd.app, name="token")
 
 
 @app.callback()

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 # Piped output (scripts, CI logs) gets a wide console so names are never cut.
@@ -43,15 +44,16 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: s
 
 
 def _cell(value: Any) -> str:
+    # Cells hold data (names, descriptions) from anyone: shown as written, never read as Rich markup.
     if value is None:
         return ""
     if isinstance(value, dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items())
+        return escape(", ".join(f"{k}={v}" for k, v in value.items()))
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return str(value)
+        return escape(", ".join(str(v) for v in value))
+    return escape(str(value))
 
 
 def human_bytes(n: int) -> str:

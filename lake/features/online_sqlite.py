@@ -22,6 +22,8 @@ from lake.features.online_values import decode, event_time
 __all__ = ["SqliteStore", "SqliteWriter"]
 
 _EPOCH = dt.datetime(1970, 1, 1)
+CHUNK = 10_000
+"""Entity keys per statement at most (fewer where the SQLite build allows fewer parameters)."""
 
 
 def _quote(name: str) -> str:
@@ -69,18 +71,24 @@ class SqliteStore:
         return _quote(f"{self.project}_{view.name}")
 
     def read(self, work: Sequence[tuple[ViewRead, Sequence[bytes]]]) -> list[list[Row]]:
-        """One row per (view, serialized entity key), in order: one query per view."""
+        """One row per (view, serialized entity key), in order: one query per view and CHUNK keys."""
         conn, out = self._conn(), []
+        # SQLite takes a bounded number of parameters per statement (999 before 3.32, then 32766 unless
+        # built otherwise): many keys are read a chunk at a time.
+        chunk = max(1, min(CHUNK, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)))
         for view, keys in work:
-            # Feast's own query, so that rows come back in the same order (its timestamp is the last row's).
-            sql = (f"SELECT entity_key, feature_name, value, event_ts FROM {self._table(view)} "
-                   f"WHERE entity_key IN ({','.join('?' * len(keys))}) ORDER BY entity_key")
-            try:
-                fetched = conn.execute(sql, list(keys)).fetchall()
-            except sqlite3.OperationalError as exc:
-                if "no such table" not in str(exc):
-                    raise OnlineStoreError(f"the online store ({self.where}) failed: {exc}") from exc
-                fetched = []  # applied but never materialized
+            fetched: list[Any] = []
+            for start in range(0, len(keys), chunk):
+                part = list(keys[start:start + chunk])
+                # Feast's own query, so that rows come back in the same order (its timestamp is the last row's).
+                sql = (f"SELECT entity_key, feature_name, value, event_ts FROM {self._table(view)} "
+                       f"WHERE entity_key IN ({','.join('?' * len(part))}) ORDER BY entity_key")
+                try:
+                    fetched += conn.execute(sql, part).fetchall()
+                except sqlite3.OperationalError as exc:
+                    if "no such table" not in str(exc):
+                        raise OnlineStoreError(f"the online store ({self.where}) failed: {exc}") from exc
+                    break  # applied but never materialized
             found: dict[bytes, list[Any]] = {}
             for key, feat, value, ts in fetched:
                 entry = found.get(key)
@@ -97,20 +105,25 @@ class SqliteStore:
         return out
 
     def delete(self, view: ViewRead, keys: Sequence[bytes]) -> int:
-        """Remove the view's rows of these entity keys."""
+        """Remove the view's rows of these entity keys (CHUNK keys per statement, one transaction)."""
         if not keys or not self.path.exists():
             return 0
+        removed = 0
         with sqlite3.connect(self.path) as conn:
+            chunk = max(1, min(CHUNK, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)))
             try:
-                found = conn.execute(f"SELECT count(DISTINCT entity_key) FROM {self._table(view)} "
-                                     f"WHERE entity_key IN ({','.join('?' * len(keys))})", list(keys)).fetchone()
-                conn.execute(f"DELETE FROM {self._table(view)} WHERE entity_key IN ({','.join('?' * len(keys))})",
-                             list(keys))
+                for start in range(0, len(keys), chunk):
+                    part = list(keys[start:start + chunk])
+                    marks = ",".join("?" * len(part))
+                    found = conn.execute(f"SELECT count(DISTINCT entity_key) FROM {self._table(view)} "
+                                         f"WHERE entity_key IN ({marks})", part).fetchone()
+                    conn.execute(f"DELETE FROM {self._table(view)} WHERE entity_key IN ({marks})", part)
+                    removed += int(found[0]) if found else 0
             except sqlite3.OperationalError as exc:
                 if "no such table" in str(exc):
                     return 0
                 raise OnlineStoreError(f"the online store ({self.where}) refused the delete: {exc}") from exc
-        return int(found[0]) if found else 0
+        return removed
 
     def health(self) -> None:
         """Raise :class:`OnlineStoreError` unless the database file can be read."""

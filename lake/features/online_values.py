@@ -96,14 +96,41 @@ _KEY_TYPES = {4: (b"\x04\x00\x00\x00\x08\x00\x00\x00", struct.Struct("<q").pack,
 U32 = struct.Struct("<I").pack
 
 
+_KEY_NAMES = {2: "a string", 3: "a whole number (INT32)", 4: "a whole number (INT64)"}
+_TYPE_WORDS = {str: "a string", int: "an integer", float: "a float", bool: "a boolean", type(None): "null",
+               list: "a list", dict: "an object"}
+
+
+def _check_keys(name: str, values: Sequence[Any], value_type: int) -> None:
+    """A string key takes strings, an integer key integers in range: never converted silently."""
+    want = _KEY_NAMES.get(value_type)
+    if want is None:
+        return
+    for i, v in enumerate(values):
+        ok = type(v) is str if value_type == 2 else (type(v) is int and -_KEY_TYPES[value_type][2] <= v
+                                                       < _KEY_TYPES[value_type][2])
+        if not ok:
+            shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
+            got = ("out of range" if type(v) is int and value_type != 2
+                   else _TYPE_WORDS.get(type(v), type(v).__name__))
+            raise OnlineRequestError(f"entities: {name!r}[{i}] is {shown} ({got}); the join key {name!r} takes "
+                                     f"{want}", column=name)
+
+
 def key_column(name: str, values: Sequence[Any], value_type: int) -> tuple[list[bytes], list[Any]]:
-    """Entity values of one join key in Feast's key encoding, and as cells for the response."""
+    """Entity values of one join key in Feast's key encoding, and as cells for the response.
+
+    Raises:
+        OnlineRequestError: a value of the wrong type (an int for a string key, a string or a float for
+            an integer key...): named with its position, never converted.
+    """
     if value_type == 2 and all(type(v) is str for v in values):
         return [b"\x02\x00\x00\x00" + U32(len(u)) + u for u in (v.encode() for v in values)], list(values)
     fixed = _KEY_TYPES.get(value_type)
     if fixed is not None and all(type(v) is int and -fixed[2] <= v < fixed[2] for v in values):
         head, pack, _ = fixed
         return [head + pack(v) for v in values], list(values)
+    _check_keys(name, values, value_type)
     # heavy: feast encodes the other key types; imported only for them
     from feast.infra.key_encoding_utils import _serialize_val
     from feast.type_map import python_values_to_proto_values

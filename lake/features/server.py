@@ -1,18 +1,24 @@
 """A lean HTTP feature server speaking Feast's ``POST /get-online-features`` format.
 
 A raw ASGI application (no framework on the request path) run by uvicorn with
-httptools and uvloop. Reads go straight to the online store through
+httptools and uvloop, behind :class:`catalog.guard.Guard` (bearer tokens once any exists,
+the body size limit). Small reads go straight to the online store through
 :class:`lake.features.online.OnlineReader` on the event loop (a Redis round trip or a
-SQLite index lookup); requests with on-demand feature views, whose transformations
-run pandas code, go to a thread. The registry is cached and refreshed on a timer.
+SQLite index lookup); requests with more than ``[feast] offload_keys`` entity rows are read
+and encoded in ``[feast] offload_workers`` worker processes (each with its own registry
+snapshot), so single-key requests keep their latency while large ones run; requests with
+on-demand feature views (pandas code) go to a thread. A request
+may ask for at most ``[feast] max_keys_per_request`` rows. The registry is cached and
+refreshed on a timer.
 With the serving log on, each answer is queued for ``logs.serving_<project>``
 (see :mod:`lake.features.serving_log`), off the request path.
 
 Endpoints: ``POST /get-online-features`` (Feast's request and response bodies),
 ``GET /health`` (200 when the registry and the online store answer, else 503).
-Errors are JSON ``{"detail": "..."}``: 400 for a body that is not JSON, 422 for a
-malformed request, 404 for an unknown feature, view or service, 503 when the online
-store is down.
+Errors are JSON ``{"detail": "..."}``: 400 for a body that is not JSON or nests too
+deeply, 401 without a valid token where one is required, 404 for an unknown feature, view
+or service, 413 for a body or a key count over the limits, 422 for a malformed request
+(an entity value of the wrong type included), 503 when the online store is down.
 """
 
 from __future__ import annotations
@@ -29,25 +35,33 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 import uvicorn
 
+from catalog.guard import (
+    Guard,
+    Limits,
+    Receive,
+    Scope,
+    Send,
+    check_binding,
+    is_loopback,
+    reject_constant,
+)
+from catalog.tokens import Authenticator
 from lake.config import Settings
-from lake.errors import FeatureError, ServingError
+from lake.errors import FeatureError, LakeError, ServingError
 from lake.features.online import OnlineReader, OnlineResult
 from lake.features.serving_log import ServingLog
 from lake.lakehouse import Lake
 
 log = logging.getLogger(__name__)
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-MAX_BODY = 16 * 1024 * 1024
 _HEADERS = [(b"content-type", b"application/json")]
 _UTC = dt.UTC
 
@@ -106,12 +120,20 @@ class _BadRequest(Exception):
         self.status, self.detail = status, detail
 
 
-def _parse(body: bytes) -> tuple[dict[str, Any], list[str] | None, str | None, bool, bool]:
-    """Feast's ``GetOnlineFeaturesRequest``, checked by hand (pydantic costs more than the read)."""
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _parse(body: bytes, max_keys: int) -> tuple[dict[str, Any], list[str] | None, str | None, bool, bool, int]:
+    """Feast's ``GetOnlineFeaturesRequest``, checked by hand (pydantic costs more than the read).
+
+    Returns the entities, features, service, the two flags and the number of entity rows.
+    """
     try:
-        req = json.loads(body)
+        req = json.loads(body, parse_constant=reject_constant)
+    except RecursionError:
+        raise _BadRequest(400, "the request body nests too deeply") from None
     except ValueError as exc:
-        raise _BadRequest(400, f"the request body is not valid JSON: {exc}") from exc
+        raise _BadRequest(400, f"the request body is not valid JSON: {exc}") from None
     if not isinstance(req, dict):
         raise _BadRequest(422, "the request body must be a JSON object with entities and features or feature_service")
     entities = req.get("entities")
@@ -119,6 +141,16 @@ def _parse(body: bytes) -> tuple[dict[str, Any], list[str] | None, str | None, b
         raise _BadRequest(422, 'entities: field required ({"join_key": [values, ...]})')
     if not isinstance(entities, dict) or not all(isinstance(v, list) for v in entities.values()):
         raise _BadRequest(422, 'entities: must be an object of lists, e.g. {"driver_id": [1001, 1002]}')
+    rows = max((len(v) for v in entities.values()), default=0)
+    if rows > max_keys:
+        raise _BadRequest(413, f"entities: {rows} rows asked; a request may ask for at most {max_keys} "
+                               "([feast] max_keys_per_request): split it")
+    for name, values in entities.items():
+        # Values are scalars: a nested list or object is refused here, whatever its depth.
+        if not all(type(v) in _SCALARS for v in values):
+            i, bad = next((i, v) for i, v in enumerate(values) if type(v) not in _SCALARS)
+            kind = "an object" if isinstance(bad, dict) else "a list" if isinstance(bad, list) else type(bad).__name__
+            raise _BadRequest(422, f"entities: {name!r}[{i}] is {kind}; entity values are strings or numbers")
     service = req.get("feature_service")
     if service is not None and not isinstance(service, str):
         raise _BadRequest(422, "feature_service: must be a string")
@@ -133,27 +165,57 @@ def _parse(body: bytes) -> tuple[dict[str, Any], list[str] | None, str | None, b
         flags.append(flag)
     if not service and not features:
         raise _BadRequest(422, "give features (a list of view:feature) or a feature_service")
-    return entities, (None if service else features), service or None, flags[0], flags[1]
+    return entities, (None if service else features), service or None, flags[0], flags[1], rows
 
 
 class FeatureServer:
     """The ASGI application: ``await app(scope, receive, send)``."""
 
-    def __init__(self, lake: Lake, *, log_requests: bool = False, refresh_seconds: float = 60.0) -> None:
+    def __init__(self, lake: Lake, *, log_requests: bool = False, refresh_seconds: float = 60.0,
+                 offload: bool = True, authenticator: Authenticator | None = None) -> None:
         """Args:
             lake: the lake whose Feast deployment is served.
             log_requests: queue every answer for the serving log table.
             refresh_seconds: how often the registry snapshot is reloaded.
+            offload: serve requests over ``[feast] offload_keys`` rows in worker processes (False: every
+                request on the event loop, as before; the isolation benchmark compares the two).
+            authenticator: who may call; default the lake catalog's tokens, as ``[server]`` says.
         """
+        feast, server = lake.settings.feast, lake.settings.server
+        self.authenticator = authenticator or lake.catalog.authenticator(mode=server.auth,
+                                                                         cache_seconds=server.token_cache_seconds)
+        self._guarded = Guard(self._asgi, self.authenticator, Limits(server.max_body_bytes, server.max_json_depth))
         self.reader = OnlineReader(lake, refresh_seconds=refresh_seconds, background=True)
         self.serving_log = ServingLog(lake, self.reader.project) if log_requests else None
+        self.max_keys = feast.max_keys_per_request
+        self.max_body = lake.settings.server.max_body_bytes
+        self.offload_keys = feast.offload_keys if offload else None
+        self.offloaded = 0
+        """Requests served by the worker processes so far (``/health`` shows it)."""
+        self._settings = lake.settings
+        self._workers = feast.offload_workers
+        self._pool: ProcessPoolExecutor | None = None
         self._closed = False
+
+    def start_workers(self) -> None:
+        """Start the processes that serve large requests (else they start with the first one).
+
+        Each holds its own registry snapshot and online store connection; starting one costs
+        a few seconds (Feast's imports), so a server starts them before it takes requests.
+        """
+        if self._pool is None and not self._closed:
+            self._pool = ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_start_worker, initargs=(self._settings,))
+            for _ in range(self._workers):
+                self._pool.submit(_ready)
 
     def close(self) -> None:
         """Stop the registry timer and flush the serving log (idempotent)."""
         if self._closed:
             return
         self._closed = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         self.reader.close()
         if self.serving_log is not None:
             stats = self.serving_log.close()
@@ -162,6 +224,9 @@ class FeatureServer:
                             stats.last_error)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._guarded(scope, receive, send)
+
+    async def _asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
             await self._http(scope, receive, send)
@@ -181,18 +246,19 @@ class FeatureServer:
         if path == "/get-online-features":
             if method != "POST":
                 return await _answer(send, 405, {"detail": "use POST /get-online-features"}, request_id)
-            body = b""
+            chunks, size = [], 0
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     return None
-                body += message.get("body", b"")
-                if len(body) > MAX_BODY:
-                    return await _answer(send, 413, {"detail": f"the request body exceeds {MAX_BODY} bytes"},
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                if size > self.max_body:
+                    return await _answer(send, 413, {"detail": f"the request body exceeds {self.max_body} bytes"},
                                          request_id)
                 if not message.get("more_body"):
                     break
-            status, answer = await self._features(body, request_id)
+            status, answer = await self._features(b"".join(chunks), request_id)
             return await _answer(send, status, answer, request_id)
         if path == "/health":
             if method != "GET":
@@ -204,31 +270,43 @@ class FeatureServer:
 
     async def _features(self, body: bytes, request_id: str) -> tuple[int, Any]:
         try:
-            entities, features, service, full_names, with_views = _parse(body)
-            reader = self.reader
-            plan = reader.plan(features, service, full_names)
-            if plan.on_demand:  # pandas transformations: keep them off the event loop
-                result: OnlineResult = await asyncio.get_running_loop().run_in_executor(
-                    None, lambda: reader.get(entities, features, feature_service=service,
-                                             full_feature_names=full_names))
-            else:
-                result = reader.get(entities, features, feature_service=service, full_feature_names=full_names)
+            entities, features, service, full_names, with_views, rows = _parse(body, self.max_keys)
+            plan = self.reader.plan(features, service, full_names)
+
+            def answer() -> tuple[int, Any]:
+                result = self.reader.get(entities, features, feature_service=service, full_feature_names=full_names)
+                if self.serving_log is not None:
+                    self.serving_log.record(request_id, dt.datetime.now(_UTC), result)
+                if with_views:
+                    out = result.to_response()
+                    out["metadata"]["feature_view_metadata"] = [{"name": v.alias} for v in plan.views]
+                    return 200, dumps(out)
+                return 200, encode(result)
+
+            loop = asyncio.get_running_loop()
+            if self.offload_keys is not None and rows > self.offload_keys:
+                # A large read and its encoding hold the interpreter for seconds: in another process, so
+                # the small requests behind it keep their latency (a thread would share the GIL with them).
+                self.start_workers()
+                assert self._pool is not None
+                self.offloaded += 1
+                status, data, result = await loop.run_in_executor(self._pool, _serve_large, _LargeRequest(
+                    entities, features, service, full_names, with_views, self.serving_log is not None))
+                if result is not None and self.serving_log is not None:
+                    self.serving_log.record(request_id, dt.datetime.now(_UTC), result)
+                return status, data
+            if plan.on_demand:  # pandas transformations: off the event loop
+                return await loop.run_in_executor(None, answer)
+            return answer()
         except _BadRequest as exc:
             return exc.status, {"detail": exc.detail}
         except ServingError as exc:
             return exc.status, {"detail": str(exc)}
-        except FeatureError as exc:
+        except LakeError as exc:
             return 400, {"detail": str(exc)}
         except Exception as exc:
             log.exception("get-online-features failed")
             return 500, {"detail": f"internal error: {type(exc).__name__}: {exc}"}
-        if self.serving_log is not None:
-            self.serving_log.record(request_id, dt.datetime.now(_UTC), result)
-        if with_views:
-            answer = result.to_response()
-            answer["metadata"]["feature_view_metadata"] = [{"name": v.alias} for v in plan.views]
-            return 200, answer
-        return 200, encode(result)
 
     async def _health(self) -> tuple[int, Any]:
         try:
@@ -243,7 +321,54 @@ class FeatureServer:
             answer["registry_refresh_error"] = self.reader.last_refresh_error
         if self.serving_log is not None:
             answer["serving_log"] = {"table": self.serving_log.table_name, **vars(self.serving_log.stats)}
+        answer["offloaded_requests"] = self.offloaded
         return 200, answer
+
+
+@dataclass(frozen=True)
+class _LargeRequest:
+    entities: dict[str, Any]
+    features: list[str] | None
+    service: str | None
+    full_names: bool
+    with_views: bool
+    keep_result: bool
+    """Send the result back too (for the serving log), not only its JSON."""
+
+
+_WORKER: list[OnlineReader] = []
+"""In a worker process only: its reader (a process pool's initializer can only leave state behind)."""
+
+
+def _start_worker(settings: Settings) -> None:
+    _WORKER.append(OnlineReader(Lake(settings), background=True))
+
+
+def _ready() -> None:
+    """A task that only makes a worker process start (its initializer runs first)."""
+
+
+def _serve_large(req: _LargeRequest) -> tuple[int, bytes, OnlineResult | None]:
+    """In a worker process: the whole answer (status, JSON), and the result when the log needs it."""
+    reader = _WORKER[0]
+    try:
+        result = reader.get(req.entities, req.features, feature_service=req.service,
+                            full_feature_names=req.full_names)
+        if req.with_views:
+            out = result.to_response()
+            plan = reader.plan(req.features, req.service, req.full_names)
+            out["metadata"]["feature_view_metadata"] = [{"name": v.alias} for v in plan.views]
+            data = dumps(out)
+        else:
+            data = encode(result)
+        return 200, data, result if req.keep_result else None
+    except ServingError as exc:
+        return exc.status, dumps({"detail": str(exc)}), None
+    except LakeError as exc:
+        return 400, dumps({"detail": str(exc)}), None
+    except Exception as exc:
+        log.exception("get-online-features failed in a worker process")
+        return 500, dumps({"detail": f"internal error: {type(exc).__name__}: {exc}"}), None
 
 
 async def _answer(send: Send, status: int, body: Any, request_id: str) -> None:
@@ -253,12 +378,15 @@ async def _answer(send: Send, status: int, body: Any, request_id: str) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
-def create_app(lake: Lake, log_requests: bool = False) -> FeatureServer:
+def create_app(lake: Lake, log_requests: bool = False, *, authenticator: Authenticator | None = None,
+               offload: bool = True) -> FeatureServer:
     """The feature server as an ASGI application (for uvicorn, or httpx's ASGI transport in tests).
 
     Args:
         lake: the lake whose Feast deployment (registry, online store) is served.
         log_requests: log every request and the values served to ``logs.serving_<project>``.
+        authenticator: who may call (default: the catalog's tokens, as ``[server] auth`` says).
+        offload: large requests off the event loop (see :class:`FeatureServer`).
 
     Returns:
         The application; call ``close()`` (or let the ASGI lifespan shutdown do it) to flush the log.
@@ -266,7 +394,7 @@ def create_app(lake: Lake, log_requests: bool = False) -> FeatureServer:
     Raises:
         OnlineStoreError: the registry cannot be read.
     """
-    return FeatureServer(lake, log_requests=log_requests)
+    return FeatureServer(lake, log_requests=log_requests, authenticator=authenticator, offload=offload)
 
 
 def serve(lake: Lake, host: str = "127.0.0.1", port: int = 6566, workers: int = 1,
@@ -286,12 +414,20 @@ def serve(lake: Lake, host: str = "127.0.0.1", port: int = 6566, workers: int = 
         log_requests: log requests and served values to ``logs.serving_<project>``;
             default the ``[feast] serving_log`` setting.
 
+    Requests need ``Authorization: Bearer <token>`` once any API token exists (``lake token
+    create``), or always with ``[server] auth = "required"``; with no token, only a loopback
+    ``host`` is served.
+
     Raises:
         FeatureError: the registry or the online store cannot be opened, or the port is taken.
+        UnsafeBindError: ``host`` is not loopback and requests would need no token.
     """
     log_requests = lake.settings.feast.serving_log if log_requests is None else log_requests
+    settings = lake.settings.server
+    authenticator = lake.catalog.authenticator(mode=settings.auth, cache_seconds=settings.token_cache_seconds)
+    check_binding(host, port, authenticator, "features")
     # Open the registry here, so that a bad deployment fails with its message, not a crash-looping worker.
-    app = create_app(lake, log_requests) if workers <= 1 else None
+    app = create_app(lake, log_requests, authenticator=authenticator) if workers <= 1 else None
     if app is None:
         OnlineReader(lake).close()
     try:
@@ -317,6 +453,7 @@ def _run(app: FeatureServer, host: str, port: int, sock: socket.socket) -> None:
     config = uvicorn.Config(app, host=host, port=port, loop="auto", http="auto", lifespan="on", access_log=False,
                             log_level="info", timeout_graceful_shutdown=10)
     # Feast's imports leave a large heap; without freezing it, every full collection walks it (ms of p99).
+    app.start_workers()
     gc.collect()
     gc.freeze()
     uvicorn.Server(config).run(sockets=[sock])
@@ -324,6 +461,8 @@ def _run(app: FeatureServer, host: str, port: int, sock: socket.socket) -> None:
 
 def _worker(settings: Settings, sock: socket.socket, host: str, port: int, log_requests: bool) -> None:
     app = create_app(Lake(settings), log_requests)
+    if not is_loopback(host):  # as the parent decided in check_binding: beyond loopback, always a token
+        app.authenticator.require()
     try:
         _run(app, host, port, sock)
     finally:

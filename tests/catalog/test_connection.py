@@ -74,6 +74,10 @@ def _calls(cat: Catalog, run_id: str) -> dict[str, Callable[[], Any]]:
         "run_info": lambda: cat.run_info(run_id),
         "datasets": cat.datasets,
         "counts": cat.counts,
+        "create_token": lambda: cat.create_token("svc:during"),
+        "tokens": cat.tokens,
+        "revoke_token": lambda: cat.revoke_token("0123456789ab"),
+        "authenticator": lambda: cat.authenticator(cache_seconds=0).required(),
     }
 
 

@@ -201,6 +201,23 @@ def test_http_transport_delivers_to_an_openlineage_endpoint(catalog_url: str,
     cat.close()
 
 
+def test_http_transport_sends_a_lake_token_to_a_guarded_catalog(tmp_path: Path,
+                                                                 http_catalog: tuple[str, Catalog]) -> None:
+    url, receiver = http_catalog
+    _, token = receiver.create_token("svc:other-lake")
+    refused = Catalog(f"sqlite:///{tmp_path}/a.db", emitter=Emitter(url=url))
+    with refused.run("not.delivered") as r:  # 401: logged, the job still completes
+        r.output("bronze.x", 0)
+    sender = Catalog(f"sqlite:///{tmp_path}/b.db",
+                     emitter=Emitter(url=url.replace("http://", f"http://token:{token}@")))
+    with sender.run("delivered") as r:
+        r.output("bronze.y", 0)
+    assert receiver.runs(job="delivered")[0]["status"] == "completed"
+    assert receiver.runs(job="not.delivered") == [] and refused.runs()[0]["status"] == "completed"
+    refused.close()
+    sender.close()
+
+
 def test_unreachable_http_endpoint_never_fails_the_job(catalog_url: str) -> None:
     cat = Catalog(catalog_url, emitter=Emitter(url=f"http://127.0.0.1:{free_port()}"))
     with cat.run("still.works") as r:
@@ -225,12 +242,14 @@ def test_events_from_other_producers_join_the_graph(catalog: Catalog, tmp_path: 
 
 
 def test_bad_events_are_named_by_line(catalog: Catalog) -> None:
+    good = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
     with pytest.raises(CatalogError, match=r"events.jsonl, line 2: not JSON"):
-        ingest_lines(catalog, [json.dumps(airflow_event("START", "a")), "{nope"], "events.jsonl")
-    with pytest.raises(CatalogError, match="line 1: OpenLineage event has no run.runId"):
+        ingest_lines(catalog, [json.dumps(airflow_event("START", good)), "{nope"], "events.jsonl")
+    with pytest.raises(CatalogError, match="f, line 1: run: missing"):
         ingest_lines(catalog, [json.dumps({"eventType": "START", "job": {"namespace": "a", "name": "b"}})], "f")
     with pytest.raises(CatalogError, match="must be a JSON object"):
-        ingest(catalog, [1, 2])  # type: ignore[arg-type]
+        ingest(catalog, [1, 2])
+    assert catalog.counts()["runs"] == 0  # the good first line of the first file was not kept either
 
 
 def test_http_credentials_in_the_url_become_basic_auth(tmp_path: Path) -> None:

@@ -99,3 +99,34 @@ def test_many_versions_do_not_change_search(catalog: Catalog) -> None:
     assert hit.name == "bronze.events" and hit.current_version == 4
     assert names(catalog.search("", column="c4")) == ["bronze.events"]
     assert catalog.search("", column="c0") == []  # columns follow the current version
+
+
+@pytest.mark.parametrize("query", ["'", "%", "*", "_", "__", "%_%", "🙂", "😀 🚀", "-- ;", "\\", '"'])
+def test_a_query_with_no_words_finds_nothing_and_says_so(filled: Catalog, query: str) -> None:
+    from catalog.search import parse_query
+
+    assert filled.search(query) == []
+    note = parse_query(query).note
+    assert note is not None and "nothing to search for" in note
+    assert parse_query("").note is None and parse_query("   ").note is None  # blank: list by filters
+    assert len(filled.search("")) == 8
+
+
+def test_underscore_and_percent_are_never_wildcards(filled: Catalog) -> None:
+    # A LIKE would read '%' as anything and '_' as any character: here they only separate words.
+    assert names(filled.search("revenue%")) == names(filled.search("revenue")) == ["gold.revenue_daily"]
+    assert names(filled.search("revenue_daily")) == ["gold.revenue_daily"]
+    assert "gold.revenue_daily" not in names(filled.search("rev%daily%x"))
+
+
+def test_any_number_of_words(filled: Catalog) -> None:
+    import random
+    import string
+
+    rng = random.Random(3)
+    vocab = ["".join(rng.choice(string.ascii_lowercase) for _ in range(7)) for _ in range(700)]
+    filled.register_dataset("bronze.wordy", description=" ".join(vocab))
+    assert names(filled.search(" ".join(vocab))) == ["bronze.wordy"]  # 700 words, every one must match
+    assert filled.search(" ".join(vocab) + " customers") == []
+    assert filled.search(" ".join(f"{w}x" for w in vocab)) == []  # 700 unknown words: typo lookups bounded
+    assert names(filled.search(" ".join(["revenue"] * 2000))) == ["gold.revenue_daily"]

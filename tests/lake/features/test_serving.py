@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import math
 import pickle
 import signal
@@ -57,6 +58,21 @@ def adjusted_rate(inputs: pd.DataFrame) -> pd.DataFrame:
 
 scored = FeatureService(name="scored", features=[driver_stats[["city"]], adjusted_rate])
 '''
+CITIES = '''
+from datetime import timedelta
+from feast import Entity, FeatureView, Field, FileSource, ValueType
+from feast.data_format import DeltaFormat
+from feast.types import Int64
+
+city = Entity(name="city", join_keys=["city_name"], value_type=ValueType.STRING)
+city_stats = FeatureView(
+    name="city_stats", entities=[city], ttl=timedelta(days=3650), online=True,
+    source=FileSource(name="city_src", path="gold.city_stats", file_format=DeltaFormat(),
+                      timestamp_field="event_timestamp"),
+    schema=[Field(name="population", dtype=Int64)])
+'''
+CITY_STATS = pd.DataFrame({"city_name": ["paris", "lyon", "1001"], "population": [2_100_000, 520_000, 7],
+                           "event_timestamp": pd.Timestamp("2024-01-01", tz="UTC")})
 FEATURES = ["driver_stats:conv_rate", "driver_stats:trips", "driver_stats:city", "driver_rating:rating"]
 DRIVERS = [3, 1, 999, 3, 0, 7]  # a missing driver and a repeated one
 
@@ -87,8 +103,10 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     lake = Lake(make_settings(root=str(base / "lake"), feast=feast, **extra))
     lake.table("gold.driver_stats").write(driver_stats())
     lake.table("gold.driver_rating").write(driver_rating())
+    lake.table("gold.city_stats").write(CITY_STATS)
     fl = FeatureLake(lake, write_repo(base / "repo"), request.param)
     (fl.repo / "drivers.py").write_text(REPO.replace("TTL_HOURS", "48") + ON_DEMAND)
+    (fl.repo / "cities.py").write_text(CITIES)
     fl.apply()
     feature_store(lake).materialize(dt.datetime(2023, 1, 1, tzinfo=dt.UTC), dt.datetime.now(dt.UTC))
     yield fl
@@ -422,3 +440,191 @@ def test_real_server_with_workers(served: FeatureLake, tmp_path: Path) -> None:
     logged = _log(served)
     logged = logged[logged["request_id"].isin(ids)]
     assert logged["request_id"].nunique() == 20 and len(logged) == 20 * len(DRIVERS)
+
+
+# --------------------------------------------------------------- the boundary
+
+
+def _settings_toml(fl: FeatureLake, path: Path, **server: Any) -> Path:
+    """The lake's settings as a lake.toml, as a user would write it for ``lake features serve``."""
+    settings = fl.lake.settings
+    lines = [f"root = {json.dumps(settings.root_uri)}", "[catalog]",
+             f"url = {json.dumps(settings.catalog_url)}", "[feast]",
+             f"project = {json.dumps(settings.feast.project)}",
+             f"online_store = {json.dumps(settings.feast.online_store)}",
+             f"redis_url = {json.dumps(settings.feast.redis_url)}"]
+    if settings.feast.registry is not None:
+        lines.append(f"registry = {json.dumps(settings.feast.registry.get_secret_value())}")
+    lines.append("[server]")
+    lines += [f"{k} = {json.dumps(v)}" for k, v in server.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_entity_key_types_are_checked(served: FeatureLake, app: FeatureServer) -> None:
+    ok = _call(app, "POST", "/get-online-features", {"features": ["city_stats:population"],
+                                                    "entities": {"city_name": ["paris", "1001", "rome"]}})
+    assert ok.status_code == 200, ok.text
+    assert _by_name(ok.json())["population"]["values"] == [2_100_000, 7, None]
+    for entities, words in [
+        ({"city_name": [1001]}, "'city_name'[0] is 1001 (an integer); the join key 'city_name' takes a string"),
+        ({"city_name": ["paris", 1.5]}, "'city_name'[1] is 1.5 (a float)"),
+        ({"city_name": [True]}, "'city_name'[0] is True (a boolean)"),
+    ]:
+        response = _call(app, "POST", "/get-online-features", {"features": ["city_stats:population"],
+                                                              "entities": entities})
+        assert response.status_code == 422 and words in response.json()["detail"], response.text
+    for value, words in [("1", "'1' (a string)"), (1.0, "1.0 (a float)"), (False, "False (a boolean)"),
+                         (2**63, "out of range")]:
+        response = _call(app, "POST", "/get-online-features",
+                         {"features": FEATURES, "entities": {"driver_id": [1, value]}})
+        assert response.status_code == 422 and "'driver_id'[1] is" in response.json()["detail"], response.text
+        assert words in response.json()["detail"] and "INT64" in response.json()["detail"]
+    with pytest.raises(OnlineRequestError, match="takes a string"):  # the Python API checks the same way
+        get_online_features(served.lake, {"city_name": [1001]}, ["city_stats:population"])
+
+
+def test_limits_and_malformed_bodies_are_4xx(served: FeatureLake) -> None:
+    lake = Lake(served.lake.settings.model_copy(update={
+        "feast": served.lake.settings.feast.model_copy(update={"max_keys_per_request": 1000}),
+        "server": served.lake.settings.server.model_copy(update={"max_body_bytes": 64 * 1024})}))
+    app = create_app(lake)
+    try:
+        too_many = _call(app, "POST", "/get-online-features", {"features": FEATURES,
+                                                               "entities": {"driver_id": list(range(1001))}})
+        assert too_many.status_code == 413 and "1001 rows" in too_many.json()["detail"]
+        assert "max_keys_per_request" in too_many.json()["detail"]
+        assert _call(app, "POST", "/get-online-features", {"features": FEATURES, "entities": {
+            "driver_id": list(range(1000))}}).status_code == 200
+        big = _call(app, "POST", "/get-online-features", raw=b'{"features": ["' + b"x" * 70_000 + b'"]}')
+        assert big.status_code == 413
+        for raw, status, words in [
+            (b'{"features": ["driver_stats:trips"], "entities": {"driver_id": [[[[1]]]]}}', 422, "is a list"),
+            (b'{"features": ["driver_stats:trips"], "entities": {"driver_id": [{"a": 1}]}}', 422, "is an object"),
+            (b"[" * 50_000 + b"]" * 50_000, 400, "nest"),
+            (b'{"entities": {"driver_id": [NaN]}, "features": ["driver_stats:trips"]}', 400, "NaN"),
+            (b'{"features": ["driver_stats:trips"], "entities": {"driver_id": [1]}, "x": ' + b"[" * 5000
+             + b"]" * 5000 + b"}", 400, "nest"),
+        ]:
+            response = _call(app, "POST", "/get-online-features", raw=raw)
+            assert response.status_code in (status, 413 if len(raw) > 64 * 1024 else status), raw[:60]
+            if response.status_code == status:
+                assert words in response.json()["detail"], response.text
+    finally:
+        app.close()
+
+
+def test_many_keys_read_in_chunks(served: FeatureLake, app: FeatureServer) -> None:
+    """More keys than SQLite takes parameters in one statement: same answer as small reads."""
+    import sqlite3
+
+    if served.kind == "embedded":
+        # This build of SQLite takes 250,000 parameters; most take 32,766, old ones 999: be one of those.
+        conn = app.reader.backend._conn()  # type: ignore[attr-defined]
+        conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+    keys = [i % 40 for i in range(40_000)] + list(range(10_000, 45_000))  # repeats, misses, > 32766 distinct
+    direct = app.reader.get({"driver_id": keys}, FEATURES).to_dict()  # this thread: the connection limited above
+    response = _call(app, "POST", "/get-online-features", {"features": FEATURES, "entities": {"driver_id": keys}})
+    assert response.status_code == 200, response.text[:300]
+    got = {n: c["values"] for n, c in _by_name(response.json()).items()}
+    want = get_online_features(served.lake, {"driver_id": list(range(40))}, FEATURES)
+    for name in want:
+        assert _same(got[name][:40]) == _same(want[name]) == _same(direct[name][:40])
+        assert got[name][40:80] == got[name][:40]
+        assert _same(direct[name]) == _same(got[name])
+    assert all(v is None for v in got["trips"][40_000:])
+
+
+def test_large_requests_are_served_by_a_worker_process(served: FeatureLake) -> None:
+    lake = Lake(served.lake.settings.model_copy(update={
+        "feast": served.lake.settings.feast.model_copy(update={"offload_keys": 10})}))
+    app = create_app(lake)
+    try:
+        for n, offloaded in ((1, 0), (10, 0), (11, 1), (500, 2)):
+            body = {"features": FEATURES, "entities": {"driver_id": [i % 30 for i in range(n)]}}
+            response = _call(app, "POST", "/get-online-features", body)
+            assert response.status_code == 200 and app.offloaded == offloaded
+            got = {name: col["values"] for name, col in _by_name(response.json()).items()}
+            assert _same(got) == _same(get_online_features(served.lake, body["entities"], FEATURES))
+        # Errors found in the worker are the same 4xx.
+        bad = _call(app, "POST", "/get-online-features", {"features": FEATURES, "entities": {
+            "driver_id": [*range(20), "x"]}})
+        assert bad.status_code == 422 and "'driver_id'[20]" in bad.json()["detail"]
+        with_views = _call(app, "POST", "/get-online-features", {
+            "features": FEATURES, "entities": {"driver_id": list(range(20))},
+            "include_feature_view_version_metadata": True})
+        assert with_views.json()["metadata"]["feature_view_metadata"] == [{"name": "driver_stats"},
+                                                                            {"name": "driver_rating"}]
+        assert _call(app, "GET", "/health").json()["offloaded_requests"] == 4
+    finally:
+        app.close()
+    # The serving log holds what a worker served.
+    logging_app = create_app(lake, log_requests=True)
+    response = _call(logging_app, "POST", "/get-online-features", {"features": FEATURES,
+                                                                  "entities": {"driver_id": list(range(25))}})
+    assert response.status_code == 200 and logging_app.offloaded == 1
+    logging_app.close()
+    logged = _log(served)
+    logged = logged[logged["request_id"] == response.headers["x-request-id"]]
+    assert sorted(logged["driver_id"]) == list(range(25))
+
+
+def test_tokens_guard_the_feature_server(served: FeatureLake) -> None:
+    authenticator = served.lake.catalog.authenticator(cache_seconds=0)
+    app = create_app(served.lake, authenticator=authenticator)
+    body = {"features": FEATURES, "entities": {"driver_id": [1]}}
+    info, token = served.lake.catalog.create_token("svc:ranker")
+    try:
+        refused = _call(app, "POST", "/get-online-features", body)
+        assert refused.status_code == 401 and "requires a token" in refused.json()["detail"]
+        assert _call(app, "GET", "/health").status_code == 200  # for load balancers
+
+        async def with_token(header: str) -> httpx.Response:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://serving") as client:
+                return await client.post("/get-online-features", json=body, headers={"Authorization": header})
+
+        assert asyncio.run(with_token(f"Bearer {token}")).status_code == 200
+        assert asyncio.run(with_token(f"Bearer {token}x")).status_code == 401
+        served.lake.catalog.revoke_token(info.id)
+        assert asyncio.run(with_token(f"Bearer {token}")).status_code == 401
+    finally:
+        app.close()
+        served.lake.catalog.revoke_token(info.id)
+
+
+def test_lake_features_serve_as_a_user_starts_it(served: FeatureLake, tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.lake_server import lake_command, lake_env, running, wait_healthy
+
+    config = _settings_toml(served, tmp_path / "lake.toml", token_cache_seconds=0)
+    env = lake_env()
+    port = free_port()
+    refused = subprocess.run(lake_command("--config", str(config), "features", "serve", "--host", "0.0.0.0",
+                                          "--port", str(port)), env=env, capture_output=True, text=True, timeout=180)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert "refusing to serve features on 0.0.0.0" in refused.stderr
+    info, token = served.lake.catalog.create_token("svc:ranker")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with running(["--config", str(config), "features", "serve", "--host", "0.0.0.0", "--port", str(port)], port,
+                     env=env, log=tmp_path / "serve.log"):
+            wait_healthy(base)
+            auth = {"Authorization": f"Bearer {token}"}
+            body = {"features": FEATURES, "entities": {"driver_id": DRIVERS}}
+            assert httpx.post(base + "/get-online-features", json=body).status_code == 401
+            ok = httpx.post(base + "/get-online-features", json=body, headers=auth)
+            assert ok.status_code == 200
+            want = get_online_features(served.lake, {"driver_id": DRIVERS}, FEATURES)
+            assert _same({n: c["values"] for n, c in _by_name(ok.json()).items()}) == _same(want)
+            too_many = httpx.post(base + "/get-online-features", headers=auth, timeout=60,
+                                  json={"features": FEATURES, "entities": {"driver_id": list(range(100_001))}})
+            assert too_many.status_code == 413
+            wrong = httpx.post(base + "/get-online-features", headers=auth,
+                               json={"features": ["city_stats:population"], "entities": {"city_name": [7]}})
+            assert wrong.status_code == 422 and "takes a string" in wrong.json()["detail"]
+            served.lake.catalog.revoke_token(info.id)
+            assert httpx.post(base + "/get-online-features", json=body, headers=auth).status_code == 401
+    finally:
+        served.lake.catalog.revoke_token(info.id)
