@@ -96,10 +96,20 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     return out
 
 
+MAX_DEPTH = 100
+"""Nesting (parentheses, NOT) deeper than this is refused: no real filter needs it."""
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.toks = _tokens(text)
         self.i = 0
+        self.depth = 0
+
+    def deeper(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise InvalidPredicateError(f"the predicate nests parentheses or NOT more than {MAX_DEPTH} deep")
 
     def peek(self, upper: bool = True) -> str | None:
         if self.i >= len(self.toks):
@@ -142,14 +152,19 @@ class _Parser:
     def not_(self) -> Any:
         if self.peek() == "NOT":
             self.take()
-            return Not(self.not_())
+            self.deeper()
+            node = Not(self.not_())
+            self.depth -= 1
+            return node
         return self.cmp()
 
     def cmp(self) -> Any:
         if self.peek() == "(":
             self.take()
+            self.deeper()
             node = self.or_()
             self.expect(")")
+            self.depth -= 1
             return node
         left = self.operand()
         nxt = self.peek()
@@ -294,6 +309,13 @@ def _coerce(value: Any, like: Any) -> Any:
     """Make a literal comparable with a statistics value."""
     if value is None or like is None:
         return value
+    try:
+        return _coerced(value, like)
+    except ValueError:  # a text that is no date or time: nothing to compare, the file is kept
+        raise _Unsupported(f"{value!r} against {type(like).__name__} statistics") from None
+
+
+def _coerced(value: Any, like: Any) -> Any:
     if isinstance(like, dt.datetime):
         if isinstance(value, str):
             value = _parse_ts(value)
