@@ -49,8 +49,11 @@ _BARE_USERINFO = re.compile(
     r"(?<![\w/:.@%+\-])(?P<user>[\w.+\-]+):(?P<pw>[^\s@:/'\"<>][^\s@:'\"<>]*(?:@[^\s@'\"<>]+)*?)@"
     r"(?P<host>[\w\-]+(?:\.[\w\-]+)*(?::\d+)?)(?=[\s/'\"<>,;)]|$)")
 # key=value (query strings, DSNs, messages) and "key": "value" (JSON text).
+# The key is a whole word of at most 64 characters (never the tail of a base64 run such as a
+# serialized protobuf), and '=' padding is never a value.
 _ASSIGN = re.compile(
-    r"(?P<key>[A-Za-z_][\w.\-]*)(?P<sep>\s*=\s*)(?P<val>'[^']*'|\"[^\"]*\"|[^\s&;,'\"<>)\]}]+)")
+    r"(?<![\w.\-/+])(?P<key>[A-Za-z_][\w.\-]{0,63})(?![\w.\-/+])(?P<sep>\s*=\s*)"
+    r"(?P<val>'[^']*'|\"[^\"]*\"|[^\s&;,'\"<>)\]}=][^\s&;,'\"<>)\]}]*)")
 _JSON_PAIR = re.compile(
     r"\"(?P<key>[^\"\\]{1,64})\"(?P<sep>\s*:\s*)(?P<val>\"(?:[^\"\\]|\\.)*\"|-?\d[\d.eE+\-]*)")
 # "Authorization: Basic dXNlcjpwdw==", or a long credential after "Bearer" anywhere.

@@ -95,7 +95,8 @@ def _freshness_check(lake: Lake, step: Step, max_age_hours: float) -> dg.AssetCh
         if age is None:
             return dg.AssetCheckResult(passed=False, metadata={"reason": f"{table} has no commit yet"})
         return dg.AssetCheckResult(passed=age <= max_age_hours,
-                                   metadata={"age_hours": round(age, 3), "max_age_hours": max_age_hours})
+                                   metadata={"age_hours": round(age, 3), "age_seconds": round(age * 3600, 3),
+                                             "max_age_hours": max_age_hours})
 
     return fresh
 

@@ -8,7 +8,9 @@ the logs and the CLI output are searched for them.
 
 from __future__ import annotations
 
+import base64
 import json
+import random
 import uuid
 from pathlib import Path
 from typing import Any
@@ -199,3 +201,18 @@ def test_planted_secrets_never_stored_logged_or_printed(catalog_url: str, tmp_pa
     assert "could not connect to postgres://u:****@h/db" in stored
     assert "not delivered" in outputs["logs"]  # the logs were captured (the HTTP sink is unreachable)
     assert "user:****@warehouse" in outputs["CLI output"]
+
+
+def test_base64_blobs_are_never_masked() -> None:
+    """A serialized protobuf stored as base64 must come back byte for byte: its '=' padding is no value
+    and the run of letters before it is no key, whatever words the run happens to spell."""
+    rng = random.Random(7)
+    for n in range(1, 400):
+        blob = base64.b64encode(rng.randbytes(n)).decode()
+        assert redact_text(blob) == blob
+        assert redact_text(f'{{"definitions": ["{blob}"]}}') == f'{{"definitions": ["{blob}"]}}'
+    # The shape that once failed: a run ending in a secret-looking word, then padding.
+    assert redact_text("CgwI1aS82AYQmKOKPin==") == "CgwI1aS82AYQmKOKPin=="
+    assert redact_text("AYQ/Pw=abc") == "AYQ/Pw=abc"
+    # A real key=value still is.
+    assert redact_text("x pin=1234 password=hunter2") == "x pin=**** password=****"

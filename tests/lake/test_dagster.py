@@ -70,5 +70,5 @@ def test_sensors_and_freshness_checks(project: tuple[Lake, Path], spark: Any) ->
     stale = check_of(strict, "gold/driver_stats")
     (evaluation,) = dg.materialize([*strict_assets, stale],
                                    selection=dg.AssetSelection.checks(stale)).get_asset_check_evaluations()
-    assert not evaluation.passed and evaluation.metadata["age_hours"].value > 0
+    assert not evaluation.passed and evaluation.metadata["age_seconds"].value > 0
     assert defs.get_schedule_def("lake_pipeline_daily").cron_schedule == "0 2 * * *"
