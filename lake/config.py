@@ -110,6 +110,9 @@ class FeastSettings(_Section):
     offload_workers: int = Field(default=1, ge=1)
     """Worker processes for the large requests (each holds a registry snapshot and its Feast imports,
     a few hundred MB); large requests beyond them wait their turn."""
+    registry_refresh_seconds: float = Field(default=60.0, gt=0)
+    """How often a running feature server reloads the registry: what ``lake features apply`` changed
+    is served this long after it, with no restart (a reload that fails keeps the previous snapshot)."""
 
 
 class ServerSettings(_Section):
@@ -133,6 +136,11 @@ class MetricsSettings(_Section):
     """A Prometheus Pushgateway (``http://127.0.0.1:9091``) batch work pushes to when it ends."""
     textfile: str | None = None
     """A ``.prom`` file (node_exporter's textfile collector) batch work writes when it ends."""
+    enabled: bool = True
+    """Servers record request metrics and answer ``GET /metrics`` (off: neither)."""
+    public: bool = False
+    """``/metrics`` answers without a token (for a scraper on a private network); by default it
+    needs one whenever the server's other endpoints do (Prometheus: ``authorization.credentials_file``)."""
 
 
 class Settings(_Section):

@@ -14,7 +14,11 @@ With the serving log on, each answer is queued for ``logs.serving_<project>``
 (see :mod:`lake.features.serving_log`), off the request path.
 
 Endpoints: ``POST /get-online-features`` (Feast's request and response bodies),
-``GET /health`` (200 when the registry and the online store answer, else 503).
+``GET /health`` (200 when the registry and the online store answer, else 503),
+``GET /metrics`` (Prometheus: latency and status per endpoint, latency and keys per feature
+service, online store read latency; see :mod:`lake.metrics`; ``[metrics] enabled``).
+The registry is reloaded every ``[feast] registry_refresh_seconds``: ``lake features apply``
+changes what is served without a restart; SIGTERM lets in-flight requests finish.
 Errors are JSON ``{"detail": "..."}``: 400 for a body that is not JSON or nests too
 deeply, 401 without a valid token where one is required, 404 for an unknown feature, view
 or service, 413 for a body or a key count over the limits, 422 for a malformed request
@@ -33,6 +37,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -53,6 +58,7 @@ from catalog.guard import (
     reject_constant,
 )
 from catalog.tokens import Authenticator
+from lake import metrics
 from lake.config import Settings
 from lake.errors import FeatureError, LakeError, ServingError
 from lake.features.online import OnlineReader, OnlineResult
@@ -114,6 +120,9 @@ def encode(result: OnlineResult) -> bytes:
     return ('{"results":[' + ",".join(parts) + '],"metadata":{"feature_names":' + names + "}}").encode()
 
 
+_ENDPOINTS = ("/get-online-features", "/health", "/metrics")
+
+
 class _BadRequest(Exception):
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(detail)
@@ -171,12 +180,13 @@ def _parse(body: bytes, max_keys: int) -> tuple[dict[str, Any], list[str] | None
 class FeatureServer:
     """The ASGI application: ``await app(scope, receive, send)``."""
 
-    def __init__(self, lake: Lake, *, log_requests: bool = False, refresh_seconds: float = 60.0,
+    def __init__(self, lake: Lake, *, log_requests: bool = False, refresh_seconds: float | None = None,
                  offload: bool = True, authenticator: Authenticator | None = None) -> None:
         """Args:
             lake: the lake whose Feast deployment is served.
             log_requests: queue every answer for the serving log table.
-            refresh_seconds: how often the registry snapshot is reloaded.
+            refresh_seconds: how often the registry snapshot is reloaded (default
+                ``[feast] registry_refresh_seconds``).
             offload: serve requests over ``[feast] offload_keys`` rows in worker processes (False: every
                 request on the event loop, as before; the isolation benchmark compares the two).
             authenticator: who may call; default the lake catalog's tokens, as ``[server]`` says.
@@ -184,8 +194,18 @@ class FeatureServer:
         feast, server = lake.settings.feast, lake.settings.server
         self.authenticator = authenticator or lake.catalog.authenticator(mode=server.auth,
                                                                          cache_seconds=server.token_cache_seconds)
-        self._guarded = Guard(self._asgi, self.authenticator, Limits(server.max_body_bytes, server.max_json_depth))
-        self.reader = OnlineReader(lake, refresh_seconds=refresh_seconds, background=True)
+        measured = lake.settings.metrics
+        self.measured = measured.enabled
+        public = ("/health", "/metrics") if measured.public else ("/health",)
+        guarded = Guard(self._asgi, self.authenticator, Limits(server.max_body_bytes, server.max_json_depth),
+                        public=public)
+        # Outermost, so that a 401 or 413 from the guard is counted too.
+        self.tally = metrics.Tally()
+        self._app: Any = metrics.HttpMetrics(guarded, "features", _ENDPOINTS, self.tally) if measured.enabled else guarded
+        self.reader = OnlineReader(lake, refresh_seconds=refresh_seconds or feast.registry_refresh_seconds,
+                                   background=True)
+        self._store_seconds = self.tally.histogram(metrics.ONLINE_STORE_SECONDS, self.reader.online_store)
+        self._per_service: dict[str, tuple[metrics.TalliedHistogram, metrics.TalliedHistogram]] = {}
         self.serving_log = ServingLog(lake, self.reader.project) if log_requests else None
         self.max_keys = feast.max_keys_per_request
         self.max_body = lake.settings.server.max_body_bytes
@@ -214,6 +234,7 @@ class FeatureServer:
         if self._closed:
             return
         self._closed = True
+        self.tally.stop()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
         self.reader.close()
@@ -224,7 +245,17 @@ class FeatureServer:
                             stats.last_error)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._guarded(scope, receive, send)
+        await self._app(scope, receive, send)
+
+    def _observe(self, service: str | None, keys: int, seconds: float) -> None:
+        """A served feature request: latency and keys, by feature service (``features`` for a list)."""
+        name = service or "features"
+        children = self._per_service.get(name)
+        if children is None:  # only names the registry resolved get here: the label set stays bounded
+            children = self._per_service[name] = (self.tally.histogram(metrics.FEATURE_REQUEST_SECONDS, name),
+                                                  self.tally.histogram(metrics.FEATURE_KEYS, name))
+        children[0].observe(seconds)
+        children[1].observe(keys)
 
     async def _asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -265,16 +296,29 @@ class FeatureServer:
                 return await _answer(send, 405, {"detail": "use GET /health"}, request_id)
             status, answer = await self._health()
             return await _answer(send, status, answer, request_id)
-        return await _answer(send, 404, {"detail": f"no endpoint {path}; use POST /get-online-features "
-                                                   "or GET /health"}, request_id)
+        if path == "/metrics" and self.measured:
+            if method != "GET":
+                return await _answer(send, 405, {"detail": "use GET /metrics"}, request_id)
+            self.tally.flush()
+            body, content_type = metrics.exposition()
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", content_type.encode()), (b"content-length", b"%d" % len(body))]})
+            return await send({"type": "http.response.body", "body": body})
+        return await _answer(send, 404, {"detail": f"no endpoint {path}; use POST /get-online-features, "
+                                                   "GET /health or GET /metrics"}, request_id)
 
     async def _features(self, body: bytes, request_id: str) -> tuple[int, Any]:
+        started = time.perf_counter()
         try:
             entities, features, service, full_names, with_views, rows = _parse(body, self.max_keys)
             plan = self.reader.plan(features, service, full_names)
 
+            read_seconds: list[float] = []  # observed on the event loop's thread (a tally takes no lock)
+
             def answer() -> tuple[int, Any]:
+                read_started = time.perf_counter()
                 result = self.reader.get(entities, features, feature_service=service, full_feature_names=full_names)
+                read_seconds.append(time.perf_counter() - read_started)
                 if self.serving_log is not None:
                     self.serving_log.record(request_id, dt.datetime.now(_UTC), result)
                 if with_views:
@@ -294,10 +338,15 @@ class FeatureServer:
                     entities, features, service, full_names, with_views, self.serving_log is not None))
                 if result is not None and self.serving_log is not None:
                     self.serving_log.record(request_id, dt.datetime.now(_UTC), result)
-                return status, data
-            if plan.on_demand:  # pandas transformations: off the event loop
-                return await loop.run_in_executor(None, answer)
-            return answer()
+            elif plan.on_demand:  # pandas transformations: off the event loop
+                status, data = await loop.run_in_executor(None, answer)
+            else:
+                status, data = answer()
+            if self.measured and status == 200:
+                self._observe(service, rows, time.perf_counter() - started)
+                if read_seconds:
+                    self._store_seconds.observe(read_seconds[0])
+            return status, data
         except _BadRequest as exc:
             return exc.status, {"detail": exc.detail}
         except ServingError as exc:
@@ -473,6 +522,11 @@ def _supervise(settings: Settings, sock: socket.socket, host: str, port: int, wo
                log_requests: bool) -> None:
     """Start ``workers`` processes on one listening socket; restart any that dies; stop all on a signal."""
     spawn = multiprocessing.get_context("spawn")
+    scratch, environ = None, dict(os.environ)
+    if settings.metrics.enabled:
+        # Each worker writes its metrics to files here; any worker's /metrics sums them all.
+        scratch = tempfile.TemporaryDirectory(prefix="lake-metrics-")
+        metrics.share_between_processes(scratch.name)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
 
@@ -501,6 +555,10 @@ def _supervise(settings: Settings, sock: socket.socket, host: str, port: int, wo
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         sock.close()
+        if scratch is not None:
+            os.environ.clear()
+            os.environ.update(environ)
+            scratch.cleanup()
 
 
 __all__ = ["FeatureServer", "create_app", "serve"]
