@@ -261,9 +261,19 @@ def exposition() -> tuple[bytes, str]:
     folder = os.environ.get(MULTIPROCESS_ENV)
     if folder:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=folder)
+        registry.register(_LakeOnly(multiprocess.MultiProcessCollector(None, path=folder)))
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+class _LakeOnly:
+    """The lake's metrics of a collector (Feast's own land in the same multiprocess folder)."""
+
+    def __init__(self, collector: Any) -> None:
+        self.collector = collector
+
+    def collect(self) -> Iterator[Any]:
+        return (m for m in self.collector.collect() if m.name.startswith("lake_"))
 
 
 def names() -> set[str]:

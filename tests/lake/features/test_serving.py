@@ -414,7 +414,7 @@ def test_real_server_with_workers(served: FeatureLake, tmp_path: Path) -> None:
             f"serve(Lake(pickle.load(open({str(settings)!r}, 'rb'))), port={port}, workers=2, log_requests=True)")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parents[3])
     try:
-        deadline = time.time() + 90
+        deadline = time.time() + 240  # a bound for a loaded machine, not a speed check
         while not reachable("127.0.0.1", port):
             assert proc.poll() is None and time.time() < deadline, "the feature server did not start"
             time.sleep(0.2)
