@@ -95,6 +95,8 @@ def materialize_cmd(
     views: Annotated[list[str] | None, typer.Argument(help="Feature views (default: every online view).")] = None,
     incremental: Annotated[bool, typer.Option("--incremental", help="Only what changed since the last run.")] = False,
     end: Annotated[str | None, typer.Option(help="Ignore rows after this time (ISO 8601).")] = None,
+    engine: Annotated[str | None, typer.Option(
+        help="duckdb, spark (executors write to Redis in parallel) or auto; default: [features] engine.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Load the latest feature values into the online store (SQLite or Redis)."""
@@ -112,7 +114,7 @@ def materialize_cmd(
             bar.update(tasks[view], completed=done)
 
         results = materialize(state(ctx).lake(), views or None, incremental=incremental, end=until,
-                              progress=progress)
+                              progress=progress, engine=engine)
     rows = [{"view": r.view, "source": f"{r.table}@{r.version}", "mode": r.mode,
              "since": r.previous_version, "files": r.files_read, "entities": r.entities, "written": r.written,
              "seconds": round(r.seconds, 2), "run_id": r.run_id} for r in results]
