@@ -115,6 +115,22 @@ class FeastSettings(_Section):
     is served this long after it, with no restart (a reload that fails keeps the previous snapshot)."""
 
 
+class FeaturesSettings(_Section):
+    """Which engine runs the feature path's batch work (point-in-time retrieval, training sets,
+    materialization, drift and profile statistics)."""
+
+    engine: Literal["auto", "duckdb", "spark"] = "auto"
+    """``duckdb``: one process. ``spark``: the Spark cluster of ``[spark] master``. ``auto``: Spark once
+    the rows involved (entity rows plus the source rows at the pinned versions, summed over the
+    views; for statistics the rows of the table) reach :attr:`spark_min_rows`, else DuckDB."""
+    spark_min_rows: int = Field(default=30_000_000, ge=0)
+    """The size at which ``auto`` moves to Spark. The default is where the DuckDB path stopped fitting
+    a 2-core, 24 GB machine shared with other work (BENCHMARKS.md, "Feature path on Spark")."""
+    spark_group_rows: int = Field(default=500_000, ge=1_000)
+    """Spark engine: the rows (entity + source) one partition of a point-in-time join aims to hold in
+    memory; a key with more entity rows than half of it is salted over several partitions."""
+
+
 class ServerSettings(_Section):
     """The HTTP boundary of ``lake catalog serve`` and ``lake features serve``."""
 
@@ -155,6 +171,7 @@ class Settings(_Section):
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
     feast: FeastSettings = Field(default_factory=FeastSettings)
+    features: FeaturesSettings = Field(default_factory=FeaturesSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     quality_dir: str | None = None

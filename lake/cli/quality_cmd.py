@@ -63,12 +63,14 @@ def profile(
     ctx: typer.Context,
     table: str,
     out: Annotated[Path | None, typer.Option("--out", help="Write the YAML here (default: print it).")] = None,
+    engine: Annotated[str | None, typer.Option(
+        help="duckdb, spark or auto (default: [features] engine); the same statistics either way.")] = None,
 ) -> None:
     """Propose a starter suite from the data (review it before you commit it)."""
     from lake.monitor.profile import propose
 
     lake = state(ctx).lake()
-    text = propose(lake, lake.existing(table).name)
+    text = propose(lake, lake.existing(table).name, engine=engine)
     if out is None:
         sys.stdout.write(text)
     else:

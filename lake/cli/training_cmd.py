@@ -119,13 +119,15 @@ def export(
 def reproduce(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="Id, unique id prefix or name of a saved training dataset.")],
+    engine: Annotated[str | None, typer.Option(
+        help="duckdb, spark or auto (default: [features] engine); either gives the same hash.")] = None,
     as_json: JsonOpt = False,
 ) -> int:
     """Rebuild a training dataset from its recipe and compare hashes. Exit status 1 if they differ."""
     # heavy: lake.features (DuckDB, pandas, Delta) is imported only when the command runs
     from lake.features.training import reproduce as rebuild
 
-    result = rebuild(state(ctx).lake(), ref)
+    result = rebuild(state(ctx).lake(), ref, engine=engine)  # type: ignore[arg-type]
     fields = ("id", "name", "matches", "expected_hash", "actual_hash", "rows", "sources", "stored_matches")
     data = {f: getattr(result, f) for f in fields if hasattr(result, f)}  # not the rebuilt frame itself
     if as_json:
