@@ -24,6 +24,7 @@ from lake.cli import (
     monitor_cmd,
     pipeline_cmd,
     quality_cmd,
+    serve_cmd,
     sql_cmd,
     table_cmd,
     token_cmd,
@@ -60,6 +61,7 @@ app.command("revoke")(access_cmd.revoke)
 app.command("grants")(access_cmd.grants)
 app.add_typer(access_cmd.mask_app, name="mask")
 app.command("audit")(access_cmd.audit)
+app.command("serve")(serve_cmd.serve)
 
 
 @app.callback()

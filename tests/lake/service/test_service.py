@@ -1,0 +1,236 @@
+"""``lake serve`` against the real parts: grants on every endpoint, masking on every way data leaves, the audit."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+import pytest
+from fastapi.testclient import TestClient
+
+from catalog import access as acl
+from catalog import models as m
+from lake.masking import hash_text
+from lake.service.access import ServiceAccess
+from tests.lake.service.conftest import SALT, Team
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.s3]
+Service = tuple[TestClient, ServiceAccess]
+
+
+def hashed(value: str) -> str:
+    digest = hash_text(value, SALT.encode())
+    assert digest is not None
+    return digest
+
+
+def test_no_anonymous_access_and_tokens_expired_or_revoked(team: Team, service: Service) -> None:
+    client, _ = service
+    anonymous = client.get("/api/v1/search")
+    assert anonymous.status_code == 401 and "requires a token" in anonymous.json()["detail"]
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+    assert client.get("/health").status_code == 200
+    assert client.get("/api/v1/whoami", headers=team.auth("analyst")).json()["principal"] == "analyst"
+    assert client.get("/api/v1/search", headers={"Authorization": "Bearer lake_000000000000_" + "x" * 40}
+                      ).status_code == 401
+    assert client.get("/api/v1/search", headers={"Authorization": "Basic YWxpY2U6cHc="}).status_code == 401
+    # An expired token and a revoked one: 401 with the reason.
+    cat = team.lake.catalog
+    for state in ("expired", "revoked"):
+        info, text = cat.create_token("analyst")
+        assert client.get("/api/v1/whoami", headers={"Authorization": f"Bearer {text}"}).status_code == 200
+        if state == "expired":
+            with cat.writing() as s:
+                row = s.get(m.ApiToken, info.id)
+                assert row is not None
+                row.expires_at = m.utcnow() - dt.timedelta(seconds=1)
+        else:
+            cat.revoke_token(info.id)
+        refused = client.get("/api/v1/whoami", headers={"Authorization": f"Bearer {text}"})
+        assert refused.status_code == 401 and state in refused.json()["detail"]
+
+
+def test_catalog_endpoints_check_grants(team: Team, service: Service) -> None:
+    client, _ = service
+    owner, analyst, training = team.auth("owner"), team.auth("analyst"), team.auth("svc:training")
+    names = {h["name"] for h in client.get("/api/v1/search", params={"q": "users"}, headers=owner).json()}
+    assert {"bronze.users", "silver.users"} <= names
+    seen = {h["name"] for h in client.get("/api/v1/search", params={"q": "users"}, headers=analyst).json()}
+    assert "silver.users" in seen and "bronze.users" not in seen  # search lists only what one may read
+    denied = client.get("/api/v1/datasets/bronze.users", headers=analyst)
+    assert denied.status_code == 403 and "lake grant read bronze.users --to analyst" in denied.json()["detail"]
+    shown = client.get("/api/v1/datasets/silver.users", headers=analyst).json()
+    assert [c["name"] for c in shown["schema"]] == ["id", "email", "phone", "country"]
+    assert "pii (from bronze.users)" in shown["inherited_tags"]
+    assert client.get("/api/v1/datasets/silver.nothing", headers=analyst).status_code == 404
+    assert client.get("/api/v1/datasets/silver.users/schema", headers=analyst).status_code == 200
+    assert client.get("/api/v1/datasets/silver.users/versions", headers=analyst).json()[0]["version"] == 0
+    # Lineage: the analyst sees silver and gold, not bronze (left out, counted).
+    graph = client.get("/api/v1/lineage/gold.contacts", headers=analyst, params={"direction": "upstream"}).json()
+    assert {n["name"] for n in graph["nodes"]} == {"gold.contacts", "silver.users"}
+    assert graph["hidden_datasets"] == 1 and all("bronze" not in e["from"] for e in graph["edges"])
+    columns = client.get("/api/v1/lineage/gold.contacts", headers=owner,
+                         params={"direction": "upstream", "column": "contact"}).json()
+    assert any(n["column"] == "email" for n in columns["nodes"])
+    # Runs of everything need read on the lake; of a dataset, read on it.
+    assert client.get("/api/v1/runs", headers=analyst).status_code == 403
+    assert client.get("/api/v1/runs", headers=analyst, params={"dataset": "silver.users"}).status_code == 200
+    assert client.get("/api/v1/runs", headers=owner).status_code == 200
+    # Feature views and services: what each may read.
+    listed = {d["object"] for d in client.get("/api/v1/features", headers=training).json()}
+    assert listed == {"feature_view:driver_stats"}
+    # Metadata writes: a tag needs manage (a tag can unmask), a description write.
+    tag = client.post("/api/v1/datasets/silver.users/tags", headers=analyst, json={"tag": "x"})
+    assert tag.status_code == 403
+    assert client.put("/api/v1/datasets/silver.users/description", headers=analyst,
+                      json={"text": "hi"}).status_code == 403
+    assert client.put("/api/v1/datasets/silver.users/description", headers=owner,
+                      json={"text": "Users, cleaned"}).status_code == 200
+    assert client.get("/api/v1/datasets/silver.users", headers=analyst).json()["description"] == "Users, cleaned"
+    # Client mistakes are 4xx with a JSON reason, never a 500.
+    for response in (client.get("/api/v1/lineage/silver.users", headers=owner, params={"depth": 0}),
+                     client.get("/api/v1/datasets/silver.users", headers=owner, params={"version": "x"}),
+                     client.post("/api/v1/grants", headers=owner, json={"principal": "analyst"}),
+                     client.post("/api/v1/grants", headers=owner, content=b"{nope",
+                                 ),
+                     client.post("/api/v1/grants", headers=owner,
+                                 json={"principal": "analyst", "privilege": "own", "object": "gold"})):
+        assert 400 <= response.status_code < 500 and "detail" in response.json(), response.text
+
+
+def test_grants_through_the_api_need_manage_and_apply_at_once(team: Team, service: Service) -> None:
+    client, _ = service
+    owner, analyst = team.auth("owner"), team.auth("analyst")
+    body = {"principal": "analyst", "privilege": "read", "object": "bronze.users"}
+    assert client.post("/api/v1/grants", headers=analyst, json=body).status_code == 403  # no self-service
+    assert client.get("/api/v1/datasets/bronze.users/preview", headers=analyst).status_code == 403
+    assert client.post("/api/v1/grants", headers=owner, json=body).status_code == 201
+    try:
+        preview = client.get("/api/v1/datasets/bronze.users/preview", headers=analyst).json()
+        assert preview["columns"] == ["id", "email", "phone", "country"]
+        rows = {r[0]: r for r in preview["rows"]}
+        assert rows[1][1] == hashed("ann@example.com") and rows[3][1] is None  # pii: salted hash; null stays null
+        assert rows[1][2] == "****6 78" and rows[3][2] == "****"  # card: last 4
+        assert rows[1][3] == "fr"
+        mine = client.get("/api/v1/grants", headers=analyst, params={"principal": "analyst"}).json()
+        assert {"bronze.users", "gold"} <= {g["object"] for g in mine}
+        assert client.get("/api/v1/grants", headers=analyst, params={"principal": "owner"}).status_code == 403
+    finally:
+        revoked = client.delete("/api/v1/grants", headers=owner, params=body)
+        assert revoked.status_code == 200 and revoked.json()["revoked"]
+    assert client.get("/api/v1/datasets/bronze.users/preview", headers=analyst).status_code == 403
+
+
+def test_previews_and_loads_are_masked_without_unmask(team: Team, service: Service) -> None:
+    client, _ = service
+    owner, analyst = team.auth("owner"), team.auth("analyst")
+    raw = client.get("/api/v1/datasets/gold.contacts/preview", headers=owner).json()
+    assert sorted(r[1] for r in raw["rows"] if r[1]) == ["ann@example.com", "bob@example.com"]
+    masked = client.get("/api/v1/datasets/gold.contacts/preview", headers=analyst).json()
+    assert sorted(r[1] for r in masked["rows"] if r[1]) == sorted([hashed("ann@example.com"), hashed("bob@example.com")])
+    # Hand-off load as an Arrow stream and as JSON rows.
+    stream = client.get("/api/v1/load/gold.contacts", headers=analyst)
+    assert stream.status_code == 200 and stream.headers["content-type"] == "application/vnd.apache.arrow.stream"
+    table = pa.ipc.open_stream(stream.content).read_all()
+    assert "ann@example.com" not in str(table.to_pydict()) and hashed("ann@example.com") in table["contact"].to_pylist()
+    full = pa.ipc.open_stream(client.get("/api/v1/load/gold.contacts", headers=owner).content).read_all()
+    assert "ann@example.com" in full["contact"].to_pylist()
+    rows = client.get("/api/v1/load/silver.users", headers=analyst, params={"format": "json", "columns": "email"})
+    assert rows.json()["columns"] == ["email"] and hashed("bob@example.com") in str(rows.json()["rows"])
+    assert client.get("/api/v1/load/bronze.users", headers=analyst).status_code == 403
+    assert client.get("/api/v1/load/%2Ftmp%2Fx", headers=owner).status_code in (400, 404)
+    # unmask on gold lets the training account see it.
+    with team.lake.catalog.writing() as s:
+        acl.grant(s, "svc:training", "unmask", "gold.contacts")
+    try:
+        plain = client.get("/api/v1/datasets/gold.contacts/preview", headers=team.auth("svc:training")).json()
+        assert "ann@example.com" in str(plain["rows"])
+    finally:
+        with team.lake.catalog.writing() as s:
+            acl.revoke(s, "svc:training", "unmask", "gold.contacts")
+
+
+def test_sql_through_the_service_masks_inside_the_query(team: Team, service: Service) -> None:
+    client, _ = service
+    owner, analyst = team.auth("owner"), team.auth("analyst")
+
+    def sql(who: dict[str, str], query: str) -> dict:  # type: ignore[type-arg]
+        response = client.post("/api/v1/sql", headers=who, json={"query": query})
+        return {"status": response.status_code, **response.json()}
+
+    raw = sql(owner, "SELECT email FROM silver.users WHERE id = 1")
+    assert raw["rows"] == [["ann@example.com"]]
+    for query in ["SELECT email FROM silver.users WHERE id = 1",
+                  "SELECT upper(email) AS e FROM silver.users WHERE id = 1",  # an expression and an alias
+                  "SELECT * FROM (SELECT email AS x FROM silver.users) WHERE x LIKE 'ann%'",  # a filter on it
+                  "SELECT email FROM lake_at('silver.users', 0) WHERE id = 1"]:  # time travel
+        answer = sql(analyst, query)
+        assert answer["status"] == 200, answer
+        assert "ann@example.com" not in str(answer["rows"]).lower(), query
+    assert sql(analyst, "SELECT email FROM silver.users WHERE id = 1")["rows"] == [[hashed("ann@example.com")]]
+    assert sql(analyst, "SELECT count(DISTINCT email) AS n FROM silver.users")["rows"] == [[2]]  # joins/counts work
+    assert sql(analyst, "SELECT contact FROM gold.contacts WHERE id = 2")["rows"] == [[hashed("bob@example.com")]]
+    denied = sql(analyst, "SELECT * FROM bronze.users")
+    assert denied["status"] == 403 and "bronze.users" in denied["detail"]
+    # Around the views: files, catalog functions, several statements, writes: refused, 4xx.
+    for query in ["SELECT * FROM read_parquet('s3://any/*.parquet')",
+                  "SELECT * FROM delta_scan('s3://any/bronze/users')",
+                  "SELECT * FROM 'bronze/users/part-0.parquet'",
+                  "SELECT * FROM duckdb_views()",
+                  "SELECT 1; SELECT 2",
+                  "CREATE TABLE t AS SELECT 1",
+                  "SELECT * FROM (SELECT * FROM read_csv('/etc/passwd'))",
+                  "WITH x AS (SELECT * FROM glob('*')) SELECT * FROM x",
+                  "SELEC nonsense"]:
+        answer = sql(analyst, query)
+        assert 400 <= answer["status"] < 500 and answer.get("detail"), (query, answer)
+
+
+def test_online_features_by_grant_and_masked_across_the_pipeline(team: Team, service: Service) -> None:
+    """city is tagged pii on bronze.driver_stats; silver and gold inherit it by name, the feature view by
+    column lineage: the training account reads driver_stats:city hashed, the owner in clear."""
+    client, access = service
+    body = {"features": ["driver_stats:city", "driver_stats:trips"], "entities": {"driver_id": [1, 2]}}
+    owner = client.post("/get-online-features", json=body, headers=team.auth("owner"))
+    assert owner.status_code == 200, owner.text
+    cities = owner.json()["results"][1]["values"]
+    assert set(cities) <= {"paris", "lyon", "nice", None} and any(cities)
+    training = client.post("/get-online-features", json=body, headers=team.auth("svc:training")).json()
+    assert training["results"][1]["values"] == [hashed(c) if c else None for c in cities]
+    assert training["results"][2]["values"] == owner.json()["results"][2]["values"]  # trips: not pii
+    # The analyst holds the driver_model service, not the view.
+    analyst = team.auth("analyst")
+    assert client.post("/get-online-features", json=body, headers=analyst).status_code == 403
+    service_body = {"feature_service": "driver_model", "entities": {"driver_id": [1]}}
+    assert client.post("/get-online-features", json=service_body, headers=analyst).status_code == 200
+    assert client.post("/get-online-features", json=service_body, headers=team.auth("svc:training")).status_code == 403
+    assert client.post("/get-online-features", json=service_body).status_code == 401
+    assert access.policy.masked_columns("feature.driver_stats") == {"city": "hash"}
+
+
+def test_every_request_is_audited(team: Team, service: Service) -> None:
+    client, access = service
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    analyst = team.auth("analyst")
+    client.get("/api/v1/datasets/silver.users", headers=analyst)
+    client.get("/api/v1/datasets/bronze.users", headers=analyst)
+    client.post("/api/v1/sql", headers=analyst, json={"query": "SELECT count(*) FROM gold.contacts"})
+    client.post("/api/v1/grants", headers=team.auth("owner"),
+                json={"principal": "analyst", "privilege": "read", "object": "silver.x"})
+    client.get("/api/v1/search", headers={"Authorization": "Bearer lake_000000000000_" + "y" * 40})
+    assert client.get("/api/v1/audit", headers=analyst).status_code == 403
+    records = client.get("/api/v1/audit", headers=team.auth("owner"),
+                         params={"since": start.isoformat(), "limit": 1000}).json()
+    seen = {(r["principal"], r["action"], r["object"], r["outcome"]) for r in records}
+    assert ("analyst", "read", "silver.users", "allowed") in seen
+    assert ("analyst", "read", "bronze.users", "denied") in seen
+    assert ("analyst", "sql", "gold.contacts", "allowed") in seen
+    assert ("owner", "grant", "silver.x", "ok") in seen
+    assert ("analyst", "audit", "lake", "denied") in seen
+    assert any(r["action"] == "token" and r["outcome"] == "denied" for r in records)
+    assert all(r["at"] for r in records) and "y" * 40 not in str(records)
+    with team.lake.catalog.writing() as s:
+        acl.revoke(s, "analyst", "read", "silver.x")
+    access.audit_log.flush()
+    with team.lake.catalog.reading() as s:
+        assert acl.audit_records(s, principal="analyst", obj="bronze", since=start)[0]["outcome"] == "denied"
