@@ -16,6 +16,7 @@ from catalog.search import parse_query
 from lake.cli.context import state
 from lake.cli.output import console, err_console, human_bytes, print_json, print_table
 from lake.errors import LakeError
+from lake.service.client import RemoteCatalog
 from lake.service.run import serve as run_service
 
 app = typer.Typer(help="Search and annotate datasets, follow lineage, list runs.", no_args_is_help=True)
@@ -24,6 +25,9 @@ NsOpt = Annotated[str | None, typer.Option("--namespace", help="Dataset namespac
 
 
 def _catalog(ctx: typer.Context) -> Any:
+    settings = state(ctx).settings()
+    if settings.service.url:  # search, show and lineage through a running `lake serve`
+        return RemoteCatalog.from_settings(settings)
     return state(ctx).lake().catalog
 
 

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import datetime as dt
+import http.server
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
 
+import jwt
 import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
 from catalog import access as acl
 from catalog import models as m
+from lake.errors import ServiceError
+from lake.lakehouse import Lake
 from lake.masking import hash_text
 from lake.service.access import ServiceAccess
+from lake.service.client import ServiceClient
+from lake.service.run import build
 from tests.lake.service.conftest import SALT, Team
+from tests.lake_server import lake_command, lake_env, running, wait_healthy
+from tests.services import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.s3]
 Service = tuple[TestClient, ServiceAccess]
@@ -234,3 +248,126 @@ def test_every_request_is_audited(team: Team, service: Service) -> None:
     access.audit_log.flush()
     with team.lake.catalog.reading() as s:
         assert acl.audit_records(s, principal="analyst", obj="bronze", since=start)[0]["outcome"] == "denied"
+
+
+def test_openlineage_in_needs_write_on_its_outputs(team: Team, service: Service) -> None:
+    client, _ = service
+    event = {"eventType": "COMPLETE", "eventTime": "2026-12-01T10:00:00Z", "producer": "https://airflow",
+             "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/definitions/RunEvent",
+             "run": {"runId": "01936f3c-8f4e-7c6a-9a51-5d2d6c3b9a10"},
+             "job": {"namespace": "airflow", "name": "other_team.load"},
+             "inputs": [{"namespace": "lake", "name": "silver.users"}],
+             "outputs": [{"namespace": "lake", "name": "silver.orders"}]}
+    denied = client.post("/api/v1/lineage", json=event, headers=team.auth("analyst"))
+    assert denied.status_code == 403 and "silver.orders" in denied.json()["detail"]
+    with team.lake.catalog.writing() as s:
+        acl.grant(s, "svc:training", "write", "silver.orders")
+    try:
+        assert client.post("/api/v1/lineage", json=event, headers=team.auth("svc:training")).status_code == 201
+    finally:
+        with team.lake.catalog.writing() as s:
+            acl.revoke(s, "svc:training", "write", "silver.orders")
+    assert client.get("/openapi.json", headers=team.auth("analyst")).json()["paths"]["/api/v1/sql"]
+
+
+class _Issuer:
+    """A local OIDC issuer: an RSA key and its JWKS served over HTTP."""
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
+        body = json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]}).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def token(self, sub: str, *, exp: float = 300, iss: str = "https://idp.test", aud: str = "lake",
+              key: object = None) -> str:
+        now = int(time.time())
+        return jwt.encode({"sub": sub, "iss": iss, "aud": aud, "iat": now, "exp": now + exp}, key or self.key,
+                          algorithm="RS256", headers={"kid": "k1"})
+
+
+def test_oidc_jwts_from_a_local_issuer(team: Team) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    issuer = _Issuer()
+    settings = team.lake.settings.model_copy(update={"service": team.lake.settings.service.model_copy(update={
+        "jwks_url": issuer.url, "jwt_issuer": "https://idp.test", "jwt_audience": "lake"})})
+    app, access, _ = build(Lake(settings))
+    client = TestClient(app, raise_server_exceptions=False)
+    try:
+        def whoami(token: str) -> tuple[int, Any]:
+            response = client.get("/api/v1/whoami", headers={"Authorization": f"Bearer {token}"})
+            return response.status_code, response.json()
+
+        assert whoami(issuer.token("analyst")) == (200, whoami(issuer.token("analyst"))[1])
+        assert whoami(issuer.token("analyst"))[1]["principal"] == "analyst"
+        assert client.get("/api/v1/datasets/bronze.users", headers={
+            "Authorization": f"Bearer {issuer.token('analyst')}"}).status_code == 403  # the same grants
+        other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        for bad, words in [(issuer.token("analyst", exp=-10), "expired"),
+                           (issuer.token("analyst", iss="https://evil.test"), "issuer"),
+                           (issuer.token("analyst", aud="other"), "audience"),
+                           (issuer.token("owner", key=other), "signature"),
+                           ("a.b.c", "not valid")]:
+            status, body = whoami(bad)
+            assert status == 401 and words in body["detail"].lower(), (words, body)
+    finally:
+        access.close()
+        issuer.server.shutdown()
+
+
+def test_lake_serve_as_a_user_starts_it_and_the_cli_through_it(team: Team, tmp_path: Path) -> None:
+    settings = team.lake.settings
+    assert settings.s3.secret_key is not None and settings.catalog.url is not None
+    config = tmp_path / "lake.toml"
+    config.write_text(
+        f'root = "{settings.root}"\n'
+        f'[s3]\nendpoint = "{settings.s3.endpoint}"\naccess_key = "{settings.s3.access_key}"\n'
+        f'secret_key = "{settings.s3.secret_key.get_secret_value()}"\n'
+        f'[catalog]\nurl = "{settings.catalog.url.get_secret_value()}"\n'
+        f'[service]\nmask_salt = "{SALT}"\n[server]\ntoken_cache_seconds = 0\n')
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with running(["--config", str(config), "serve", "--port", str(port)], port, env=lake_env(),
+                 log=tmp_path / "serve.log"):
+        wait_healthy(base)
+        env = lake_env(LAKE_SERVICE_URL=base, LAKE_SERVICE_TOKEN=team.tokens["analyst"])
+        query = subprocess.run(lake_command("sql", "SELECT id, email FROM silver.users ORDER BY id", "--format", "json"),
+                               env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert query.returncode == 0, query.stderr
+        assert hashed("ann@example.com") in query.stdout and "ann@example.com" not in query.stdout
+        denied = subprocess.run(lake_command("catalog", "show", "bronze.users"), env=env, capture_output=True,
+                                text=True, timeout=120, cwd=tmp_path)
+        assert denied.returncode == 1 and "403" in denied.stderr and "Traceback" not in denied.stderr
+        # The Python API against the same service.
+        client = ServiceClient(base, team.tokens["analyst"])
+        try:
+            assert {h.name for h in client.search("users")} >= {"silver.users"}
+            assert "bronze.users" not in {h.name for h in client.search("users")}
+            assert client.show("silver.users")["versions"][0]["committed_at"].year >= 2026
+            graph = client.lineage("gold.contacts", direction="upstream")
+            assert {n.name for n in graph.nodes} == {"gold.contacts", "silver.users"}
+            assert client.load("gold.contacts")["contact"].to_pylist()[0] == hashed("ann@example.com")
+            assert client.sql("SELECT count(*) AS n FROM gold.contacts").to_pylist() == [{"n": 3}]
+            with pytest.raises(ServiceError, match="403"):
+                client.load("bronze.users")
+        finally:
+            client.close()
+    with pytest.raises(ServiceError, match="cannot reach"):
+        ServiceClient(base, "x", timeout=2).get("/api/v1/whoami")
