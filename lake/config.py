@@ -150,6 +150,9 @@ class ServiceSettings(_Section):
     """The claim naming the principal (``sub``, ``email``, ``preferred_username``)."""
     max_rows: int = Field(default=10_000, ge=1)
     """The most rows a query or preview through the service returns."""
+    job_principal: str | None = None
+    """The service account jobs run as when their spec names none (``LAKE_SERVICE_JOB_PRINCIPAL``); once
+    principals exist, a job needs write on its target and read on its inputs."""
 
 
 class MetricsSettings(_Section):
