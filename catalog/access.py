@@ -292,12 +292,13 @@ class AuditLog:
         max_pending: entries kept while the database is away; older ones are counted as dropped.
     """
 
-    def __init__(self, source: SessionSource, *, interval: float = 0.25, max_pending: int = 100_000) -> None:
+    def __init__(self, source: SessionSource, *, interval: float = 1.0, max_pending: int = 100_000) -> None:
         self.source = source
         self.interval = interval
         self.dropped = 0
         self.written = 0
-        self._pending: collections.deque[AuditEntry] = collections.deque(maxlen=max_pending)
+        # Raw tuples: a request pays one append; the entries are built when written.
+        self._pending: collections.deque[tuple[Any, ...]] = collections.deque(maxlen=max_pending)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
@@ -309,7 +310,7 @@ class AuditLog:
         """Queue one entry (written within ``interval`` seconds)."""
         if len(self._pending) == self._pending.maxlen:
             self.dropped += 1
-        self._pending.append(AuditEntry(principal, action, obj, outcome, version, detail))
+        self._pending.append((principal, action, obj, outcome, version, detail, time.time()))
 
     def flush(self) -> None:
         """Write everything queued now (tests, shutdown)."""
@@ -321,7 +322,8 @@ class AuditLog:
                 return
             try:
                 with self.source.writing() as s:
-                    self.written += write_audit(s, batch)
+                    self.written += write_audit(s, [
+                        AuditEntry(*raw[:6], at=dt.datetime.fromtimestamp(raw[6], dt.UTC)) for raw in batch])
             except CatalogError as exc:
                 log.warning("audit: %d entries kept for later: %s", len(batch), exc)
                 self._pending.extendleft(reversed(batch))
@@ -481,20 +483,39 @@ class Policy:
         self._clock = clock
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
+        self._refreshing = threading.Event()
 
     def snapshot(self) -> Snapshot:
+        """The current snapshot. Once one exists, an expired one is reloaded by a background thread while
+        requests keep using it (a request never waits for the database), unless ``cache_seconds`` is 0."""
         snap = self._snapshot
-        if snap is None or self._clock() - snap.loaded_at >= self.cache_seconds:
-            with self._lock:
-                snap = self._snapshot
-                if snap is None or self._clock() - snap.loaded_at >= self.cache_seconds:
-                    with self.source.reading() as s:
-                        snap = load_snapshot(s)
-                    snap.loaded_at = self._clock()
-                    self._snapshot = snap
-        return snap
+        if snap is not None and self._clock() - snap.loaded_at < self.cache_seconds:
+            return snap
+        if snap is not None and self.cache_seconds > 0:
+            if not self._refreshing.is_set():
+                self._refreshing.set()
+                threading.Thread(target=self._refresh, name="lake-policy", daemon=True).start()
+            return snap
+        return self._load()
+
+    def _load(self) -> Snapshot:
+        with self._lock:
+            with self.source.reading() as s:
+                snap = load_snapshot(s)
+            snap.loaded_at = self._clock()
+            self._snapshot = snap
+            return snap
+
+    def _refresh(self) -> None:
+        try:
+            self._load()
+        except CatalogError as exc:  # the database is away: keep the last snapshot, try again later
+            log.warning("policy: cannot reload grants: %s", exc)
+        finally:
+            self._refreshing.clear()
 
     def invalidate(self) -> None:
+        """Forget the snapshot: the next request reloads it (a change made through this server)."""
         self._snapshot = None
 
     def enforced(self) -> bool:

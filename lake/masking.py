@@ -17,7 +17,6 @@ to null rather than to an unsalted (guessable) digest.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Mapping
 from typing import Any
@@ -34,7 +33,7 @@ def hash_text(text: str, salt: bytes | None) -> str | None:
     """The masked form of one value's text (None without a salt)."""
     if salt is None:
         return None
-    return hmac.new(salt, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:32]
+    return hmac.digest(salt, text.encode("utf-8", "surrogatepass"), "sha256").hex()[:32]
 
 
 def last4(text: str) -> str:

@@ -43,6 +43,8 @@ class FeatureAccess:
         if not self.enforce:
             return {}
         snapshot = self.policy.snapshot()
+        if not snapshot.kinds:  # no principal defined: an embedded lake, nothing to enforce or audit
+            return {}
         if snapshot is not self._snapshot:
             self._decided.clear()
             self._snapshot = snapshot
