@@ -19,11 +19,13 @@ from fastapi.testclient import TestClient
 from catalog import access as acl
 from catalog import models as m
 from lake.errors import ServiceError
+from lake.features.training import save_training_dataset
 from lake.lakehouse import Lake
 from lake.masking import hash_text
 from lake.service.access import ServiceAccess
 from lake.service.client import ServiceClient
 from lake.service.run import build
+from tests.lake.features.conftest import entities
 from tests.lake.service.conftest import SALT, Team
 from tests.lake_server import lake_command, lake_env, running, wait_healthy
 from tests.services import free_port
@@ -371,3 +373,22 @@ def test_lake_serve_as_a_user_starts_it_and_the_cli_through_it(team: Team, tmp_p
             client.close()
     with pytest.raises(ServiceError, match="cannot reach"):
         ServiceClient(base, "x", timeout=2).get("/api/v1/whoami")
+
+
+def test_training_frames_are_masked_without_unmask(team: Team, service: Service) -> None:
+    """A saved training frame reads gold.driver_stats: the pii tag propagates to it, and its city is masked."""
+    client, access = service
+    saved = save_training_dataset(team.lake, "drivers_svc", entities(40), ["driver_stats:city", "driver_stats:trips"])
+    access.policy.invalidate()
+    assert access.policy.masked_columns("training.drivers_svc") == {"city": "hash"}
+    training = client.get("/api/v1/load/training:drivers_svc", headers=team.auth("svc:training"))
+    assert training.status_code == 200, training.text
+    frame = pa.ipc.open_stream(training.content).read_all()
+    clear = saved.frame.data
+    cities = [c for c in clear["city"].to_pylist() if c]
+    assert cities and not set(cities) & set(frame["city"].to_pylist())
+    assert sorted(c for c in frame["city"].to_pylist() if c) == sorted(hashed(c) for c in cities)
+    assert frame["trips"].to_pylist() == clear["trips"].to_pylist()
+    assert client.get("/api/v1/load/training:drivers_svc", headers=team.auth("analyst")).status_code == 403
+    owner = pa.ipc.open_stream(client.get("/api/v1/load/training:drivers_svc", headers=team.auth("owner")).content)
+    assert set(cities) <= set(owner.read_all()["city"].to_pylist())
