@@ -323,7 +323,8 @@ class AuditLog:
             try:
                 with self.source.writing() as s:
                     self.written += write_audit(s, [
-                        AuditEntry(*raw[:6], at=dt.datetime.fromtimestamp(raw[6], dt.UTC)) for raw in batch])
+                        AuditEntry(raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], dt.datetime.fromtimestamp(raw[6], dt.UTC))
+                        for raw in batch])
             except CatalogError as exc:
                 log.warning("audit: %d entries kept for later: %s", len(batch), exc)
                 self._pending.extendleft(reversed(batch))

@@ -271,36 +271,7 @@ class LakeSQL:
         return f"SELECT * REPLACE ({replace}) FROM {scan}"
 
     def _check_policy(self, query: str) -> None:
-        """Under a policy: one SELECT, lake tables by name, no table function that reads files."""
-        try:
-            statements = self.con.extract_statements(query)
-        except Exception as exc:  # a syntax error: DuckDB's message says where
-            raise self.error(exc) from None
-        if len(statements) != 1 or statements[0].type.name != "SELECT":
-            raise ReadOnlyError("queries through the service are one SELECT statement")
-        tree = self.con.execute("SELECT json_serialize_sql(?::VARCHAR)", [query]).fetchone()
-        parsed = json.loads(tree[0]) if tree else {"error": True}
-        if parsed.get("error"):
-            raise SQLError(f"the query cannot be parsed: {str(parsed.get('error_message', ''))[:200]}")
-        stack: list[Any] = [parsed]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, dict):
-                kind = node.get("type")
-                if kind == "TABLE_FUNCTION":
-                    function = node.get("function") or {}
-                    fname = str(function.get("function_name", "")).lower()
-                    if fname not in _POLICY_FUNCTIONS:
-                        raise ReadOnlyError(f"{fname}() is not available through the service: read lake tables "
-                                            "by name (layer.table) or lake_at('layer.table', version)")
-                elif kind == "BASE_TABLE":
-                    table = str(node.get("table_name", ""))
-                    if not re.fullmatch(r"[A-Za-z_]\w*", table):
-                        raise ReadOnlyError(f"{table[:80]!r} is not a table name: through the service, queries read "
-                                            "lake tables by name (layer.table)")
-                stack.extend(node.values())
-            elif isinstance(node, list):
-                stack.extend(node)
+        check_policy_query(query)
 
     # ---------------------------------------------------------------- queries
 
@@ -381,6 +352,54 @@ class LakeSQL:
         local = os.path.realpath(os.path.expanduser(path))
         real_root = os.path.realpath(root)
         return local == real_root or local.startswith(real_root + os.sep)
+
+
+def check_policy_query(query: str) -> None:
+    """What a query under a :class:`ReadPolicy` must be: one SELECT, lake tables by name, no table function
+    that reads files (checked on DuckDB's own parse, with a bare in-memory connection).
+
+    Raises:
+        ReadOnlyError: anything else; SQLError: the query does not parse.
+    """
+    import duckdb  # heavy: DuckDB loads on first use
+
+    con = duckdb.connect()
+    try:
+        _check_parsed(con, query)
+    finally:
+        con.close()
+
+
+def _check_parsed(con: Any, query: str) -> None:
+    try:
+        statements = con.extract_statements(query)
+    except Exception as exc:  # a syntax error: DuckDB's message says where
+        raise SQLError(readable(exc)) from None
+    if len(statements) != 1 or statements[0].type.name != "SELECT":
+        raise ReadOnlyError("queries through the service are one SELECT statement")
+    tree = con.execute("SELECT json_serialize_sql(?::VARCHAR)", [query]).fetchone()
+    parsed = json.loads(tree[0]) if tree else {"error": True}
+    if parsed.get("error"):
+        raise SQLError(f"the query cannot be parsed: {str(parsed.get('error_message', ''))[:200]}")
+    stack: list[Any] = [parsed]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            kind = node.get("type")
+            if kind == "TABLE_FUNCTION":
+                function = node.get("function") or {}
+                fname = str(function.get("function_name", "")).lower()
+                if fname not in _POLICY_FUNCTIONS:
+                    raise ReadOnlyError(f"{fname}() is not available through the service: read lake tables "
+                                        "by name (layer.table) or lake_at('layer.table', version)")
+            elif kind == "BASE_TABLE":
+                table = str(node.get("table_name", ""))
+                if not re.fullmatch(r"[A-Za-z_]\w*", table):
+                    raise ReadOnlyError(f"{table[:80]!r} is not a table name: through the service, queries read "
+                                        "lake tables by name (layer.table)")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def _list(items: Iterable[str]) -> str:

@@ -47,7 +47,7 @@ from lake.handoff.load import load
 from lake.lakehouse import Lake, is_location
 from lake.masking import mask_table
 from lake.service.access import ServiceAccess, dataset_of, object_of
-from lake.sql import LakeSQL
+from lake.sql import LakeSQL, check_policy_query
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
@@ -377,6 +377,8 @@ def create_app(lake: Lake, access: ServiceAccess | None = None, *, limits: Limit
         principal = who(request)
         limit = min(body.limit or max_rows, max_rows)
         policy = _QueryPolicy(access, principal) if access.enforce else None
+        if policy is not None:
+            check_policy_query(body.query)  # refused before a session over the lake is opened
         db = LakeSQL(lake, policy=policy)
         try:
             rel = db.sql(body.query)

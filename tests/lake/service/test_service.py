@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from catalog import access as acl
 from catalog import models as m
 from lake.errors import ServiceError
+from lake.features.server import create_app as create_feature_server
 from lake.features.training import save_training_dataset
 from lake.lakehouse import Lake
 from lake.masking import hash_text
@@ -222,6 +223,15 @@ def test_online_features_by_grant_and_masked_across_the_pipeline(team: Team, ser
     assert client.post("/get-online-features", json=service_body, headers=team.auth("svc:training")).status_code == 403
     assert client.post("/get-online-features", json=service_body).status_code == 401
     assert access.policy.masked_columns("feature.driver_stats") == {"city": "hash"}
+    # `lake features serve` on its own enforces the same grants and masks.
+    standalone = create_feature_server(team.lake)
+    try:
+        alone = TestClient(standalone, raise_server_exceptions=False)
+        assert alone.post("/get-online-features", json=body, headers=analyst).status_code == 403
+        masked = alone.post("/get-online-features", json=body, headers=team.auth("svc:training")).json()
+        assert masked["results"][1]["values"] == training["results"][1]["values"]
+    finally:
+        standalone.close()
 
 
 def test_every_request_is_audited(team: Team, service: Service) -> None:
