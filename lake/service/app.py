@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -24,6 +24,8 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from catalog import access as acl
 from catalog.errors import CatalogError, PermissionDeniedError, RequestError
@@ -125,7 +127,7 @@ def rows_of(table: pa.Table, limit: int) -> dict[str, Any]:
 
 
 def create_app(lake: Lake, access: ServiceAccess | None = None, *, limits: Limits | None = None,
-               features: Any | None = None) -> Any:
+               features: Any | None = None, mounts: Mapping[str, Any] | None = None) -> Any:
     """The service as an ASGI application.
 
     Args:
@@ -134,6 +136,9 @@ def create_app(lake: Lake, access: ServiceAccess | None = None, *, limits: Limit
         limits: body size and JSON depth (default from ``[server]``).
         features: a feature server (:class:`lake.features.server.FeatureServer`) to serve at
             ``POST /get-online-features``, built with the same access (None: not served).
+        mounts: ASGI apps served under a path prefix *without* the bearer-token guard, because they
+            authenticate themselves through ``access`` (the web console at ``/ui``: its sign-in page
+            takes a token into the ``lake_token`` cookie, ``ServiceAccess.principal`` reads it).
     """
     access = access or ServiceAccess(lake)
     server = lake.settings.server
@@ -518,15 +523,17 @@ def create_app(lake: Lake, access: ServiceAccess | None = None, *, limits: Limit
         await api(scope, receive, send)
 
     guarded = Guard(app, access.authenticator, limits)
-    if features is None:
+    if features is None and not mounts:
         return guarded
 
-    async def with_features(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/get-online-features":
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        if features is not None and scope["type"] == "http" and scope["path"] == "/get-online-features":
             return await features(scope, receive, send)  # its own guard, the same authenticator
         await guarded(scope, receive, send)
 
-    return with_features
+    if not mounts:
+        return dispatch
+    return Starlette(routes=[*(Mount(prefix, app=sub) for prefix, sub in mounts.items()), Mount("/", app=dispatch)])
 
 
 def _names_any(node: str, names: set[str]) -> bool:

@@ -101,6 +101,15 @@ class ServiceClient:
         return pa.ipc.open_stream(response.content).read_all()
 
 
+    def export(self, ref: str, out: str, *, version: int | None = None, columns: list[str] | None = None) -> int:
+        """Write what :meth:`load` returns to a local Parquet file; returns the rows written."""
+        import pyarrow.parquet as pq  # heavy enough to load only for an export
+
+        table = self.load(ref, version=version, columns=columns)
+        pq.write_table(table, out)
+        return table.num_rows
+
+
 class RemoteCatalog(ServiceClient):
     """What the CLI's catalog reads need, from the service; anything else says so."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from catalog.guard import check_binding
@@ -10,9 +11,13 @@ from lake.service.access import ServiceAccess
 from lake.service.app import create_app
 
 
-def build(lake: Lake, *, features: bool = False, access: ServiceAccess | None = None) -> tuple[Any, ServiceAccess,
-                                                                                                Any | None]:
-    """The app, its access, and the mounted feature server (None without ``features``)."""
+def build(lake: Lake, *, features: bool = False, access: ServiceAccess | None = None,
+          mounts: Mapping[str, Any] | None = None) -> tuple[Any, ServiceAccess, Any | None]:
+    """The app, its access, and the mounted feature server (None without ``features``).
+
+    ``mounts``: apps that authenticate through the access themselves (the console at ``/ui``:
+    ``{"/ui": lake.console.app.create_app(lake, access)}``), served without the token guard.
+    """
     access = access or ServiceAccess(lake)
     feature_server = None
     if features:
@@ -20,7 +25,7 @@ def build(lake: Lake, *, features: bool = False, access: ServiceAccess | None = 
         from lake.features.server import FeatureServer
 
         feature_server = FeatureServer(lake, authenticator=access.authenticator, access=access.feature_access())
-    return create_app(lake, access, features=feature_server), access, feature_server
+    return create_app(lake, access, features=feature_server, mounts=mounts), access, feature_server
 
 
 def serve(lake: Lake, host: str = "127.0.0.1", port: int = 8080, *, features: bool = False,
