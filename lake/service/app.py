@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -105,15 +106,15 @@ def _cell(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
-    if isinstance(value, float) and value != value:  # NaN is not JSON
+    if isinstance(value, float) and not math.isfinite(value):  # NaN and infinities are not JSON
         return None
     if isinstance(value, list):
         return [_cell(v) for v in value]
     if isinstance(value, dict):
         return {k: _cell(v) for k, v in value.items()}
-    if hasattr(value, "is_finite"):  # Decimal
-        return str(value)
-    return value
+    if isinstance(value, str | int | bool) or value is None or isinstance(value, float):
+        return value
+    return str(value)  # Decimal, UUID, intervals...
 
 
 def rows_of(table: pa.Table, limit: int) -> dict[str, Any]:

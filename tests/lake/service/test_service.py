@@ -178,6 +178,9 @@ def test_sql_through_the_service_masks_inside_the_query(team: Team, service: Ser
 
     raw = sql(owner, "SELECT email FROM silver.users WHERE id = 1")
     assert raw["rows"] == [["ann@example.com"]]
+    odd = sql(owner, "SELECT 'inf'::DOUBLE AS i, 'nan'::DOUBLE AS n, INTERVAL 1 DAY AS d, uuid() AS u, {'a': 1} AS s, "
+                     "[1, 2] AS l, 1::HUGEINT AS h, 'x'::BLOB AS b, TIME '10:00' AS t, 1.5::DECIMAL(4, 2) AS m")
+    assert odd["status"] == 200 and odd["rows"][0][:2] == [None, None] and odd["rows"][0][4] == {"a": 1}
     for query in ["SELECT email FROM silver.users WHERE id = 1",
                   "SELECT upper(email) AS e FROM silver.users WHERE id = 1",  # an expression and an alias
                   "SELECT * FROM (SELECT email AS x FROM silver.users) WHERE x LIKE 'ann%'",  # a filter on it
