@@ -34,7 +34,7 @@ from catalog.entities import (
     SearchHit,
     VersionRecord,
 )
-from catalog.errors import CatalogConnectionError, CatalogError
+from catalog.errors import CatalogConnectionError, CatalogError, TokenError
 from catalog.lineage import lineage as lineage_graph
 from catalog.openlineage import Emitter
 from catalog.redact import redact, redact_text
@@ -523,9 +523,13 @@ class Catalog:
         """A new API token for ``principal``: its record and its text (shown once; only its hash is kept).
 
         Raises:
-            TokenError: the principal's name is not allowed, or the expiry is in the past.
+            TokenError: the principal's name is not allowed, the expiry is in the past, or principals
+                are defined and this one is not.
         """
         with self.writing() as s:
+            if s.scalar(select(m.Principal.name).limit(1)) is not None and s.get(m.Principal, principal.strip()) is None:
+                raise TokenError(f"no principal {principal[:80]!r}: define it first (`lake principal create "
+                                 f"{principal[:80]} --kind user|service`)", principal=principal[:80])
             return tokens.create(s, principal, expires_at=expires_at, description=description, created_by=created_by)
 
     def tokens(self, *, principal: str | None = None, include_inactive: bool = True) -> list[TokenInfo]:

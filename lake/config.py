@@ -145,6 +145,35 @@ class ServerSettings(_Section):
     """The deepest nesting of objects and lists a JSON body may have (400 beyond)."""
 
 
+class ServiceSettings(_Section):
+    """``lake serve`` (the shared service), and where the CLI finds one (issue 18)."""
+
+    url: str | None = None
+    """A running service (``http://lake.internal:8080``): catalog reads and ``lake sql`` go through it
+    instead of opening the catalog database and the files."""
+    token: SecretStr | None = None
+    """The bearer token the CLI sends to :attr:`url` (``LAKE_SERVICE_TOKEN``; never printed)."""
+    mask_salt: SecretStr | None = None
+    """The secret salt of ``hash`` masking (``LAKE_SERVICE_MASK_SALT``; never stored). Without it,
+    columns under a ``hash`` policy are masked to null."""
+    policy_cache_seconds: float = Field(default=5.0, ge=0)
+    """How long the service trusts its snapshot of principals, grants and masks (changes made
+    through the service apply at once)."""
+    jwks_url: str | None = None
+    """An OIDC issuer's JWKS (``https://idp/.well-known/jwks.json``): bearer JWTs it signed are taken."""
+    jwt_issuer: str | None = None
+    """The ``iss`` a JWT must carry."""
+    jwt_audience: str | None = None
+    """The ``aud`` a JWT must carry."""
+    jwt_claim: str = "sub"
+    """The claim naming the principal (``sub``, ``email``, ``preferred_username``)."""
+    max_rows: int = Field(default=10_000, ge=1)
+    """The most rows a query or preview through the service returns."""
+    job_principal: str | None = None
+    """The service account jobs run as when their spec names none (``LAKE_SERVICE_JOB_PRINCIPAL``); once
+    principals exist, a job needs write on its target and read on its inputs."""
+
+
 class MetricsSettings(_Section):
     """Where batch work (jobs, materialization, drift checks) sends its metrics; servers expose /metrics."""
 
@@ -174,6 +203,7 @@ class Settings(_Section):
     features: FeaturesSettings = Field(default_factory=FeaturesSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
     quality_dir: str | None = None
     """Folder of expectation suites (YAML); default ``./quality``."""
     jobs_dir: str | None = None
@@ -227,6 +257,8 @@ class Settings(_Section):
         data = self.model_dump(mode="json")
         data["s3"]["secret_key"] = "****" if self.s3.secret_key else None
         data["catalog"]["url"] = redact_url(self.catalog_url)
+        data["service"]["token"] = "****" if self.service.token else None
+        data["service"]["mask_salt"] = "****" if self.service.mask_salt else None
         if self.feast.registry is not None:
             data["feast"]["registry"] = redact_url(self.feast.registry.get_secret_value())
         data["root"] = self.root_uri

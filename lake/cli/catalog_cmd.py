@@ -9,15 +9,15 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from catalog.guard import Limits, check_binding
 from catalog.lineage import render
 from catalog.openlineage import ingest_lines
 from catalog.redact import redact_text
 from catalog.search import parse_query
-from catalog.server import create_app
 from lake.cli.context import state
 from lake.cli.output import console, err_console, human_bytes, print_json, print_table
 from lake.errors import LakeError
+from lake.service.client import RemoteCatalog
+from lake.service.run import serve as run_service
 
 app = typer.Typer(help="Search and annotate datasets, follow lineage, list runs.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -25,6 +25,9 @@ NsOpt = Annotated[str | None, typer.Option("--namespace", help="Dataset namespac
 
 
 def _catalog(ctx: typer.Context) -> Any:
+    settings = state(ctx).settings()
+    if settings.service.url:  # search, show and lineage through a running `lake serve`
+        return RemoteCatalog.from_settings(settings)
     return state(ctx).lake().catalog
 
 
@@ -263,17 +266,9 @@ def serve(
 ) -> None:
     """HTTP API: POST /api/v1/lineage (OpenLineage events in), search, datasets, lineage, health.
 
-    Requests need `Authorization: Bearer <token>` once any token exists (`lake token create`);
-    with none, the server listens on loopback only. Limits: [server] in lake.toml.
+    An alias of `lake serve` (the whole service, grants and audit included) on port 5000.
+    Requests need `Authorization: Bearer <token>` once any token or principal exists; with none,
+    the server listens on loopback only. Limits: [server] in lake.toml.
     """
-    import uvicorn  # only to serve: most CLI calls never need the ASGI server
-
-    settings = state(ctx).settings()
-    cat = _catalog(ctx)
-    authenticator = cat.authenticator(mode=settings.server.auth, cache_seconds=settings.server.token_cache_seconds)
-    check_binding(host, port, authenticator, "the catalog")
-    limits = Limits(max_body_bytes=settings.server.max_body_bytes, max_json_depth=settings.server.max_json_depth)
-    auth = "token required" if authenticator.required() else "no token needed (loopback only)"
-    console.print(f"serving the catalog on http://{host}:{port} ({auth})", highlight=False)
-    uvicorn.run(create_app(cat, authenticator=authenticator, limits=limits), host=host, port=port,
-                log_level="warning")
+    run_service(state(ctx).lake(), host, port, what="the catalog",
+                announce=lambda text: console.print(text, highlight=False, markup=False))

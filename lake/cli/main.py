@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 
 from lake.cli import (
+    access_cmd,
     catalog_cmd,
     config_cmd,
     features_cmd,
@@ -23,6 +24,7 @@ from lake.cli import (
     monitor_cmd,
     pipeline_cmd,
     quality_cmd,
+    serve_cmd,
     sql_cmd,
     table_cmd,
     token_cmd,
@@ -52,6 +54,14 @@ app.add_typer(features_cmd.app, name="features")
 app.add_typer(training_cmd.app, name="training")
 app.add_typer(pipeline_cmd.app, name="pipeline")
 app.add_typer(token_cmd.app, name="token")
+# issue 18: principals, grants, masking policies, the audit trail, the shared service
+app.add_typer(access_cmd.principal_app, name="principal")
+app.command("grant")(access_cmd.grant)
+app.command("revoke")(access_cmd.revoke)
+app.command("grants")(access_cmd.grants)
+app.add_typer(access_cmd.mask_app, name="mask")
+app.command("audit")(access_cmd.audit)
+app.command("serve")(serve_cmd.serve)
 
 
 @app.callback()

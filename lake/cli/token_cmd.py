@@ -40,6 +40,23 @@ def parse_expiry(text: str, now: dt.datetime | None = None) -> dt.datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
 
 
+def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
+    """``1h``, ``7d`` ago, or an ISO 8601 date or date-time (UTC if no offset).
+
+    Raises:
+        LakeError: neither form.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    match = _DURATION.match(text)
+    if match:
+        return now - dt.timedelta(**{_UNITS[match[2]]: int(match[1])})
+    try:
+        when = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise LakeError(f"--since {text!r}: give a duration (1h, 7d, 30m) or a date (2027-01-31)") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+
+
 @app.command("create")
 def create(
     ctx: typer.Context,

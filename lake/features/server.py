@@ -47,7 +47,10 @@ from typing import Any
 
 import uvicorn
 
+from catalog.access import AuditLog, Policy
+from catalog.errors import RequestError
 from catalog.guard import (
+    PRINCIPAL_KEY,
     Guard,
     Limits,
     Receive,
@@ -61,6 +64,7 @@ from catalog.tokens import Authenticator
 from lake import metrics
 from lake.config import Settings
 from lake.errors import FeatureError, LakeError, ServingError
+from lake.features.access import FeatureAccess, mask_result
 from lake.features.online import OnlineReader, OnlineResult
 from lake.features.serving_log import ServingLog
 from lake.lakehouse import Lake
@@ -181,7 +185,8 @@ class FeatureServer:
     """The ASGI application: ``await app(scope, receive, send)``."""
 
     def __init__(self, lake: Lake, *, log_requests: bool = False, refresh_seconds: float | None = None,
-                 offload: bool = True, authenticator: Authenticator | None = None) -> None:
+                 offload: bool = True, authenticator: Authenticator | None = None,
+                 access: FeatureAccess | None = None) -> None:
         """Args:
             lake: the lake whose Feast deployment is served.
             log_requests: queue every answer for the serving log table.
@@ -190,6 +195,8 @@ class FeatureServer:
             offload: serve requests over ``[feast] offload_keys`` rows in worker processes (False: every
                 request on the event loop, as before; the isolation benchmark compares the two).
             authenticator: who may call; default the lake catalog's tokens, as ``[server]`` says.
+            access: grants per feature service and masking (default: the catalog's, enforced once
+                principals exist; ``lake serve`` passes its own).
         """
         feast, server = lake.settings.feast, lake.settings.server
         self.authenticator = authenticator or lake.catalog.authenticator(mode=server.auth,
@@ -202,6 +209,14 @@ class FeatureServer:
         # Outermost, so that a 401 or 413 from the guard is counted too.
         self.tally = metrics.Tally()
         self._app: Any = metrics.HttpMetrics(guarded, "features", _ENDPOINTS, self.tally) if measured.enabled else guarded
+        self._own_audit: AuditLog | None = None
+        if access is None:
+            self._own_audit = AuditLog(lake.catalog)
+            salt = lake.settings.service.mask_salt
+            access = FeatureAccess(Policy(lake.catalog, cache_seconds=lake.settings.service.policy_cache_seconds),
+                                   self._own_audit, salt.get_secret_value().encode() if salt else None,
+                                   namespace=lake.settings.catalog.namespace)
+        self.access = access
         self.reader = OnlineReader(lake, refresh_seconds=refresh_seconds or feast.registry_refresh_seconds,
                                    background=True)
         self._store_seconds = self.tally.histogram(metrics.ONLINE_STORE_SECONDS, self.reader.online_store)
@@ -238,6 +253,8 @@ class FeatureServer:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
         self.reader.close()
+        if self._own_audit is not None:
+            self._own_audit.close()
         if self.serving_log is not None:
             stats = self.serving_log.close()
             if stats.rows_dropped:
@@ -289,7 +306,9 @@ class FeatureServer:
                                          request_id)
                 if not message.get("more_body"):
                     break
-            status, answer = await self._features(b"".join(chunks), request_id)
+            principal = scope.get(PRINCIPAL_KEY)
+            status, answer = await self._features(b"".join(chunks), request_id,
+                                                  principal.name if principal is not None else None)
             return await _answer(send, status, answer, request_id)
         if path == "/health":
             if method != "GET":
@@ -307,11 +326,12 @@ class FeatureServer:
         return await _answer(send, 404, {"detail": f"no endpoint {path}; use POST /get-online-features, "
                                                    "GET /health or GET /metrics"}, request_id)
 
-    async def _features(self, body: bytes, request_id: str) -> tuple[int, Any]:
+    async def _features(self, body: bytes, request_id: str, principal: str | None = None) -> tuple[int, Any]:
         started = time.perf_counter()
         try:
             entities, features, service, full_names, with_views, rows = _parse(body, self.max_keys)
             plan = self.reader.plan(features, service, full_names)
+            masked = self.access.decide(principal, plan)  # 403 before anything is read
 
             read_seconds: list[float] = []  # observed on the event loop's thread (a tally takes no lock)
 
@@ -319,6 +339,8 @@ class FeatureServer:
                 read_started = time.perf_counter()
                 result = self.reader.get(entities, features, feature_service=service, full_feature_names=full_names)
                 read_seconds.append(time.perf_counter() - read_started)
+                if masked:
+                    self.access.mask(result, masked)
                 if self.serving_log is not None:
                     self.serving_log.record(request_id, dt.datetime.now(_UTC), result)
                 if with_views:
@@ -335,7 +357,7 @@ class FeatureServer:
                 assert self._pool is not None
                 self.offloaded += 1
                 status, data, result = await loop.run_in_executor(self._pool, _serve_large, _LargeRequest(
-                    entities, features, service, full_names, with_views, self.serving_log is not None))
+                    entities, features, service, full_names, with_views, self.serving_log is not None, masked))
                 if result is not None and self.serving_log is not None:
                     self.serving_log.record(request_id, dt.datetime.now(_UTC), result)
             elif plan.on_demand:  # pandas transformations: off the event loop
@@ -349,6 +371,8 @@ class FeatureServer:
             return status, data
         except _BadRequest as exc:
             return exc.status, {"detail": exc.detail}
+        except RequestError as exc:  # 403: no grant on the service or view
+            return exc.status, {"detail": exc.message}
         except ServingError as exc:
             return exc.status, {"detail": str(exc)}
         except LakeError as exc:
@@ -383,14 +407,18 @@ class _LargeRequest:
     with_views: bool
     keep_result: bool
     """Send the result back too (for the serving log), not only its JSON."""
+    masked: dict[int, str]
+    """Feature positions to mask, and how (see :class:`~lake.features.access.FeatureAccess`)."""
 
 
 _WORKER: list[OnlineReader] = []
+_SALT: list[bytes | None] = []
 """In a worker process only: its reader (a process pool's initializer can only leave state behind)."""
 
 
 def _start_worker(settings: Settings) -> None:
     _WORKER.append(OnlineReader(Lake(settings), background=True))
+    _SALT.append(settings.service.mask_salt.get_secret_value().encode() if settings.service.mask_salt else None)
 
 
 def _ready() -> None:
@@ -403,6 +431,8 @@ def _serve_large(req: _LargeRequest) -> tuple[int, bytes, OnlineResult | None]:
     try:
         result = reader.get(req.entities, req.features, feature_service=req.service,
                             full_feature_names=req.full_names)
+        if req.masked:
+            mask_result(result, req.masked, _SALT[0])
         if req.with_views:
             out = result.to_response()
             plan = reader.plan(req.features, req.service, req.full_names)
@@ -428,7 +458,7 @@ async def _answer(send: Send, status: int, body: Any, request_id: str) -> None:
 
 
 def create_app(lake: Lake, log_requests: bool = False, *, authenticator: Authenticator | None = None,
-               offload: bool = True) -> FeatureServer:
+               offload: bool = True, access: FeatureAccess | None = None) -> FeatureServer:
     """The feature server as an ASGI application (for uvicorn, or httpx's ASGI transport in tests).
 
     Args:
@@ -436,6 +466,7 @@ def create_app(lake: Lake, log_requests: bool = False, *, authenticator: Authent
         log_requests: log every request and the values served to ``logs.serving_<project>``.
         authenticator: who may call (default: the catalog's tokens, as ``[server] auth`` says).
         offload: large requests off the event loop (see :class:`FeatureServer`).
+        access: grants per feature service and masking (default: the catalog's).
 
     Returns:
         The application; call ``close()`` (or let the ASGI lifespan shutdown do it) to flush the log.
@@ -443,7 +474,8 @@ def create_app(lake: Lake, log_requests: bool = False, *, authenticator: Authent
     Raises:
         OnlineStoreError: the registry cannot be read.
     """
-    return FeatureServer(lake, log_requests=log_requests, authenticator=authenticator, offload=offload)
+    return FeatureServer(lake, log_requests=log_requests, authenticator=authenticator, offload=offload,
+                         access=access)
 
 
 def serve(lake: Lake, host: str = "127.0.0.1", port: int = 6566, workers: int = 1,

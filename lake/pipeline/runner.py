@@ -6,6 +6,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from catalog.access import AuditEntry, Policy, write_audit
 from lake import metrics
 from lake.errors import JobError
 from lake.lakehouse import Lake
@@ -14,7 +15,35 @@ from lake.pipeline.context import Progress, RunReport, SourceRun
 from lake.pipeline.sources import runner_for
 from lake.pipeline.spec import Job
 
-__all__ = ["JobError", "JobRunner", "RunReport"]
+__all__ = ["JobError", "JobRunner", "RunReport", "authorize"]
+
+
+def authorize(lake: Lake, job: Job) -> None:
+    """Once principals exist, the job's service account needs write on its target and read on its inputs.
+
+    The decision is audited. An embedded lake without principals runs every job (whoever can
+    write the files and the catalog can do anything anyway; see SECURITY.md).
+
+    Raises:
+        JobError: no service account is named, or it lacks a grant.
+    """
+    if lake.recorder is None:
+        return
+    policy = Policy(lake.catalog, cache_seconds=0)
+    if not policy.enforced():
+        return
+    who = job.principal or lake.settings.service.job_principal
+    if not who:
+        raise JobError(f"job {job.name}: principals are defined, so a job runs as a service account: set "
+                       "`principal:` in its spec or [service] job_principal", job=job.name)
+    needs = [("write", job.target)] + [("read", t) for t in getattr(job.source, "tables", ())]
+    missing = [f"{action} on {obj}" for action, obj in needs if not policy.allows(who, action, obj)]
+    with lake.catalog.writing() as s:
+        write_audit(s, [AuditEntry(who, "job", job.target, "denied" if missing else "allowed",
+                                   detail=f"job {job.name}" + (f": no {', '.join(missing)}" if missing else ""))])
+    if missing:
+        raise JobError(f"job {job.name}: {who} lacks {', '.join(missing)}; an owner grants it with "
+                       f"`lake grant ... --to {who}`", job=job.name)
 
 
 class JobRunner:
@@ -34,6 +63,7 @@ class JobRunner:
     def run(self, job: Job, *, full_refresh: bool = False, params: Mapping[str, str] | None = None) -> RunReport:
         """Run ``job`` once as a catalog run; see :class:`RunReport`."""
         started = time.perf_counter()
+        authorize(self.lake, job)
         merged = {**job.params, **(params or {})}
         state = ledger.load(self.lake, job.name)
         batch = state.last_batch + 1
