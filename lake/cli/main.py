@@ -27,6 +27,7 @@ from lake.cli import (
     table_cmd,
     token_cmd,
     training_cmd,
+    ui_cmd,
 )
 from lake.cli.context import State
 from lake.cli.output import err_console
@@ -52,6 +53,7 @@ app.add_typer(features_cmd.app, name="features")
 app.add_typer(training_cmd.app, name="training")
 app.add_typer(pipeline_cmd.app, name="pipeline")
 app.add_typer(token_cmd.app, name="token")
+app.command("ui")(ui_cmd.ui)
 
 
 @app.callback()
