@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from lake.console import views
+from lake.console import lineage, views
 from lake.console.access import TOKEN_COOKIE, Access, OpenAccess
 from lake.console.web import (
     HERE,
@@ -64,6 +64,7 @@ def create_app(lake: Lake, access: Access | None = None) -> FastAPI:
     _signin_routes(app, console)
     _search_routes(app, console)
     _dataset_routes(app, console)
+    lineage.add_routes(app, console)
     return app
 
 
