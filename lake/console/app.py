@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from lake.console import lineage, views
+from lake.console import features, lineage, monitoring, operations, views
 from lake.console.access import TOKEN_COOKIE, Access, OpenAccess
 from lake.console.web import (
     HERE,
@@ -58,13 +58,16 @@ def create_app(lake: Lake, access: Access | None = None) -> FastAPI:
             return JSONResponse({"detail": exc.message}, status_code=status)
         if status == 401:
             return RedirectResponse("/signin?next=" + quote(safe_next(request.url.path), safe="/"), status_code=303)
-        return console.render(request, console.guard(request), "error.html", status=status, code=status,
+        return console.render(request, console.guard(request), "error.html", http_status=status, code=status,
                               message=exc.message)
 
     _signin_routes(app, console)
     _search_routes(app, console)
     _dataset_routes(app, console)
     lineage.add_routes(app, console)
+    operations.add_routes(app, console)
+    features.add_routes(app, console)
+    monitoring.add_routes(app, console)
     return app
 
 
@@ -83,7 +86,7 @@ def _signin_routes(app: FastAPI, console: Console) -> None:
         who = await run_in_threadpool(access.principal, {}, {TOKEN_COOKIE: token}) if token else None
         if who is None:
             access.audit(None, "signin", "lake", "denied")
-            return console.render(request, console.guard(request), "signin.html", status=401, next=target,
+            return console.render(request, console.guard(request), "signin.html", http_status=401, next=target,
                                   error="That token is not valid (unknown, revoked or expired).")
         access.audit(who, "signin", "lake", "signed-in")
         response = RedirectResponse(target, status_code=303)

@@ -61,7 +61,7 @@ def graph(lake: Lake, name: str, *, direction: str = "both", depth: int = 3, ver
                         select(m.Report.id, m.Report.dataset_id, m.Report.status, m.Report.created_at)
                         .where(m.Report.dataset_id.in_(ids.values()), m.Report.kind == "drift")
                         .order_by(m.Report.created_at.desc())):
-                    if ds_id not in seen:
+                    if ds_id is not None and ds_id not in seen:
                         seen.add(ds_id)
                         reports.append({"id": rid, "dataset": by_id[ds_id], "status": status,
                                         "created_at": created})

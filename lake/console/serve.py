@@ -36,9 +36,9 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(lake: Lake, *, host: str = "127.0.0.1", port: int = 8765, access: Access | None = None,
-          on_ready: Callable[[str], None] | None = None) -> None:
-    """Serve the console until interrupted.
+def server(lake: Lake, *, host: str = "127.0.0.1", port: int = 8765,
+           access: Access | None = None) -> tuple[uvicorn.Server, socket.socket, str]:
+    """A uvicorn server for the console, its listening socket and its address (not yet running).
 
     Without ``access`` (the embedded :class:`~lake.console.access.OpenAccess`, everything allowed)
     it listens on loopback only.
@@ -56,9 +56,16 @@ def serve(lake: Lake, *, host: str = "127.0.0.1", port: int = 8765, access: Acce
                             access_log=False, timeout_keep_alive=KEEP_ALIVE_S,
                             timeout_graceful_shutdown=SHUTDOWN_S, limit_concurrency=MAX_CONNECTIONS,
                             h11_max_incomplete_event_size=64 * 1024)
+    return uvicorn.Server(config), sock, f"http://{shown}:{bound}/"
+
+
+def serve(lake: Lake, *, host: str = "127.0.0.1", port: int = 8765, access: Access | None = None,
+          on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve the console until interrupted (see :func:`server`); ``on_ready`` gets its address."""
+    srv, sock, url = server(lake, host=host, port=port, access=access)
     if on_ready is not None:
-        on_ready(f"http://{shown}:{bound}/")
+        on_ready(url)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        srv.run(sockets=[sock])
     finally:
         sock.close()

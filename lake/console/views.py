@@ -15,7 +15,7 @@ from catalog import models as m
 from catalog.errors import CatalogError
 from lake.errors import LakeError
 from lake.lakehouse import Lake
-from lake.naming import FEATURE_SERVICE_PREFIX, FEATURE_VIEW_PREFIX
+from lake.naming import FEATURE_SERVICE_PREFIX, FEATURE_VIEW_PREFIX, TABLE_NAME
 
 SAMPLE_ROWS = 50
 """Rows of a sample (the most a page shows)."""
@@ -46,6 +46,11 @@ def access_object(name: str, kind: str | None = None) -> str:
     if name.startswith(FEATURE_SERVICE_PREFIX) or kind == "feature_service":
         return "feature_service:" + name.removeprefix(FEATURE_SERVICE_PREFIX)
     return name
+
+
+def is_table_name(name: str) -> bool:
+    """Whether ``name`` is a lake table's ``layer.name`` (not a feature view, a path, another producer's name)."""
+    return bool(TABLE_NAME.match(name))
 
 
 def kind_of(namespace: str, kind: str | None, home: str) -> str:

@@ -65,10 +65,10 @@ class Console:
     def guard(self, request: Request) -> Guard:
         return Guard(self.access, request)
 
-    def render(self, request: Request, guard: Guard, template: str, status: int = 200,
+    def render(self, request: Request, guard: Guard, template: str, http_status: int = 200,
                **context: Any) -> HTMLResponse:
         return self.templates.TemplateResponse(
-            request, template, {"principal": guard.principal, "guard": guard, **context}, status_code=status)
+            request, template, {"principal": guard.principal, "guard": guard, **context}, status_code=http_status)
 
 
 def make_templates() -> Jinja2Templates:

@@ -119,11 +119,11 @@ function draw() {
   svg.setAttribute("width", width);
   svg.setAttribute("height", height);
   svg.setAttribute("viewBox", "0 0 " + width + " " + height);
-  svg.append(svgEl("defs", {})).append((() => {
-    const marker = svgEl("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "10", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto" });
-    marker.append(svgEl("path", { d: "M0,0 L10,5 L0,10 z", fill: "#8a96a3" }));
-    return marker;
-  })());
+  const defs = svgEl("defs", {});
+  const marker = svgEl("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "10", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto" });
+  marker.append(svgEl("path", { d: "M0,0 L10,5 L0,10 z", fill: "#8a96a3" }));
+  defs.append(marker);
+  svg.append(defs);
   const edgeLayer = svgEl("g", { "aria-hidden": "true" });
   const list = document.getElementById("edge-list");
   const items = [];

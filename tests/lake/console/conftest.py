@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
+from catalog.entities import ColumnSpec
 from lake.console.access import TOKEN_COOKIE
 from lake.console.app import create_app
 from lake.lakehouse import Lake
+from lake.monitor.report import drift_report
+from lake.naming import QUARANTINE_SCHEMA, quarantine_name
 from tests.conftest import make_settings
 
 TOKENS = {"tok-admin-123": "admin", "tok-reader-456": "reader", "tok-nobody-789": "nobody"}
@@ -71,7 +77,35 @@ def build_lake(root: Path) -> Lake:
         lake.table("silver.orders").write(pa.table({"id": [1, 2, 3, 4], "email": ["a@x.io", "b@x.io", "c@x.io", "d@x.io"],
                                                     "amount": [1.0, 2.0, 3.0, 4.0], "country": ["FR", "DE", "FR", "IT"]}),
                                           mode="overwrite", schema_mode="merge")
+    with lake.run("ingest.orders"):  # a rejected line, as ingestion sets it aside
+        lake.table(quarantine_name("bronze.orders")).write(pa.Table.from_pylist([{
+            "source_file": "orders-2.csv", "line": 7, "byte_offset": 120, "column_name": "amount",
+            "error_type": "cast", "reason": "'abc' is not a double", "raw": "5,e@x.io,abc", "job": "ingest.orders",
+            "batch": 2, "quarantined_at": dt.datetime(2026, 1, 2, tzinfo=dt.UTC)}], schema=QUARANTINE_SCHEMA))
+    with contextlib.suppress(RuntimeError), lake.run("clean.orders"):
+        raise RuntimeError("upstream file missing: orders-3.csv")
+    rng = np.random.default_rng(7)
+    lake.table("gold.scores").write(pa.table({"score": rng.normal(0, 1, 400), "segment": rng.choice(["a", "b"], 400)}))
+    lake.table("gold.scores").write(pa.table({"score": rng.normal(0.1, 1, 400), "segment": rng.choice(["a", "b"], 400)}),
+                                    mode="overwrite")
+    lake.table("gold.scores").write(pa.table({"score": rng.normal(2, 1, 400), "segment": rng.choice(["a", "c"], 400)}),
+                                    mode="overwrite")
+    drift_report(lake, "gold.scores@0", "gold.scores@1")
+    drift_report(lake, "gold.scores@0", "gold.scores@2")
     cat = lake.catalog
+    cat.register_dataset("feature.order_stats", kind="feature_view", layer="feature", format="feast",
+                         location="feast://lake/order_stats", description="Order amounts per customer",
+                         columns=[ColumnSpec("id", "Int64", True, "join key"), ColumnSpec("amount", "Float64")],
+                         owners=["ml-team"])
+    with lake.run("features.materialize.lake.order_stats") as run:
+        run.input("silver.orders", 1)
+        run.output("feature.order_stats", None, kind="feature_view")
+        run.stats.update({"newest_event_us": 1_767_225_600_000_000, "source_version": 1, "mode": "full",
+                          "written": 4})
+    cat.record_training_dataset("3f2a9c1e-0000-4000-8000-000000000001", "orders_model", version=None,
+                                features=["order_stats:amount"], sources={"silver.orders": {"version": 1}},
+                                entity_hash="e" * 64, content_hash="c" * 64, row_count=4,
+                                columns=[{"name": "id", "type": "int64"}])
     cat.tag("bronze.orders", "pii", column="email")
     cat.tag("silver.orders", "pii", column="email")
     cat.describe("silver.orders", "Orders, cleaned: one row per order")
@@ -83,7 +117,7 @@ def build_lake(root: Path) -> Lake:
     return lake
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def console_lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     return build_lake(tmp_path_factory.mktemp("console"))
 

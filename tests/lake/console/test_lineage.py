@@ -12,13 +12,15 @@ def test_lineage_both_ways_with_column_edges(open_client: TestClient) -> None:
     g = open_client.get("/api/lineage/silver.orders").json()
     assert g["root"] == "silver.orders" and g["mode"] == "dataset"
     depths = {n["id"]: n["depth"] for n in g["nodes"]}
-    assert depths == {"bronze.orders": -1, "silver.orders": 0, "gold.order_totals": 1}
+    assert depths == {"bronze.orders": -1, "silver.orders": 0, "gold.order_totals": 1, "feature.order_stats": 1}
     assert {(e["from"], e["to"], e.get("job")) for e in g["edges"]} == {
-        ("bronze.orders", "silver.orders", "clean.orders"), ("silver.orders", "gold.order_totals", "aggregate.orders")}
+        ("bronze.orders", "silver.orders", "clean.orders"), ("silver.orders", "gold.order_totals", "aggregate.orders"),
+        ("silver.orders", "feature.order_stats", "features.materialize.lake.order_stats")}
     assert {(c["from"], c["from_column"], c["to"], c["to_column"], c["transformation"]) for c in g["column_edges"]} == {
         ("bronze.orders", "amount", "silver.orders", "amount", "identity"),
         ("bronze.orders", "email", "silver.orders", "email", "lower-cased")}
-    assert all(n["kind"] == "table" and n["href"] == f"/datasets/{n['name']}" for n in g["nodes"])
+    assert {n["id"]: n["kind"] for n in g["nodes"]}["feature.order_stats"] == "feature_view"
+    assert all(n["href"] == f"/datasets/{n['name']}" for n in g["nodes"])
     up = open_client.get("/api/lineage/gold.order_totals", params={"direction": "upstream", "depth": "1"}).json()
     assert {n["id"] for n in up["nodes"]} == {"silver.orders", "gold.order_totals"}
 

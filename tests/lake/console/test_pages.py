@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import threading
 import time
 
 import httpx
@@ -11,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from lake.cli.main import main
 from lake.console.access import TOKEN_COOKIE
+from lake.console.serve import server
 from lake.lakehouse import Lake
 from tests.lake.console.conftest import TokenAccess, as_user
 
@@ -20,12 +20,17 @@ ADMIN, READER, NOBODY = "tok-admin-123", "tok-reader-456", "tok-nobody-789"
 def test_search_ranks_filters_and_counts_facets(open_client: TestClient) -> None:
     found = open_client.get("/api/search", params={"q": "ordrs"}).json()  # a typo still finds them
     names = [h["name"] for h in found["hits"]]
-    assert set(names) == {"bronze.orders", "silver.orders", "gold.order_totals"}
-    assert dict(found["facets"]["layer"]) == {"bronze": 1, "silver": 1, "gold": 1}
-    assert dict(found["facets"]["tag"])["pii"] == 2 and dict(found["facets"]["owner"]) == {"sales-data": 1}
-    assert dict(found["facets"]["quality"]) == {"passed": 1, "failed": 1, "unchecked": 1}
-    assert dict(found["facets"]["kind"]) == {"table": 3}
-    assert all(h["kind_label"] == "table" for h in found["hits"])
+    assert set(names) == {"bronze.orders", "silver.orders", "gold.order_totals", "quarantine.bronze_orders",
+                          "feature.order_stats", "training.orders_model"}
+    assert dict(found["facets"]["layer"]) == {"bronze": 1, "silver": 1, "gold": 1, "quarantine": 1, "feature": 1,
+                                              "training": 1}
+    assert dict(found["facets"]["tag"])["pii"] == 2
+    assert dict(found["facets"]["owner"]).items() >= {"sales-data": 1, "ml-team": 1}.items()
+    assert dict(found["facets"]["quality"]) == {"passed": 1, "failed": 1, "unchecked": 4}
+    assert dict(found["facets"]["kind"]) == {"table": 4, "feature_view": 1, "training": 1}
+    assert {h["name"]: h["kind_label"] for h in found["hits"]}["feature.order_stats"] == "feature view"
+    views = open_client.get("/api/search", params={"q": "order", "kind": "feature_view"}).json()
+    assert [h["name"] for h in views["hits"]] == ["feature.order_stats"]
     gold = open_client.get("/api/search", params={"q": "orders", "layer": "gold"}).json()
     assert [h["name"] for h in gold["hits"]] == ["gold.order_totals"]
     failed = open_client.get("/api/search", params={"q": "", "quality": "failed"}).json()
@@ -58,7 +63,7 @@ def test_dataset_page_shows_schema_versions_quality_sql_and_datasheet(open_clien
     for text in ("Orders, cleaned: one row per order", "sales-data", "schema changed", "orders_basic",
                  "Motivation", "Composition", "Collection process", "Preprocessing", "Uses", "Maintenance",
                  "Written by clean.orders", "email ← email (lower-cased)", "Columns tagged sensitive: email",
-                 "Used by: gold.order_totals"):
+                 "Used by: feature.order_stats, gold.order_totals"):
         assert text in page.text, text
     old = open_client.get("/api/datasets/silver.orders", params={"version": "0"}).json()
     assert [c["name"] for c in old["schema"]] == ["id", "email", "amount"]
@@ -165,25 +170,18 @@ def test_a_principal_sees_only_what_they_may_read(guarded: tuple[TestClient, Tok
 def test_lake_ui_serves_on_loopback_only(console_lake: Lake) -> None:
     root = str(console_lake.settings.root)
     assert main(["--root", root, "ui", "--host", "0.0.0.0", "--port", "0"]) == 1
-    proc = subprocess.Popen([sys.executable, "-m", "lake.cli.main", "--root", root, "ui", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    srv, sock, url = server(console_lake, port=0)
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
     try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 60
-        line = ""
-        while "lake console on" not in line and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line and proc.poll() is not None:
-                break
-        assert "lake console on http://127.0.0.1:" in line, line
-        url = line.split(" on ")[1].split()[0]
-        for _ in range(100):
-            try:
-                page = httpx.get(url + "datasets/silver.orders", timeout=5)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        deadline = time.monotonic() + 30
+        while not srv.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert url.startswith("http://127.0.0.1:")
+        page = httpx.get(url + "datasets/silver.orders", timeout=10)
         assert page.status_code == 200 and "Orders, cleaned" in page.text
+        assert srv.config.timeout_keep_alive == 5 and srv.config.limit_concurrency == 64
     finally:
-        proc.terminate()
-        proc.wait(15)
+        srv.should_exit = True
+        thread.join(15)
+        sock.close()
