@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from lake.console import features, lineage, monitoring, operations, views
+from lake.console import features, lineage, monitoring, operations, saved, views
 from lake.console.access import TOKEN_COOKIE, Access, OpenAccess
 from lake.console.web import (
     HERE,
@@ -68,6 +68,7 @@ def create_app(lake: Lake, access: Access | None = None) -> FastAPI:
     operations.add_routes(app, console)
     features.add_routes(app, console)
     monitoring.add_routes(app, console)
+    saved.add_routes(app, console)
     return app
 
 

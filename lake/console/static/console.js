@@ -178,4 +178,30 @@ function setupDataset() {
   });
 }
 
-document.addEventListener("DOMContentLoaded", () => { setupSearch(); setupDataset(); });
+// ------------------------------------------------------------ saved queries
+
+function setupQueries() {
+  const form = document.getElementById("save-query");
+  if (form) form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const status = document.getElementById("save-status");
+    try {
+      const saved = await postJSON("/api/queries", { name: form.elements["name"].value, sql: form.elements["sql"].value, description: form.elements["description"].value });
+      location.href = "/queries/" + encodeURIComponent(saved.name);
+    } catch (e) { status.textContent = "Not saved: " + e.message; }
+  });
+  const root = document.getElementById("saved-query");
+  const run = document.getElementById("run-query");
+  if (root && run) run.addEventListener("click", async () => {
+    const box = document.getElementById("query-result");
+    box.textContent = "Running…";
+    try {
+      const r = await postJSON("/api/queries/" + encodeURIComponent(root.dataset.name) + "/run", {});
+      const read = Object.entries(r.read).map(([t, v]) => t + "@" + v).join(", ");
+      box.replaceChildren(el("p", { class: "muted" }, r.rows.length + " rows" + (r.truncated ? " (first shown)" : "") + "; read " + read),
+        table(r.columns, r.rows, (v) => (v === null ? "masked" : null)));
+    } catch (e) { box.textContent = "Cannot run: " + e.message; }
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => { setupSearch(); setupDataset(); setupQueries(); });
