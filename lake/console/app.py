@@ -20,6 +20,7 @@ from lake.console.access import TOKEN_COOKIE, Access, OpenAccess
 from lake.console.web import (
     HERE,
     Console,
+    Json,
     SecurityHeaders,
     body_bytes,
     body_json,
@@ -123,7 +124,7 @@ def _search_routes(app: FastAPI, console: Console) -> None:
 
     @app.get("/api/search")
     def api_search(request: Request, q: str = "", limit: str | None = None) -> Any:
-        return views.jsonable(visible(request, q, int_arg(limit, "limit", 20, 1, 100)))
+        return Json(visible(request, q, int_arg(limit, "limit", 20, 1, 100)))
 
 
 def _dataset_routes(app: FastAPI, console: Console) -> None:
@@ -146,7 +147,7 @@ def _dataset_routes(app: FastAPI, console: Console) -> None:
         data = views.sample(lake, name, version_arg(version), int_arg(limit, "limit", 20, 1, views.SAMPLE_ROWS))
         masked = access.mask(who, name, data)
         access.audit(who, "read", name, "sample")
-        return views.rows_of(masked)
+        return Json(views.rows_of(masked))
 
     @app.get("/api/datasets/{name:path}/diff")
     def api_diff(request: Request, name: str, a: str = "", b: str = "") -> Any:
@@ -154,7 +155,7 @@ def _dataset_routes(app: FastAPI, console: Console) -> None:
         va, vb = version_arg(a, "a"), version_arg(b, "b")
         if va is None or vb is None:
             raise ConsoleError(400, "give two versions: ?a=<version>&b=<version>")
-        return views.jsonable(views.schema_diff(lake, name, va, vb))
+        return Json(views.schema_diff(lake, name, va, vb))
 
     @app.post("/api/datasets/{name:path}/annotations")
     async def api_annotate(request: Request, name: str) -> Any:
@@ -167,7 +168,7 @@ def _dataset_routes(app: FastAPI, console: Console) -> None:
             access.audit(who, "write", name, "annotated")
             return views.dataset(lake, name)
 
-        return views.jsonable(await run_in_threadpool(apply))
+        return Json(await run_in_threadpool(apply))
 
     @app.post("/api/datasets/{name:path}/datasheet")
     async def api_datasheet(request: Request, name: str) -> Any:
@@ -180,9 +181,9 @@ def _dataset_routes(app: FastAPI, console: Console) -> None:
             access.audit(who, "write", name, "datasheet")
             return saved
 
-        return {"notes": await run_in_threadpool(save)}
+        return Json({"notes": await run_in_threadpool(save)})
 
     # Last: a name may hold "/" (external datasets), so the suffixed routes above match first.
     @app.get("/api/datasets/{name:path}")
     def api_dataset(request: Request, name: str, version: str | None = None) -> Any:
-        return views.jsonable(readable(request, name, version_arg(version)))
+        return Json(readable(request, name, version_arg(version)))

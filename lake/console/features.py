@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from catalog import models as m
 from lake.console import views
-from lake.console.web import Console
+from lake.console.web import Console, Json
 from lake.errors import LakeError
 from lake.features.repo import online_store
 from lake.lakehouse import Lake
@@ -123,7 +123,7 @@ def add_routes(app: FastAPI, console: Console) -> None:
         guard = console.guard(request)
         guard.require("read", "lake")
         found = [f for f in feature_views(lake) if guard.can("read", views.access_object(f["name"], f["kind"]))]
-        return views.jsonable({"views": found, "online": online_status(lake)})
+        return Json({"views": found, "online": online_status(lake)})
 
     @app.get("/training", response_class=HTMLResponse)
     def training_page(request: Request) -> HTMLResponse:
@@ -144,4 +144,4 @@ def add_routes(app: FastAPI, console: Console) -> None:
         guard = console.guard(request)
         t = training_set(lake, ref[:200])
         guard.require("read", t["table"])
-        return views.jsonable(t)
+        return Json(t)

@@ -11,8 +11,7 @@ from sqlalchemy import select
 
 from catalog import models as m
 from catalog.artifacts import report_dict
-from lake.console import views
-from lake.console.web import Console, int_arg
+from lake.console.web import Console, Json, int_arg
 from lake.errors import ConsoleError
 from lake.lakehouse import Lake
 
@@ -120,7 +119,7 @@ def add_routes(app: FastAPI, console: Console) -> None:
         guard = console.guard(request)
         r = report(lake, report_id[:64])
         guard.require("read", r["dataset"] or "lake")
-        return views.jsonable(r)
+        return Json(r)
 
     @app.get("/monitoring/drift/{dataset}/{feature}", response_class=HTMLResponse)
     def drift_over_time(request: Request, dataset: str, feature: str) -> HTMLResponse:

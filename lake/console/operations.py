@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from catalog import models as m
 from catalog.entities import RUN_STATUSES
 from lake.console import views
-from lake.console.web import Console, int_arg
+from lake.console.web import Console, Json, int_arg
 from lake.errors import ConsoleError
 from lake.lakehouse import Lake
 from lake.naming import QUARANTINE_LAYER, quarantine_name
@@ -88,7 +88,7 @@ def add_routes(app: FastAPI, console: Console) -> None:
     def api_runs(request: Request, job: str = "", status: str = "") -> Any:
         console.guard(request).require("read", "lake")
         limit = int_arg(request.query_params.get("limit"), "limit", 100, 1, 1000)
-        return views.jsonable(lake.catalog.runs(job=job or None, status=status or None, limit=limit))
+        return Json(lake.catalog.runs(job=job or None, status=status or None, limit=limit))
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     def run_page(request: Request, run_id: str) -> HTMLResponse:
@@ -100,7 +100,7 @@ def add_routes(app: FastAPI, console: Console) -> None:
     @app.get("/api/runs/{run_id}")
     def api_run(request: Request, run_id: str) -> Any:
         console.guard(request).require("read", "lake")
-        return views.jsonable(run_detail(lake, run_id[:64]))
+        return Json(run_detail(lake, run_id[:64]))
 
     @app.get("/quarantine/{target}", response_class=HTMLResponse)
     def quarantine_page(request: Request, target: str) -> HTMLResponse:

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from lake.console import views
-from lake.console.web import Console, body_json, int_arg
+from lake.console.web import Console, Json, body_json, int_arg
 from lake.errors import ConsoleError
 from lake.queries import dataset_of, run_saved, save_query
 
@@ -37,7 +37,7 @@ def add_routes(app: FastAPI, console: Console) -> None:
 
     @app.get("/api/queries")
     def api_queries(request: Request) -> Any:
-        return views.jsonable(listing(request))
+        return Json(listing(request))
 
     @app.get("/queries/{name}", response_class=HTMLResponse)
     def query_page(request: Request, name: str) -> HTMLResponse:
@@ -68,7 +68,7 @@ def add_routes(app: FastAPI, console: Console) -> None:
             access.audit(who, "write", access_object(name), "saved")
             return record
 
-        return views.jsonable(await run_in_threadpool(save))
+        return Json(await run_in_threadpool(save))
 
     @app.post("/api/queries/{name}/run")
     def api_run(request: Request, name: str) -> Any:
@@ -87,4 +87,5 @@ def add_routes(app: FastAPI, console: Console) -> None:
         for table in [*result.read, q["dataset"]]:
             data = access.mask(who, table, data)
         access.audit(who, "read", access_object(name), "ran")
-        return {**views.rows_of(data), "read": result.read, "run_id": result.run_id, "truncated": result.truncated}
+        return Json({**views.rows_of(data), "read": result.read, "run_id": result.run_id,
+                     "truncated": result.truncated})

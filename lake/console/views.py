@@ -21,7 +21,7 @@ SAMPLE_ROWS = 50
 """Rows of a sample (the most a page shows)."""
 MAX_CELL = 200
 """Characters of a text value shown in a sample."""
-SEARCH_POOL = 200
+SEARCH_POOL = 100
 """Hits searched to count facets; the page lists the best ``limit`` of them."""
 DATASHEET = (
     ("motivation", "Motivation", "Why was this dataset created? Who funded or asked for it?"),

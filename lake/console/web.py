@@ -71,6 +71,22 @@ class Console:
             request, template, {"principal": guard.principal, "guard": guard, **context}, status_code=http_status)
 
 
+def _default(value: Any) -> Any:
+    return views.jsonable(value)
+
+
+class Json(JSONResponse):
+    """JSON straight from ``json.dumps`` (FastAPI's own encoder walks every value first: slow on big graphs);
+    dates and other non-JSON values through :func:`lake.console.views.jsonable`."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            text = json.dumps(content, default=_default, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except ValueError:  # a NaN or an infinity somewhere: JSON has none, browsers refuse them
+            text = json.dumps(views.jsonable(content), ensure_ascii=False, separators=(",", ":"))
+        return text.encode("utf-8")
+
+
 def make_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["tojson_attr"] = lambda v: json.dumps(views.jsonable(v))

@@ -132,12 +132,13 @@ function draw() {
     const mid = (x1 + x2) / 2;
     return "M" + x1 + "," + y1 + " C" + mid + "," + y1 + " " + mid + "," + y2 + " " + x2 + "," + y2;
   };
-  for (const e of g.edges) {
-    if (!keep.has(e.from) || !keep.has(e.to)) continue;
+  const shown = g.edges.filter((e) => keep.has(e.from) && keep.has(e.to));
+  const titled = shown.length <= 600;  // a tooltip per edge costs a node each: big graphs skip them
+  for (const e of shown) {
     const path = svgEl("path", { class: "edge", d: curve(coords.get(e.from), coords.get(e.to), 0), "marker-end": "url(#arrow)" });
-    path.append(svgEl("title", {}, e.from + " → " + e.to + (e.job ? " (" + e.job + ")" : "")));
+    if (titled) path.append(svgEl("title", {}, e.from + " → " + e.to + (e.job ? " (" + e.job + ")" : "")));
     edgeLayer.append(path);
-    items.push(el("li", {}, e.from + " → " + e.to + (e.job ? " by " + e.job : "")));
+    items.push(() => e.from + " → " + e.to + (e.job ? " by " + e.job : ""));
   }
   const showColumns = document.getElementById("show-columns").checked;
   let columnEdges = 0;
@@ -145,9 +146,9 @@ function draw() {
     if (!keep.has(c.from) || !keep.has(c.to)) continue;
     columnEdges++;
     const path = svgEl("path", { class: "edge col", d: curve(coords.get(c.from), coords.get(c.to), 6) });
-    path.append(svgEl("title", {}, c.from + "." + c.from_column + " → " + c.to + "." + c.to_column + (c.transformation ? " (" + c.transformation + ")" : "")));
+    if (titled) path.append(svgEl("title", {}, c.from + "." + c.from_column + " → " + c.to + "." + c.to_column + (c.transformation ? " (" + c.transformation + ")" : "")));
     edgeLayer.append(path);
-    items.push(el("li", {}, "column " + c.from + "." + c.from_column + " → " + c.to + "." + c.to_column));
+    items.push(() => "column " + c.from + "." + c.from_column + " → " + c.to + "." + c.to_column);
   }
   svg.append(edgeLayer);
   const nodeLayer = svgEl("g", {});
@@ -172,15 +173,22 @@ function draw() {
     nodeLayer.append(group);
   }
   svg.append(nodeLayer);
-  list.replaceChildren(...items);
+  // The list is built when opened: thousands of items nobody reads cost as much as the drawing.
+  state.items = items;
+  const details = list.closest("details");
+  if (details && details.open) fillList(); else list.replaceChildren();
   svg.getBBox();  // force layout, so the time below includes it
   const ms = performance.now() - t0;
   svg.dataset.drawMs = ms.toFixed(1);
   svg.dataset.nodes = String(keep.size);
   window.lineageDrawMs = ms;
   const status = document.getElementById("lineage-status");
-  status.textContent = keep.size + " nodes, " + g.edges.filter((e) => keep.has(e.from) && keep.has(e.to)).length + " edges"
+  status.textContent = keep.size + " nodes, " + shown.length + " edges"
     + (showColumns ? ", " + columnEdges + " column edges" : "") + (state.data.mode !== "dataset" ? " (" + state.data.mode + " lineage)" : "");
+}
+
+function fillList() {
+  document.getElementById("edge-list").replaceChildren(...(state.items || []).map((f) => el("li", {}, f())));
 }
 
 async function load(root, push) {
@@ -250,6 +258,8 @@ function setupLineage() {
     if (ev.key === "+" || ev.key === "-" || ev.key === "−") { ev.preventDefault(); toggle(group.dataset.id); }
   });
   form.addEventListener("submit", (ev) => { ev.preventDefault(); load(state.root || form.dataset.root, true); });
+  const details = document.getElementById("edge-list").closest("details");
+  if (details) details.addEventListener("toggle", () => { if (details.open) fillList(); });
   window.addEventListener("popstate", () => {
     const m = location.pathname.match(/^\/lineage\/(.+)$/);
     if (m) load(decodeURI(m[1]), false);
