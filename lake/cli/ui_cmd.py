@@ -9,11 +9,12 @@ import typer
 
 from lake.cli.context import state
 from lake.cli.output import console
+from lake.console import DEFAULT_PORT
 
 
 def ui(
     ctx: typer.Context,
-    port: Annotated[int, typer.Option(help="Port (0 picks a free one).", min=0, max=65535)] = 8765,
+    port: Annotated[int, typer.Option(help="Port (0 picks a free one).", min=0, max=65535)] = DEFAULT_PORT,
     host: Annotated[str, typer.Option(help="Loopback address to listen on (127.0.0.1 or ::1).")] = "127.0.0.1",
     open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the console in a browser.")] = False,
 ) -> None:

@@ -7,3 +7,6 @@ see and do, and sample rows go through its masking.
 """
 
 from __future__ import annotations
+
+DEFAULT_PORT = 8765
+"""Where ``lake ui`` listens unless told otherwise (``http://127.0.0.1:8765/``)."""

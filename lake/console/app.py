@@ -132,7 +132,7 @@ def _dataset_routes(app: FastAPI, console: Console) -> None:
 
     def readable(request: Request, name: str, version: int | None) -> dict[str, Any]:
         console.guard(request).require("read", views.access_object(name))
-        return views.dataset(lake, name, version)
+        return views.dataset(lake, name, version, request.query_params.get("ns") or None)
 
     @app.get("/datasets/{name:path}", response_class=HTMLResponse)
     def dataset_page(request: Request, name: str, version: str | None = None) -> HTMLResponse:

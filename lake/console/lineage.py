@@ -24,7 +24,7 @@ DIRECTIONS = ("both", "upstream", "downstream")
 
 
 def graph(lake: Lake, name: str, *, direction: str = "both", depth: int = 3, version: int | None = None,
-          column: str | None = None, columns: bool = True,
+          column: str | None = None, columns: bool = True, namespace: str | None = None,
           can_read: Callable[[str], bool] = lambda _obj: True) -> dict[str, Any]:
     """The lineage around ``name`` as the page draws it.
 
@@ -36,7 +36,8 @@ def graph(lake: Lake, name: str, *, direction: str = "both", depth: int = 3, ver
     if direction not in DIRECTIONS:
         raise ConsoleError(400, f"direction must be one of {', '.join(DIRECTIONS)}, not {direction[:20]!r}")
     cat = lake.catalog
-    g = cat.lineage(name, direction=direction, depth=depth, version=version, column=column)
+    g = cat.lineage(name, direction=direction, depth=depth, version=version, column=column,
+                    namespace=namespace or None)
     mode = "version" if version is not None else "column" if column else "dataset"
     pairs = {(n.namespace, n.name) for n in g.nodes}
     with cat.reading() as s:
@@ -77,10 +78,12 @@ def graph(lake: Lake, name: str, *, direction: str = "both", depth: int = 3, ver
             nodes.append({"id": hidden[node_id], "name": None, "label": "(no access)", "layer": None,
                           "kind": "hidden", "depth": n.depth, "version": None, "column": None, "href": None})
             continue
-        nodes.append({"id": node_id, "name": n.name, "label": node_id, "layer": n.layer, "kind": kind,
+        nodes.append({"id": node_id, "name": n.name, "namespace": n.namespace, "home": n.namespace == cat.namespace,
+                      "label": node_id, "layer": n.layer, "kind": kind,
                       "kind_label": views.KINDS.get(kind, kind), "depth": n.depth, "version": n.version,
-                      "column": n.column, "href": f"/datasets/{n.name}" + (
-                          f"?version={n.version}" if mode == "version" and n.version is not None else "")})
+                      "column": n.column, "href": views.href(
+                          n.name, None if n.namespace == cat.namespace else n.namespace,
+                          n.version if mode == "version" else None)})
 
     def shown(node_id: str) -> str:
         return hidden.get(node_id, node_id)
@@ -107,7 +110,7 @@ def add_routes(app: FastAPI, console: Console) -> None:
         q = request.query_params
         return {"direction": q.get("direction", "both"), "depth": int_arg(q.get("depth"), "depth", 3, 1, MAX_DEPTH),
                 "version": version_arg(q.get("version")), "column": q.get("column") or None,
-                "columns": q.get("columns", "1") != "0"}
+                "columns": q.get("columns", "1") != "0", "namespace": q.get("ns") or None}
 
     def readable(request: Request, name: str) -> dict[str, Any]:
         guard = console.guard(request)
@@ -119,7 +122,7 @@ def add_routes(app: FastAPI, console: Console) -> None:
         guard = console.guard(request)
         guard.require("read", views.access_object(name))
         a = args(request)
-        shown = views.dataset(lake, name)
+        shown = views.dataset(lake, name, namespace=a["namespace"])
         return console.render(request, guard, "lineage.html", ds=shown, args=a)
 
     @app.get("/api/lineage/{name:path}")

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import uvicorn
 
 from catalog.guard import is_loopback
+from lake.console import DEFAULT_PORT
 from lake.console.access import Access
 from lake.console.app import create_app
 from lake.errors import ConsoleError
@@ -36,7 +37,7 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def server(lake: Lake, *, host: str = "127.0.0.1", port: int = 8765,
+def server(lake: Lake, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
            access: Access | None = None) -> tuple[uvicorn.Server, socket.socket, str]:
     """A uvicorn server for the console, its listening socket and its address (not yet running).
 
@@ -59,7 +60,7 @@ def server(lake: Lake, *, host: str = "127.0.0.1", port: int = 8765,
     return uvicorn.Server(config), sock, f"http://{shown}:{bound}/"
 
 
-def serve(lake: Lake, *, host: str = "127.0.0.1", port: int = 8765, access: Access | None = None,
+def serve(lake: Lake, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, access: Access | None = None,
           on_ready: Callable[[str], None] | None = None) -> None:
     """Serve the console until interrupted (see :func:`server`); ``on_ready`` gets its address."""
     srv, sock, url = server(lake, host=host, port=port, access=access)

@@ -7,6 +7,7 @@ import math
 from collections import Counter
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import pyarrow as pa
 from sqlalchemy import select
@@ -51,6 +52,12 @@ def access_object(name: str, kind: str | None = None) -> str:
 def is_table_name(name: str) -> bool:
     """Whether ``name`` is a lake table's ``layer.name`` (not a feature view, a path, another producer's name)."""
     return bool(TABLE_NAME.match(name))
+
+
+def href(name: str, namespace: str | None = None, version: int | None = None) -> str:
+    """A dataset page's address (another producer's dataset names its namespace)."""
+    query = {k: v for k, v in (("ns", namespace), ("version", version)) if v is not None}
+    return f"/datasets/{quote(name, safe='./:@')}" + (f"?{urlencode(query)}" if query else "")
 
 
 def kind_of(namespace: str, kind: str | None, home: str) -> str:
@@ -103,7 +110,8 @@ def search(lake: Lake, query: str, filters: dict[str, str], limit: int = 20) -> 
         k = kinds.get((h.namespace, h.name), "table")
         if external and k != "external":
             continue
-        found.append({**h.as_dict(), "kind": k, "kind_label": KINDS.get(k, k)})
+        found.append({**h.as_dict(), "kind": k, "kind_label": KINDS.get(k, k),
+                      "href": href(h.name, None if h.namespace == cat.namespace else h.namespace)})
     facets: dict[str, Counter[str]] = {f: Counter() for f in ("layer", "tag", "owner", "quality", "kind")}
     for hit in found:
         facets["layer"][hit["layer"] or "none"] += 1
@@ -118,25 +126,26 @@ def search(lake: Lake, query: str, filters: dict[str, str], limit: int = 20) -> 
 # ------------------------------------------------------------------ dataset
 
 
-def dataset(lake: Lake, name: str, version: int | None = None) -> dict[str, Any]:
+def dataset(lake: Lake, name: str, version: int | None = None, namespace: str | None = None) -> dict[str, Any]:
     """The catalog's page of a dataset (``Catalog.show``) plus its kind, the full version timeline
     and the ``lake sql`` snippet."""
     cat = lake.catalog
-    shown = cat.show(name, version=version)
+    shown = cat.show(name, version=version, namespace=namespace or None)
     shown["kind"] = kind_of(shown["namespace"], shown["kind"], cat.namespace)
     shown["kind_label"] = KINDS.get(shown["kind"], shown["kind"])
-    shown["timeline"] = timeline(lake, name)
+    shown["timeline"] = timeline(lake, name, namespace=shown["namespace"])
     shown["sql"] = sql_snippet(name, version)
     shown["queryable"] = shown["kind"] in ("table", "training") and bool(shown["timeline"])
     return shown
 
 
-def timeline(lake: Lake, name: str, limit: int = 200) -> list[dict[str, Any]]:
+def timeline(lake: Lake, name: str, limit: int = 200, namespace: str | None = None) -> list[dict[str, Any]]:
     """Versions newest first: rows, bytes, files, operation, the run (and job) that made each,
     and whether the schema changed from the version before."""
     cat = lake.catalog
     with cat.reading() as s:
-        ds_id = s.scalar(select(m.Dataset.id).where(m.Dataset.namespace == cat.namespace, m.Dataset.name == name))
+        ds_id = s.scalar(select(m.Dataset.id).where(m.Dataset.namespace == (namespace or cat.namespace),
+                                                    m.Dataset.name == name))
         if ds_id is None:
             return []
         rows = s.execute(

@@ -27,8 +27,6 @@ function postJSON(url, data) {
   return getJSON(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(data) });
 }
 
-function datasetHref(name) { return "/datasets/" + encodeURI(name); }
-
 // ------------------------------------------------------------------ search
 
 function setupSearch() {
@@ -65,7 +63,7 @@ function setupSearch() {
     results.replaceChildren(...data.hits.map((h) => {
       const tags = el("span", { class: "tags" }, ...h.tags.map((t) => el("span", { class: "tag" }, t)),
         ...h.owners.map((o) => el("span", { class: "owner" }, "@" + o)));
-      return el("li", {}, el("a", { class: "hit", href: datasetHref(h.name) },
+      return el("li", {}, el("a", { class: "hit", href: h.href },
         el("strong", {}, h.name), " ", el("span", { class: "badge" }, h.kind_label),
         h.quality ? el("span", { class: "badge q-" + h.quality }, "quality " + h.quality) : null,
         h.current_version !== null ? el("span", { class: "muted" }, " v" + h.current_version) : null,

@@ -14,7 +14,7 @@ function svgEl(tag, attrs, text) {
 
 function short(s, n) { return s.length > n ? s.slice(0, n - 1) + "…" : s; }
 
-const state = { root: null, data: null, collapsed: new Set(), extra: { nodes: [], edges: [] } };
+const state = { root: null, ns: "", data: null, collapsed: new Set(), extra: { nodes: [], edges: [] } };
 
 function params(form) {
   const p = new URLSearchParams();
@@ -23,6 +23,7 @@ function params(form) {
   if (form.version.value) p.set("version", form.version.value);
   if (form.column.value) p.set("column", form.column.value);
   p.set("columns", form.columns.checked ? "1" : "0");
+  if (state.ns) p.set("ns", state.ns);
   return p;
 }
 
@@ -203,7 +204,7 @@ async function load(root, push) {
   state.extra = { nodes: [], edges: [] };
   const link = document.getElementById("lineage-root-link");
   link.textContent = root;
-  link.setAttribute("href", "/datasets/" + encodeURI(root));
+  link.setAttribute("href", "/datasets/" + encodeURI(root) + (state.ns ? "?ns=" + encodeURIComponent(state.ns) : ""));
   document.title = "Lineage of " + root + " · lake console";
   if (push) history.pushState({ root: root }, "", "/lineage/" + encodeURI(root) + "?" + p.toString());
   draw();
@@ -223,6 +224,7 @@ async function toggle(id) {
   p.set("depth", "1");
   p.set("direction", n.depth < 0 ? "upstream" : "downstream");
   p.delete("column"); p.delete("version");
+  if (n.home === false) p.set("ns", n.namespace); else p.delete("ns");
   try {
     const more = await fetchGraph(n.name, p);
     for (const m of more.nodes) state.extra.nodes.push(Object.assign({}, m, { depth: n.depth + m.depth }));
@@ -243,6 +245,7 @@ function setupLineage() {
     if (n.kind === "drift report") { location.href = n.href; return; }
     if (!n.name || id === state.data.root) return;
     form.version.value = ""; form.column.value = "";
+    state.ns = n.home ? "" : n.namespace;
     load(n.name, true);
   };
   svg.addEventListener("click", (ev) => {
@@ -262,8 +265,9 @@ function setupLineage() {
   if (details) details.addEventListener("toggle", () => { if (details.open) fillList(); });
   window.addEventListener("popstate", () => {
     const m = location.pathname.match(/^\/lineage\/(.+)$/);
-    if (m) load(decodeURI(m[1]), false);
+    if (m) { state.ns = new URLSearchParams(location.search).get("ns") || ""; load(decodeURI(m[1]), false); }
   });
+  state.ns = form.dataset.ns || "";
   load(form.dataset.root, false);
 }
 

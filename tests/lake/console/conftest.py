@@ -93,6 +93,10 @@ def build_lake(root: Path) -> Lake:
     drift_report(lake, "gold.scores@0", "gold.scores@1")
     drift_report(lake, "gold.scores@0", "gold.scores@2")
     cat = lake.catalog
+    feed = cat.start_run("partner.import", namespace="partner")  # another producer's dataset feeds gold.scores
+    cat.add_input(feed, "feeds/scores.csv", namespace="partner")
+    cat.add_output(feed, "gold.scores", 0)
+    cat.finish_run(feed)
     cat.register_dataset("feature.order_stats", kind="feature_view", layer="feature", format="feast",
                          location="feast://lake/order_stats", description="Order amounts per customer",
                          columns=[ColumnSpec("id", "Int64", True, "join key"), ColumnSpec("amount", "Float64")],

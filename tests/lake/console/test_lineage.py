@@ -68,3 +68,16 @@ def test_drift_reports_are_leaves_and_hidden_nodes_keep_paths(console_lake: Lake
     assert hidden["id"] == "hidden-1" and hidden["name"] is None and hidden["label"] == "(no access)"
     assert {"from": "hidden-1", "to": "silver.orders", "job": "clean.orders"} in g["edges"]
     assert "bronze.orders" not in str(g)
+
+
+def test_external_datasets_from_other_producers(open_client: TestClient) -> None:
+    found = open_client.get("/api/search", params={"q": "scores", "kind": "external"}).json()
+    assert [(h["name"], h["kind"], h["href"]) for h in found["hits"]] == [
+        ("feeds/scores.csv", "external", "/datasets/feeds/scores.csv?ns=partner")]
+    page = open_client.get("/datasets/feeds/scores.csv", params={"ns": "partner"})
+    assert page.status_code == 200 and "external dataset" in page.text and "namespace partner" in page.text
+    g = open_client.get("/api/lineage/gold.scores", params={"direction": "upstream"}).json()
+    feed = next(n for n in g["nodes"] if n["name"] == "feeds/scores.csv")
+    assert feed["kind"] == "external" and feed["home"] is False and feed["href"].endswith("?ns=partner")
+    walked = open_client.get("/api/lineage/feeds/scores.csv", params={"ns": "partner", "direction": "downstream"})
+    assert walked.status_code == 200 and {n["name"] for n in walked.json()["nodes"]} >= {"gold.scores"}

@@ -37,7 +37,8 @@ def test_search_ranks_filters_and_counts_facets(open_client: TestClient) -> None
     assert [h["name"] for h in failed["hits"]] == ["bronze.orders"]
     tagged = open_client.get("/api/search", params={"tag": "pii", "owner": "sales-data"}).json()
     assert [h["name"] for h in tagged["hits"]] == ["silver.orders"]
-    assert open_client.get("/api/search", params={"kind": "external"}).json()["hits"] == []
+    assert [h["name"] for h in open_client.get("/api/search", params={"kind": "external"}).json()["hits"]] == [
+        "feeds/scores.csv"]
     page = open_client.get("/", params={"q": "totals"})
     assert page.status_code == 200 and 'href="/datasets/gold.order_totals"' in page.text
     assert "content-security-policy" in page.headers and "script-src 'self'" in page.headers["content-security-policy"]
