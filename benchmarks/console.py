@@ -84,7 +84,8 @@ def get(client: httpx.Client, path: str, **params: Any) -> Any:
 
 def draw_in_chromium(base: str, root: str, repeat: int) -> dict[str, Any]:
     """Open the lineage page ``repeat`` times; the page's own layout+draw time and the time to drawn."""
-    from playwright.sync_api import sync_playwright  # heavy, and only for this part of the benchmark
+    # heavy, and only for this part of the benchmark
+    from playwright.sync_api import sync_playwright
 
     draws, totals, nodes = [], [], 0
     with sync_playwright() as p:
