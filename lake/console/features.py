@@ -105,6 +105,13 @@ def training_set(lake: Lake, ref: str) -> dict[str, Any]:
         quality = s.execute(select(m.QualityResult.success).join(m.Dataset, m.Dataset.id == m.QualityResult.dataset_id)
                             .where(m.Dataset.name == table, m.QualityResult.version == (t["version"] or -1))).all()
     t["quality"] = None if not quality else ("passed" if all(q[0] for q in quality) else "failed")
+    checks = [r for r in lake.catalog.runs(job=f"features.reproduce.{t['name']}", limit=50)
+              if (r.get("parameters") or {}).get("training_dataset") == t["id"]
+              or (r.get("stats") or {}).get("training_dataset") == t["id"]]
+    last = checks[0] if checks else None
+    t["reproduced"] = None if last is None else {
+        "run_id": last["run_id"], "status": last["status"], "at": last["ended_at"] or last["started_at"],
+        "matches": (last.get("stats") or {}).get("matches"), "error": last.get("error")}
     return t
 
 

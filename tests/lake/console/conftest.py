@@ -110,6 +110,8 @@ def build_lake(root: Path) -> Lake:
                                 features=["order_stats:amount"], sources={"silver.orders": {"version": 1}},
                                 entity_hash="e" * 64, content_hash="c" * 64, row_count=4,
                                 columns=[{"name": "id", "type": "int64"}])
+    with lake.run("features.reproduce.orders_model") as run:
+        run.stats.update({"training_dataset": "3f2a9c1e-0000-4000-8000-000000000001", "matches": True})
     cat.tag("bronze.orders", "pii", column="email")
     cat.tag("silver.orders", "pii", column="email")
     cat.describe("silver.orders", "Orders, cleaned: one row per order")

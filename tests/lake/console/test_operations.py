@@ -57,8 +57,10 @@ def test_training_sets_with_sources_hashes_and_reproduce(open_client: TestClient
     t = open_client.get("/api/training/orders_model").json()
     assert t["content_hash"] == "c" * 64 and t["sources"] == {"silver.orders": {"version": 1}}
     assert t["reproduce"] == "lake training reproduce 3f2a9c1e-0000-4000-8000-000000000001"
+    assert t["reproduced"]["matches"] is True and t["reproduced"]["status"] == "completed"
     one = open_client.get("/training/3f2a9c1e")
     assert one.status_code == 200 and "lake training reproduce 3f2a9c1e-0000-4000-8000-000000000001" in one.text
+    assert "reproduced, same content hash" in one.text
     assert open_client.get("/training/nothing-like-it").status_code == 404
 
 
