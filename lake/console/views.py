@@ -13,6 +13,7 @@ import pyarrow as pa
 from sqlalchemy import select
 
 from catalog import models as m
+from catalog.entities import SearchHit
 from catalog.errors import CatalogError
 from lake.errors import LakeError
 from lake.lakehouse import Lake
@@ -102,15 +103,17 @@ def search(lake: Lake, query: str, filters: dict[str, str], limit: int = 20) -> 
     external = kind == "external"
     hits = cat.search(query, limit=SEARCH_POOL, kind=None if external or kind is None else kind, **narrowed)
     with cat.reading() as s:
+        # namespace and name both: the (namespace, name) index serves it (name alone scans the table)
         rows = s.execute(select(m.Dataset.namespace, m.Dataset.name, m.Dataset.kind).where(
-            m.Dataset.name.in_({h.name for h in hits}))).all() if hits else []
+            m.Dataset.namespace.in_({h.namespace for h in hits}), m.Dataset.name.in_({h.name for h in hits}))
+        ).all() if hits else []
     kinds = {(ns, n): kind_of(ns, k, cat.namespace) for ns, n, k in rows}
     found = []
     for h in hits:
         k = kinds.get((h.namespace, h.name), "table")
         if external and k != "external":
             continue
-        found.append({**h.as_dict(), "kind": k, "kind_label": KINDS.get(k, k),
+        found.append({**_hit(h), "kind": k, "kind_label": KINDS.get(k, k),
                       "href": href(h.name, None if h.namespace == cat.namespace else h.namespace)})
     facets: dict[str, Counter[str]] = {f: Counter() for f in ("layer", "tag", "owner", "quality", "kind")}
     for hit in found:
@@ -121,6 +124,13 @@ def search(lake: Lake, query: str, filters: dict[str, str], limit: int = 20) -> 
         facets["owner"].update(hit["owners"])
     return {"query": query, "hits": found[:limit], "total": len(found),
             "facets": {f: c.most_common(12) for f, c in facets.items()}}
+
+
+def _hit(h: SearchHit) -> dict[str, Any]:
+    # by hand: dataclasses.asdict deep-copies field by field, 0.15 ms a hit
+    return {"namespace": h.namespace, "name": h.name, "layer": h.layer, "description": h.description,
+            "score": h.score, "tags": list(h.tags), "owners": list(h.owners), "matched": list(h.matched),
+            "current_version": h.current_version, "quality": h.quality}
 
 
 # ------------------------------------------------------------------ dataset
