@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from catalog import models as m
 from catalog.errors import CatalogInputError, SavedQueryNotFoundError
+from catalog.redact import redact_text
 
 QUERY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 """A saved query's name: lower-case letters, digits and ``_``, starting with a letter (it names the
@@ -32,10 +33,20 @@ def query_dict(q: m.SavedQuery) -> dict[str, Any]:
             "owner": q.owner, "created_at": q.created_at, "updated_at": q.updated_at}
 
 
-def save(session: Session, name: str, sql: str, *, description: str | None, owner: str | None) -> dict[str, Any]:
-    name = check_name(name)
+def check_sql(sql: str) -> str:
+    """The text of a query the catalog may keep: not empty, not huge, no NUL, no credential."""
     if not sql.strip() or len(sql) > MAX_SQL or "\x00" in sql:
         raise CatalogInputError(f"a saved query is 1 to {MAX_SQL} characters of SQL (no NUL)")
+    if redact_text(sql) != sql:  # refused, not altered: a redacted query would no longer run
+        raise CatalogInputError("the query holds what looks like a credential (a password, key or token); "
+                                "secrets never go into the catalog: read the data through the lake's settings")
+    return sql
+
+
+def save(session: Session, name: str, sql: str, *, description: str | None, owner: str | None) -> dict[str, Any]:
+    name = check_name(name)
+    sql = check_sql(sql)
+    description = redact_text(description) if description else description
     row = session.get(m.SavedQuery, name)
     now = m.utcnow()
     if row is None:

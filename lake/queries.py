@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from catalog.entities import ColumnSpec
-from catalog.queries import QUERY_PREFIX, check_name
+from catalog.queries import QUERY_PREFIX, check_name, check_sql
 from lake.errors import SQLError
 from lake.lakehouse import Lake
 from lake.sql import LakeSQL
@@ -56,6 +56,7 @@ def save_query(lake: Lake, name: str, sql: str, *, description: str | None = Non
         CatalogInputError: a bad name.
     """
     name = check_name(name)
+    check_sql(sql)  # before it runs: a credential in the text is refused, whatever the query does
     db = LakeSQL(lake)
     try:
         rel = db.sql(sql)

@@ -39,6 +39,10 @@ def test_lake_sql_saved(console_lake: Lake, capsys: pytest.CaptureFixture[str]) 
     assert main(["--root", root, "sql", "--saved", "nothing_here"]) == 1
     assert "no saved query 'nothing_here'" in capsys.readouterr().err
     assert main(["--root", root, "sql", "--save", "Bad Name!", "SELECT 1"]) == 1
+    leaky = "SELECT * FROM read_csv('s3://AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY@bucket/x.csv')"
+    assert main(["--root", root, "sql", "--save", "leaky", leaky]) == 1
+    assert "looks like a credential" in capsys.readouterr().err
+    assert "leaky" not in [q["name"] for q in console_lake.catalog.saved_queries()]
 
 
 def test_console_saves_runs_and_masks(guarded: tuple[TestClient, TokenAccess]) -> None:
