@@ -192,6 +192,28 @@ function fillList() {
   document.getElementById("edge-list").replaceChildren(...(state.items || []).map((f) => el("li", {}, f())));
 }
 
+function setPick(select, value) {
+  if (value && !Array.from(select.options).some((o) => o.value === value)) select.append(el("option", { value: value }, value));
+  select.value = value || "";
+}
+
+// After walking to another dataset, its own versions and columns fill the pickers.
+async function refreshPickers(root) {
+  const form = document.getElementById("lineage-form");
+  try {
+    const ds = await fetch("/api/datasets/" + encodeURI(root) + (state.ns ? "?ns=" + encodeURIComponent(state.ns) : ""),
+      { credentials: "same-origin" }).then((r) => (r.ok ? r.json() : null));
+    if (!ds) return;
+    const keep = [form.version.value, form.column.value];
+    form.version.replaceChildren(el("option", { value: "" }, "current (all versions)"),
+      ...(ds.timeline || []).map((v) => el("option", { value: String(v.version) }, "v" + v.version + ": which inputs built it")));
+    form.column.replaceChildren(el("option", { value: "" }, "whole dataset"),
+      ...(ds.schema || []).map((c) => el("option", { value: c.name }, c.name)));
+    setPick(form.version, keep[0]);
+    setPick(form.column, keep[1]);
+  } catch (e) { /* the pickers keep their options; the graph is what matters */ }
+}
+
 async function load(root, push) {
   const form = document.getElementById("lineage-form");
   const p = params(form);
@@ -199,6 +221,7 @@ async function load(root, push) {
   try {
     state.data = await fetchGraph(root, p);
   } catch (e) { status.textContent = "Cannot show the lineage: " + e.message; return; }
+  if (state.root !== null && state.root !== root) refreshPickers(root);
   state.root = root;
   state.collapsed.clear();
   state.extra = { nodes: [], edges: [] };
@@ -265,7 +288,15 @@ function setupLineage() {
   if (details) details.addEventListener("toggle", () => { if (details.open) fillList(); });
   window.addEventListener("popstate", () => {
     const m = location.pathname.match(/^\/lineage\/(.+)$/);
-    if (m) { state.ns = new URLSearchParams(location.search).get("ns") || ""; load(decodeURI(m[1]), false); }
+    if (!m) return;
+    const q = new URLSearchParams(location.search);  // the form follows the address back
+    state.ns = q.get("ns") || "";
+    form.direction.value = q.get("direction") || "both";
+    form.depth.value = q.get("depth") || "3";
+    form.columns.checked = q.get("columns") !== "0";
+    setPick(form.version, q.get("version"));
+    setPick(form.column, q.get("column"));
+    load(decodeURI(m[1]), false);
   });
   state.ns = form.dataset.ns || "";
   load(form.dataset.root, false);

@@ -125,8 +125,17 @@ def test_walk_the_lineage_graph_by_clicking(browser: Browser, base_url: str) -> 
         expect(page.locator("g.node[data-id='bronze.orders']")).to_have_count(0)
         page.click("g.toggle[data-toggle='silver.orders']")  # and expand it again
         expect(page.locator("g.node[data-id='bronze.orders']")).to_be_visible()
+        expect(page.locator("#version option[value='0']")).to_have_count(1)  # gold's own versions now
+        page.select_option("#version", "0")  # which input versions built gold.order_totals v0
+        page.click("#lineage-form button[type=submit]")
+        expect(page.locator("g.node[data-id='silver.orders@0']")).to_be_visible()
+        expect(page.locator("g.node.root[data-id='gold.order_totals@0']")).to_be_visible()
+        shot(page, "lineage-version")
+        page.go_back()
         page.go_back()
         expect(page.locator("#lineage-root-link")).to_have_text("silver.orders")
+        expect(page.locator("#version")).to_have_value("")  # the form follows the address back
+        expect(graph).to_have_attribute("data-nodes", "4")
         shot(page, "lineage-walked")
         assert page.errors == []  # type: ignore[attr-defined]
     finally:
