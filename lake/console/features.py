@@ -142,6 +142,7 @@ def add_routes(app: FastAPI, console: Console) -> None:
     @app.get("/training/{ref}", response_class=HTMLResponse)
     def training_one(request: Request, ref: str) -> HTMLResponse:
         guard = console.guard(request)
+        guard.signed_in()
         t = training_set(lake, ref[:200])
         guard.require("read", t["table"])
         return console.render(request, guard, "training_set.html", t=t)
@@ -149,6 +150,7 @@ def add_routes(app: FastAPI, console: Console) -> None:
     @app.get("/api/training/{ref}")
     def api_training(request: Request, ref: str) -> Any:
         guard = console.guard(request)
+        guard.signed_in()
         t = training_set(lake, ref[:200])
         guard.require("read", t["table"])
         return Json(t)

@@ -110,6 +110,7 @@ def add_routes(app: FastAPI, console: Console) -> None:
     @app.get("/monitoring/reports/{report_id}", response_class=HTMLResponse)
     def report_page(request: Request, report_id: str) -> HTMLResponse:
         guard = console.guard(request)
+        guard.signed_in()
         r = report(lake, report_id[:64])
         guard.require("read", r["dataset"] or "lake")
         return console.render(request, guard, "report.html", r=r)
@@ -117,6 +118,7 @@ def add_routes(app: FastAPI, console: Console) -> None:
     @app.get("/api/monitoring/reports/{report_id}")
     def api_report(request: Request, report_id: str) -> Any:
         guard = console.guard(request)
+        guard.signed_in()
         r = report(lake, report_id[:64])
         guard.require("read", r["dataset"] or "lake")
         return Json(r)

@@ -50,13 +50,14 @@ def add_routes(app: FastAPI, console: Console) -> None:
 
     @app.post("/api/queries")
     async def api_save(request: Request) -> Any:
+        guard = console.guard(request)
+        guard.signed_in()
         data = await body_json(request)
         name, sql = data.get("name"), data.get("sql")
         description = data.get("description") or None
         if not isinstance(name, str) or not isinstance(sql, str) or not (
                 description is None or isinstance(description, str)):
             raise ConsoleError(400, "give name and sql as text (and description, optionally)")
-        guard = console.guard(request)
         who = guard.require("write", access_object(name))
 
         def save() -> dict[str, Any]:

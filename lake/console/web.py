@@ -41,6 +41,12 @@ class Guard:
         headers: Mapping[str, str] = request.headers
         self.principal = access.principal(headers, request.cookies)
 
+    def signed_in(self) -> str:
+        """The principal; 401 when nobody signed in (asked before looking anything up: no existence leaks)."""
+        if self.principal is None:
+            raise ConsoleError(401, "sign in first: this console needs a token")
+        return self.principal
+
     def require(self, action: str, obj: str) -> str:
         """The principal, when they may do ``action`` on ``obj``; else 401 (not signed in) or 403."""
         if self.principal is None:

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from lake.cli.main import main
 from lake.console.access import TOKEN_COOKIE
+from lake.console.app import create_app
 from lake.console.serve import server
 from lake.lakehouse import Lake
 from tests.lake.console.conftest import TokenAccess, as_user
@@ -186,3 +187,35 @@ def test_lake_ui_serves_on_loopback_only(console_lake: Lake) -> None:
         srv.should_exit = True
         thread.join(15)
         sock.close()
+
+
+class DenyAll(TokenAccess):
+    """Signed in, allowed nothing."""
+
+    def can(self, principal: str | None, action: str, obj: str) -> bool:
+        return False
+
+
+def test_every_page_and_endpoint_asks_the_access_first(console_lake: Lake) -> None:
+    app = create_app(console_lake, DenyAll(console_lake))
+    samples = {"name": "silver.orders", "run_id": "x", "target": "bronze.orders", "ref": "orders_model",
+               "report_id": "x", "dataset": "gold.scores", "feature": "score"}
+    seen = 0
+    with TestClient(app, follow_redirects=False) as client:
+        for route in app.routes:
+            path = getattr(route, "path", "")
+            if path.startswith(("/static", "/signin", "/signout")) or not path:
+                continue
+            url = path
+            for key, value in samples.items():
+                url = url.replace("{" + key + ":path}", value).replace("{" + key + "}", value)
+            for method in sorted(getattr(route, "methods", set()) - {"HEAD"}):
+                body = {"name": "x", "sql": "SELECT 1"} if method == "POST" else None
+                client.cookies.clear()
+                anonymous = client.request(method, url, json=body)
+                assert anonymous.status_code in (303, 401), (method, url, anonymous.status_code)
+                client.cookies.set(TOKEN_COOKIE, "tok-reader-456")
+                denied = client.request(method, url, json=body)
+                assert denied.status_code in (403, 404), (method, url, denied.status_code)
+                seen += 1
+    assert seen >= 25
