@@ -178,6 +178,7 @@ function draw() {
   state.items = items;
   const details = list.closest("details");
   if (details && details.open) fillList(); else list.replaceChildren();
+  state.rootAt = coords.get(state.data.root);
   svg.getBBox();  // force layout, so the time below includes it
   const ms = performance.now() - t0;
   svg.dataset.drawMs = ms.toFixed(1);
@@ -231,6 +232,11 @@ async function load(root, push) {
   document.title = "Lineage of " + root + " · lake console";
   if (push) history.pushState({ root: root }, "", "/lineage/" + encodeURI(root) + "?" + p.toString());
   draw();
+  const wrap = document.querySelector(".graph-wrap");
+  if (wrap && state.rootAt) {  // the root in view, however tall the graph
+    wrap.scrollLeft = Math.max(0, state.rootAt.x + BOX_W / 2 - wrap.clientWidth / 2);
+    wrap.scrollTop = Math.max(0, state.rootAt.y + BOX_H / 2 - wrap.clientHeight / 2);
+  }
   window.lineageReady = true;
 }
 
