@@ -208,6 +208,17 @@ class QualityGateError(QualityError):
         self.report = report
 
 
+# ----------------------------------------------------------------------- console
+
+
+class ConsoleError(LakeError):
+    """A console request refused: ``status`` is the HTTP status (401 sign in, 403 not allowed, 400/413 bad input)."""
+
+    def __init__(self, status: int, message: str, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.status = status
+
+
 # ----------------------------------------------------------------------------- SQL
 
 
@@ -294,14 +305,3 @@ class SourceError(MonitorError, ValueError):
 
 class ThresholdError(MonitorError, ValueError):
     """A threshold names an unknown metric or has a value that makes no sense."""
-
-
-# ----------------------------------------------------------------------- console
-
-
-class ConsoleError(LakeError):
-    """A console request refused: ``status`` is the HTTP status (401 sign in, 403 not allowed, 400/413 bad input)."""
-
-    def __init__(self, status: int, message: str, **context: Any) -> None:
-        super().__init__(message, **context)
-        self.status = status
