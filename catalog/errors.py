@@ -51,6 +51,10 @@ class TrainingDatasetNotFoundError(CatalogError, LookupError):
     """No training dataset with that id or name."""
 
 
+class SavedQueryNotFoundError(CatalogError, LookupError):
+    """No saved query with that name."""
+
+
 class CatalogInputError(CatalogError, ValueError):
     """A value the catalog cannot store as given (e.g. a NUL character, which PostgreSQL refuses)."""
 

@@ -345,6 +345,22 @@ class Report(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class SavedQuery(Base):
+    """A SQL query saved by name, shared by everyone who may read it; re-run from the console or
+    ``lake sql --saved NAME``. Its result is the catalog dataset ``query.<name>`` (kind ``query``),
+    with lineage from the tables it reads."""
+
+    __tablename__ = "saved_queries"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    sql: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(255))
+    """Who saved it last (a principal, or ``user@host`` of the CLI)."""
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class ApiToken(Base):
     """A bearer token for the HTTP servers; only the SHA-256 of its secret is kept.
 

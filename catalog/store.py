@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from catalog import artifacts, liveness, records, tokens, views
+from catalog import artifacts, liveness, queries, records, tokens, views
 from catalog import models as m
 from catalog.db import make_engine, migrate, ping, session_factory, transaction
 from catalog.entities import (
@@ -515,6 +515,37 @@ class Catalog:
         with self.reading() as s:
             ds_id = self._dataset(s, dataset, namespace).id if dataset else None
             return artifacts.list_reports(s, ds_id, kind, limit)
+
+    # ------------------------------------------------------------- saved queries
+
+    def save_query(self, name: str, sql: str, *, description: str | None = None,
+                   owner: str | None = None) -> dict[str, Any]:
+        """Keep ``sql`` under ``name`` (replacing its text if the name exists); returns the record.
+
+        Raises:
+            CatalogInputError: a bad name (see :data:`catalog.queries.QUERY_NAME`) or empty/oversized SQL.
+        """
+        with self.writing() as s:
+            return queries.save(s, name, sql, description=description, owner=owner)
+
+    def saved_query(self, name: str) -> dict[str, Any]:
+        """A saved query by name (``x`` or ``query.x``).
+
+        Raises:
+            SavedQueryNotFoundError: no such saved query.
+        """
+        with self.reading() as s:
+            return queries.query_dict(queries.find(s, name))
+
+    def saved_queries(self) -> list[dict[str, Any]]:
+        """Every saved query, by name."""
+        with self.reading() as s:
+            return queries.listing(s)
+
+    def delete_query(self, name: str) -> None:
+        """Forget a saved query (its dataset and lineage stay, as history)."""
+        with self.writing() as s:
+            s.delete(queries.find(s, name))
 
     # ------------------------------------------------------------------- tokens
 

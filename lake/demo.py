@@ -163,6 +163,9 @@ def main() -> None:
     console.print(f"[bold green]demo finished in {time.time() - started:.0f} s[/]; try: .venv/bin/lake table ls, "
                   ".venv/bin/lake catalog search stock, .venv/bin/lake catalog lineage gold.stock_features, "
                   ".venv/bin/lake sql")
+    # lake ui's default address (lake.console.DEFAULT_PORT)
+    console.print("web console: [bold]http://127.0.0.1:8765/[/] (search, lineage graph, runs, features, drift) on "
+                  "this lake; open it with: [bold].venv/bin/lake ui --open[/]", highlight=False)
 
 
 def _at(sources: dict[str, dict[str, Any]]) -> str:

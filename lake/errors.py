@@ -27,6 +27,7 @@ __all__ = [
     "CommitNotRecordedError",
     "ConcurrentWriteError",
     "ConfigError",
+    "ConsoleError",
     "DatasetNotFoundError",
     "DatasetRefError",
     "ExportError",
@@ -205,6 +206,17 @@ class QualityGateError(QualityError):
     def __init__(self, message: str, report: Any | None = None, **context: Any) -> None:
         super().__init__(message, **context)
         self.report = report
+
+
+# ----------------------------------------------------------------------- console
+
+
+class ConsoleError(LakeError):
+    """A console request refused: ``status`` is the HTTP status (401 sign in, 403 not allowed, 400/413 bad input)."""
+
+    def __init__(self, status: int, message: str, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.status = status
 
 
 # ----------------------------------------------------------------------------- SQL

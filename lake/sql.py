@@ -243,6 +243,10 @@ class LakeSQL:
             self._views[name] = located
         return query
 
+    def versions_read(self) -> dict[str, int]:
+        """The lake tables the queries so far read, and at which version (for lineage)."""
+        return {name: version for name, (_table, version) in sorted(self._views.items())}
+
     def _moved_on(self, name: str) -> bool:
         """Whether a table this session reads at its latest version has committed since (one stat)."""
         if self.as_of is not None:

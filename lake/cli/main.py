@@ -29,6 +29,7 @@ from lake.cli import (
     table_cmd,
     token_cmd,
     training_cmd,
+    ui_cmd,
 )
 from lake.cli.context import State
 from lake.cli.output import err_console
@@ -46,6 +47,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(table_cmd.app, name="table")
 app.add_typer(catalog_cmd.app, name="catalog")
 app.command("sql")(sql_cmd.sql)
+app.command("ui")(ui_cmd.ui)
 app.add_typer(jobs_cmd.app, name="jobs")
 app.command("ingest")(jobs_cmd.ingest)
 app.add_typer(quality_cmd.app, name="quality")
