@@ -9,12 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from catalog.guard import Limits, check_binding
-from catalog.lineage import render
-from catalog.openlineage import ingest_lines
 from catalog.redact import redact_text
-from catalog.search import parse_query
-from catalog.server import create_app
 from lake.cli.context import state
 from lake.cli.output import console, err_console, human_bytes, print_json, print_table
 from lake.errors import LakeError
@@ -42,6 +37,8 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Ranked search over names, descriptions, tags, owners and column names."""
+    from catalog.search import parse_query  # deferred: the catalog loads only when a command runs
+
     hits = _catalog(ctx).search(query, tags=tag or [], owner=owner, layer=layer, column=column,
                                 namespace=namespace, quality=quality, limit=limit)
     note = parse_query(query).note
@@ -112,6 +109,8 @@ def lineage(
     direction = "upstream" if upstream and not downstream else "downstream" if downstream and not upstream else "both"
     graph = _catalog(ctx).lineage(name, direction=direction, depth=depth, column=column, version=version,
                                   namespace=namespace)
+    from catalog.lineage import render  # deferred: the catalog loads only when a command runs
+
     out = render(graph, fmt)
     if fmt == "json":
         print_json(out)
@@ -242,6 +241,9 @@ def ingest(
     file: Annotated[str, typer.Argument(help="JSON-lines file of OpenLineage events, or - for stdin.")],
 ) -> None:
     """Add OpenLineage events from other producers (Airflow, dbt, Spark...) to the catalog."""
+    # deferred: the catalog loads only when a command runs
+    from catalog.openlineage import ingest_lines
+
     cat = _catalog(ctx)
     if file == "-":
         count = ingest_lines(cat, sys.stdin, "stdin")
@@ -267,6 +269,9 @@ def serve(
     with none, the server listens on loopback only. Limits: [server] in lake.toml.
     """
     import uvicorn  # only to serve: most CLI calls never need the ASGI server
+
+    from catalog.guard import Limits, check_binding  # deferred, as the server itself
+    from catalog.server import create_app
 
     settings = state(ctx).settings()
     cat = _catalog(ctx)

@@ -5,16 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import pyarrow.csv as pacsv
-import pyarrow.json as pajson
-import pyarrow.parquet as pq
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lake.cli.context import state
 from lake.cli.output import console, print_json, print_table
 from lake.errors import LakeError
-from lake.table import parse_when
 
 app = typer.Typer(help="The feature store: Feast definitions over gold tables, training frames, online serving.",
                   no_args_is_help=True)
@@ -100,6 +96,7 @@ def materialize_cmd(
     """Load the latest feature values into the online store (SQLite or Redis)."""
     # heavy: lake.features (DuckDB, pandas, Delta) is imported only when the command runs
     from lake.features.materialize import materialize
+    from lake.table import parse_when
 
     until = parse_when(end) if end else None
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} entities"),
@@ -144,6 +141,11 @@ def index_cmd(
 
 
 def _read_frame(path: Path) -> Any:
+    # deferred: pyarrow loads only for the commands that read files (`lake --help` stays fast)
+    import pyarrow.csv as pacsv
+    import pyarrow.json as pajson
+    import pyarrow.parquet as pq
+
     if not path.is_file():
         raise LakeError(f"entity file {path} does not exist")
     try:
@@ -191,6 +193,10 @@ def training_cmd(
         data = frame.data
         info = {"rows": data.num_rows, "content_hash": content_hash(data), "sources": frame.sources}
     if out is not None:
+        # deferred: pyarrow loads only for the commands that write files
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+
         if out.suffix.lower() == ".csv":
             pacsv.write_csv(data, out)
         else:

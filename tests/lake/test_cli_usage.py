@@ -1,0 +1,83 @@
+"""Every CLI mistake is one line and no traceback: 2 for a usage mistake, 1 for a failure."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lake.cli.main import command_word, main
+
+# (arguments, exit status, text expected on stderr)
+USAGE_MISTAKES = [
+    (["table", "show"], 2, "Missing argument"),
+    (["sql", "--limit", "abc", "select 1"], 2, "Invalid value for '--limit'"),
+    (["catalog", "lineage", "bronze.x", "--json"], 2, "No such option: --json"),
+    (["tables"], 2, "Did you mean 'table'"),
+    (["table", "nope"], 2, "No such command 'nope'"),
+    (["--root"], 2, "requires an argument"),
+    (["sql", "-x"], 2, "No such option: -x"),
+    (["table", "ls", "extra", "args"], 2, "unexpected extra argument"),
+    (["table", "history", "bronze.x", "--limit", "ten"], 2, "Invalid value"),
+]
+
+
+@pytest.mark.parametrize(("args", "status", "message"), USAGE_MISTAKES, ids=lambda v: " ".join(v)
+                         if isinstance(v, list) else None)
+def test_usage_mistakes_are_one_line_with_status_2(args: list[str], status: int, message: str,
+                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("LAKE_ROOT", str(tmp_path))
+    monkeypatch.setenv("LAKE_CONFIG", "")
+    code = main(args)
+    out = capsys.readouterr()
+    assert code == status, out
+    assert message.lower() in out.err.lower()
+    assert "Traceback" not in out.err + out.out
+    lines = [line for line in out.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.err
+    assert "--help" in lines[0] or args == ["--root"]  # says where to look
+
+
+def test_no_command_prints_help_and_h_is_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "Usage: lake" in capsys.readouterr().out
+    assert main(["table"]) == 2
+    assert "optimize" in capsys.readouterr().out
+    assert main(["-h"]) == 0
+    out = capsys.readouterr().out
+    assert "Commands:" in out and "--install-completion" in out and "--version" in out
+    assert main(["table", "show", "-h"]) == 0
+    assert "Usage: lake table show" in capsys.readouterr().out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("lake ")
+
+
+def test_the_whole_tree_is_there_for_the_named_group_only() -> None:
+    assert command_word(["--root", "x", "table", "ls"]) == "table"
+    assert command_word(["--config=a.toml", "-v", "sql", "select 1"]) == "sql"
+    assert command_word(["--help"]) is None
+
+
+def test_real_entry_point_prints_no_traceback(tmp_path: Path) -> None:
+    env = {**os.environ, "LAKE_ROOT": str(tmp_path / "lake"), "LAKE_CONFIG": ""}
+    cases = [([], 2), (["-h"], 0), (["sql", "--limit", "abc"], 2), (["table", "show"], 2), (["--version"], 0),
+             (["table", "show", "bronze.nope"], 1)]
+    for args, status in cases:
+        proc = subprocess.run([sys.executable, "-m", "lake.cli.main", *args], env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == status, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr + proc.stdout, (args, proc.stderr)
+
+
+def test_shell_completion_is_offered(tmp_path: Path) -> None:
+    env = {**os.environ, "_LAKE_COMPLETE": "complete_bash", "COMP_WORDS": "lake tab", "COMP_CWORD": "1"}
+    proc = subprocess.run([sys.executable, "-m", "lake.cli.main"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert "table" in proc.stdout, proc.stderr
