@@ -19,8 +19,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 NsOpt = Annotated[str | None, typer.Option("--namespace", help="Dataset namespace (default: the lake's).")]
 
 
-def _catalog(ctx: typer.Context) -> Any:
-    return state(ctx).lake().catalog
+def _catalog(ctx: typer.Context, write: bool = False) -> Any:
+    return state(ctx).lake(write=write, catalog_only=True).catalog
 
 
 @app.command("search")
@@ -244,7 +244,7 @@ def ingest(
     # deferred: the catalog loads only when a command runs
     from catalog.openlineage import ingest_lines
 
-    cat = _catalog(ctx)
+    cat = _catalog(ctx, write=True)
     if file == "-":
         count = ingest_lines(cat, sys.stdin, "stdin")
     else:

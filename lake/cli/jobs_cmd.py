@@ -62,7 +62,7 @@ def run_job(ctx: typer.Context, job: Any, full_refresh: bool, params: dict[str, 
     from lake.pipeline.runner import JobRunner
 
     with Status(f"running {job.name}", console=console) as status:
-        runner = JobRunner(state(ctx).lake(), progress=lambda msg: status.update(f"{job.name}: {msg}"))
+        runner = JobRunner(state(ctx).lake(write=True), progress=lambda msg: status.update(f"{job.name}: {msg}"))
         report = runner.run(job, full_refresh=full_refresh, params=params)
     _show_report(report, as_json)
 

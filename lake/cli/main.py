@@ -25,6 +25,7 @@ from lake.cli import (
     catalog_cmd,
     config_cmd,
     features_cmd,
+    init_cmd,
     jobs_cmd,
     monitor_cmd,
     pipeline_cmd,
@@ -61,6 +62,7 @@ app.add_typer(features_cmd.app, name="features")
 app.add_typer(training_cmd.app, name="training")
 app.add_typer(pipeline_cmd.app, name="pipeline")
 app.add_typer(token_cmd.app, name="token")
+app.command("init")(init_cmd.init)
 
 
 def version_text() -> str:
@@ -86,10 +88,12 @@ def _root(
     config: Annotated[Path | None, typer.Option("--config", help="Settings file (default ./lake.toml).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show engine warnings and logs "
                                                                   "(Spark, Feast).")] = False,
+    create: Annotated[bool, typer.Option("--create", help="Make the lake root if it does not exist "
+                                                          "(commands that write make it anyway).")] = False,
     _version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
                                            help="Print the version and exit.")] = False,
 ) -> None:
-    ctx.obj = State(root=root, config_file=config, verbose=verbose)
+    ctx.obj = State(root=root, config_file=config, verbose=verbose, create=create)
 
 
 def error_object(exc: LakeError) -> dict[str, Any]:

@@ -53,7 +53,7 @@ def run(
 
     if backfill and not (start and end):
         raise LakeError("--backfill needs --from DAY and --to DAY")
-    lake = state(ctx).lake()
+    lake = state(ctx).lake(write=True)
     try:
         report = run_pipeline(lake, list(targets or []), full_refresh=full_refresh,
                               backfill=(start, end) if backfill and start and end else None,

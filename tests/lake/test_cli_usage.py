@@ -81,3 +81,27 @@ def test_shell_completion_is_offered(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "lake.cli.main"], env=env, capture_output=True, text=True,
                           timeout=60)
     assert "table" in proc.stdout, proc.stderr
+
+
+def test_sql_errors_while_running_are_one_line_and_leave_no_file(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import pyarrow as pa
+
+    from lake.lakehouse import Lake
+    from tests.conftest import make_settings
+
+    root = tmp_path / "lake"
+    Lake(make_settings(root=str(root)), catalog=False).table("bronze.stocks").write(
+        pa.table({"symbol": ["IBM", "MSFT"], "price": ["1.5", "n/a"]}))
+    out = tmp_path / "prices.csv"
+    code = main(["--root", str(root), "sql", "SELECT symbol, CAST(price AS DOUBLE) AS p FROM bronze.stocks",
+                 "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and "Could not convert string 'n/a'" in err and "Traceback" not in err
+    assert not out.exists() and list(tmp_path.glob("*.partial")) == [] and list(tmp_path.glob(".*")) == []
+    assert main(["--root", str(root), "sql", "SELECT * FROM bronze.stoks"]) == 1
+    err = capsys.readouterr().err
+    assert "lake table bronze.stoks does not exist (did you mean bronze.stocks?)" in err
+    assert "schema" not in err  # DuckDB's "schema bronze does not exist" is not about the lake
+    assert main(["--root", str(root), "sql", "SELECT * FROM stoks"]) == 1
+    assert "did you mean bronze.stocks?" in capsys.readouterr().err
