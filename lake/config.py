@@ -86,6 +86,9 @@ class SparkSettings(_Section):
     """``spark.driver.memory``."""
     conf: dict[str, str] = Field(default_factory=dict)
     """Extra Spark configuration, applied last."""
+    quiet: bool = False
+    """Send the Spark JVM's own output (its startup lines, log4j) to ``<cache>/spark-jvm.log`` instead of
+    the terminal; the ``lake`` command sets it unless ``--verbose``."""
 
 
 class FeastSettings(_Section):

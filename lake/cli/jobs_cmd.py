@@ -120,7 +120,8 @@ def status(ctx: typer.Context, run_id: str, as_json: JsonOpt = False) -> None:
 
 def ingest(
     ctx: typer.Context,
-    path: Annotated[str, typer.Argument(help="A file, folder or glob (local or s3://).")],
+    paths: Annotated[list[str], typer.Argument(help="A file, folder or glob (local or s3://); several files "
+                                                    "of one folder also work (a glob the shell expanded).")],
     table: Annotated[str, typer.Option("--table", help="Target table, e.g. bronze.orders.")],
     fmt: Annotated[str, typer.Option("--format", help="csv, json or parquet.")] = "csv",
     mode: Annotated[str, typer.Option(help="append or overwrite.")] = "append",
@@ -133,11 +134,33 @@ def ingest(
 
     if fmt not in ("csv", "json", "parquet"):
         raise LakeError(f"unknown format {fmt!r}: use csv, json or parquet")
-    if "://" not in path:  # on the command line, relative means relative to here
-        import os
-
-        path = os.path.abspath(path)
+    path = source_path(paths)
     name = "ingest." + table.replace(".", "_")
     job = Job(name=name, source=FileSource(path, format=fmt, csv=CsvOptions(delimiter=delimiter)),  # type: ignore[arg-type]
               target=table, mode=mode, partition_by=partition_by or [])  # type: ignore[arg-type]
     run_job(ctx, job, False, {}, as_json)
+
+
+def source_path(paths: list[str]) -> str:
+    """One source path for ``lake ingest``: the one given, or the glob a shell expanded back.
+
+    ``lake ingest ./drop/*.csv`` reaches us as every matching file; the files of one folder
+    with one extension that are all its files of that extension become ``<folder>/*<ext>``.
+    """
+    import glob
+    import os
+
+    if len(paths) == 1:
+        # On the command line, relative means relative to here.
+        return paths[0] if "://" in paths[0] else os.path.abspath(paths[0])
+    files = sorted(os.path.abspath(p) for p in paths)
+    folders = {os.path.dirname(f) for f in files}
+    suffixes = {os.path.splitext(f)[1] for f in files}
+    if any("://" in p for p in paths) or len(folders) != 1 or len(suffixes) != 1:
+        raise LakeError(f"{len(paths)} paths given: ingest takes one file, folder or glob; quote a glob so the "
+                        "shell leaves it alone: lake ingest 'drop/*.csv' --table ...")
+    pattern = os.path.join(folders.pop(), "*" + suffixes.pop())
+    if sorted(glob.glob(pattern)) != files:
+        raise LakeError(f"{len(paths)} files given, not every file matching {pattern}: ingest takes one file, "
+                        "folder or glob; quote a glob so the shell leaves it alone: lake ingest 'drop/*.csv' ...")
+    return pattern

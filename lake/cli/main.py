@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,7 +39,7 @@ from lake.cli import (
 )
 from lake.cli.context import State
 from lake.cli.output import err_console
-from lake.errors import LakeError
+from lake.errors import LakeError, LakeWarning
 
 app = typer.Typer(
     name="lake",
@@ -94,6 +96,22 @@ def _root(
                                            help="Print the version and exit.")] = False,
 ) -> None:
     ctx.obj = State(root=root, config_file=config, verbose=verbose, create=create)
+    quiet_engines(verbose)
+
+
+def quiet_engines(verbose: bool) -> None:
+    """Engine warnings and logs (Feast's RuntimeWarnings, library INFO lines) only with ``--verbose``.
+
+    The project's own warnings (:class:`~lake.errors.LakeWarning`) and log warnings always show.
+    """
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        return
+    warnings.filterwarnings("ignore")
+    warnings.filterwarnings("default", category=LakeWarning)
+    logging.getLogger().setLevel(logging.ERROR)
+    for own in ("lake", "catalog"):
+        logging.getLogger(own).setLevel(logging.WARNING)
 
 
 def error_object(exc: LakeError) -> dict[str, Any]:
@@ -175,8 +193,26 @@ def command_tree(args: list[str]) -> typer.Typer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 done, 1 failed, 2 usage mistake, 130 interrupted)."""
+    """Run the CLI; returns the exit status (0 done, 1 failed, 2 usage mistake, 130 interrupted).
+
+    Warning filters and log levels set for the run (:func:`quiet_engines`) are put back when it
+    returns, so a program or test calling ``main`` keeps its own.
+    """
     args = sys.argv[1:] if argv is None else argv
+    root_logger = logging.getLogger()
+    saved = (root_logger.level, list(root_logger.handlers),
+             {name: logging.getLogger(name).level for name in ("lake", "catalog")})
+    with warnings.catch_warnings():
+        try:
+            return _run(args)
+        finally:
+            root_logger.setLevel(saved[0])
+            root_logger.handlers[:] = saved[1]
+            for name, level in saved[2].items():
+                logging.getLogger(name).setLevel(level)
+
+
+def _run(args: list[str]) -> int:
     try:
         result = command_tree(args)(args=args, standalone_mode=False, prog_name="lake")
     except LakeError as exc:

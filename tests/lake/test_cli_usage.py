@@ -105,3 +105,61 @@ def test_sql_errors_while_running_are_one_line_and_leave_no_file(tmp_path: Path,
     assert "schema" not in err  # DuckDB's "schema bronze does not exist" is not about the lake
     assert main(["--root", str(root), "sql", "SELECT * FROM stoks"]) == 1
     assert "did you mean bronze.stocks?" in capsys.readouterr().err
+
+
+def test_the_jvm_output_goes_to_a_file_and_ours_comes_back(tmp_path: Path) -> None:
+    code = ("import os, sys; from pathlib import Path; from lake.spark import jvm_output\n"
+            f"with jvm_output(Path({str(tmp_path / 'logs' / 'jvm.log')!r})):\n"
+            "    os.write(2, b'WARNING: Using incubator modules\\n')\n"
+            "os.write(2, b'ours\\n')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "ours\n"
+    assert (tmp_path / "logs" / "jvm.log").read_text() == "WARNING: Using incubator modules\n"
+
+
+def test_engine_warnings_only_with_verbose(tmp_path: Path) -> None:
+    code = ("import warnings, sys; from lake.cli.main import main, app\n"
+            "@app.command('noisy')\n"
+            "def noisy() -> None:\n"
+            "    from lake.errors import LakeWarning\n"
+            "    warnings.warn('feast says something', RuntimeWarning)\n"
+            "    warnings.warn('the lake says something', LakeWarning)\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    env = {**os.environ, "LAKE_ROOT": str(tmp_path), "LAKE_CONFIG": ""}
+    quiet = subprocess.run([sys.executable, "-c", code, "noisy"], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "feast says" not in quiet.stderr and "the lake says" in quiet.stderr
+    loud = subprocess.run([sys.executable, "-c", code, "--verbose", "noisy"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert "feast says" in loud.stderr and "the lake says" in loud.stderr
+
+
+def test_help_loads_no_engine(tmp_path: Path) -> None:
+    code = ("import sys, io, contextlib; from lake.cli.main import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()): main(['--help'])\n"
+            "heavy = {'pyarrow', 'pandas', 'feast', 'pyspark', 'duckdb', 'sqlalchemy', 'deltalake', 'numpy',"
+            " 'great_expectations', 'polars', 'pydantic'}\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_ingest_takes_a_glob_the_shell_expanded(tmp_path: Path) -> None:
+    from lake.cli.jobs_cmd import source_path
+    from lake.errors import LakeError
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    for name in ("a.csv", "b.csv", "notes.txt"):
+        (drop / name).write_text("id\n1\n")
+    assert source_path([str(drop / "a.csv"), str(drop / "b.csv")]) == str(drop / "*.csv")
+    assert source_path([str(drop / "a.csv")]) == str(drop / "a.csv")
+    assert source_path(["s3://bucket/drop/*.csv"]) == "s3://bucket/drop/*.csv"
+    with pytest.raises(LakeError, match="quote a glob"):
+        source_path([str(drop / "a.csv"), str(drop / "notes.txt")])
+    (drop / "c.csv").write_text("id\n2\n")
+    with pytest.raises(LakeError, match="not every file matching"):
+        source_path([str(drop / "a.csv"), str(drop / "b.csv")])
