@@ -152,7 +152,7 @@ class Table(TableLocation):
             return SuiteGate(load_suite(Path(quality)))
         if all(hasattr(quality, m) for m in ("check_arrow", "check_frame", "check_files")):
             return quality
-        raise LakeError(f"quality= takes a suite (lake.quality.load_suite('quality/x.yaml')) or the path of a "
+        raise LakeError(f"quality= takes a suite (lake.quality.suite.load_suite('quality/x.yaml')) or the path of a "
                         f"suite file, not {type(quality).__name__}", table=self.name)
 
     def write(
@@ -185,7 +185,7 @@ class Table(TableLocation):
             description: the table description when it is created.
             configuration: Delta table properties when it is created.
             quality: an expectation suite checked before the commit: a
-                :class:`~lake.quality.suite.Suite` (``lake.quality.load_suite(path)``) or
+                :class:`~lake.quality.suite.Suite` (``lake.quality.suite.load_suite(path)``) or
                 the path of a suite file (see :mod:`lake.quality`).
             job: who the quality gate attributes set-aside rows to (default: the txn's
                 application id, else ``write.<table>``).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from lake.cli.context import state
 from lake.cli.output import console, print_json, print_table
@@ -49,8 +50,10 @@ def _show_report(report: Any, as_json: bool) -> None:
     if as_json:
         print_json(report.as_dict())
         return
-    if report.skipped:
-        console.print(f"{report.job}: nothing to do ({'; '.join(report.notes) or 'already committed'})")
+    if report.skipped or report.version is None:
+        console.print(f"{report.job}: nothing to do ({'; '.join(report.notes) or 'already committed'}); "
+                      f"{report.rows_read} rows read, run {report.run_id}", highlight=False, markup=False)
+        return
     console.print(f"{report.job} batch {report.batch}: {report.rows_read} rows read, {report.rows_written} written, "
                   f"{report.rows_quarantined} quarantined, {report.files} source files; "
                   f"table version {report.version}, run {report.run_id} ({report.seconds:.1f} s)")
@@ -109,12 +112,12 @@ def status(ctx: typer.Context, run_id: str, as_json: JsonOpt = False) -> None:
         print_json(info)
         return
     stats = info.get("stats") or {}
-    console.print(f"[bold]{info['job']}[/] run {info['run_id']}: {info['status']}", highlight=False)
+    console.print(f"[bold]{escape(info['job'])}[/] run {info['run_id']}: {info['status']}", highlight=False)
     console.print(f"rows read {stats.get('rows_read', '-')}, written {stats.get('rows_written', '-')}, "
                   f"quarantined {stats.get('rows_quarantined', '-')}; started {info['started_at']}, "
                   f"{info['duration_s'] if info['duration_s'] is not None else '-'} s")
     if info["error"]:
-        console.print(f"[red]{info['error']}[/]", highlight=False)
+        console.print(f"[red]{escape(info['error'])}[/]", highlight=False)  # "[feast] repo" stays as written
     print_table(info["inputs"] + info["outputs"], ["namespace", "name", "version"])
 
 

@@ -129,7 +129,7 @@ def report_error(exc: LakeError, as_json: bool) -> None:
     err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
     shown = {k: v for k, v in exc.context.items() if str(v) not in exc.message}
     if shown:
-        err_console.print("  " + ", ".join(f"{k}: {v}" for k, v in shown.items()), style="dim", highlight=False,
+        err_console.print(escape("  " + ", ".join(f"{k}: {v}" for k, v in shown.items())), style="dim", highlight=False,
                           soft_wrap=True)
 
 

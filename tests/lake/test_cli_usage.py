@@ -163,3 +163,35 @@ def test_ingest_takes_a_glob_the_shell_expanded(tmp_path: Path) -> None:
     (drop / "c.csv").write_text("id\n2\n")
     with pytest.raises(LakeError, match="not every file matching"):
         source_path([str(drop / "a.csv"), str(drop / "b.csv")])
+
+
+def test_jobs_status_takes_an_id_prefix_and_a_no_op_run_shows_no_version(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from types import SimpleNamespace
+
+    from lake.cli.jobs_cmd import _show_report
+    from lake.lakehouse import Lake
+    from tests.conftest import make_settings
+
+    root = tmp_path / "lake"
+    lake = Lake(make_settings(root=str(root)))
+    with lake.run("readme.job") as run:
+        pass
+    assert main(["--root", str(root), "jobs", "status", run.run_id[:8], "--json"]) == 0
+    assert run.run_id in capsys.readouterr().out
+    assert main(["--root", str(root), "jobs", "status", "abc_%"]) == 1
+    assert "no run abc_%" in capsys.readouterr().err
+    report = SimpleNamespace(job="bronze_x", skipped=True, notes=["no new files"], version=None, batch=3,
+                             rows_read=0, rows_written=0, rows_quarantined=0, files=0, run_id="r1", seconds=0.1)
+    _show_report(report, False)
+    out = capsys.readouterr().out
+    assert "nothing to do (no new files)" in out and "version None" not in out and "batch" not in out
+
+
+def test_hints_keep_their_section_names(capsys: pytest.CaptureFixture[str]) -> None:
+    from lake.cli.main import report_error
+    from lake.errors import FeatureError
+
+    report_error(FeatureError("no feature repository: set [feast] repo in lake.toml", where="[server] limits"), False)
+    err = capsys.readouterr().err
+    assert "set [feast] repo in lake.toml" in err and "[server] limits" in err
