@@ -195,3 +195,30 @@ def test_hints_keep_their_section_names(capsys: pytest.CaptureFixture[str]) -> N
     report_error(FeatureError("no feature repository: set [feast] repo in lake.toml", where="[server] limits"), False)
     err = capsys.readouterr().err
     assert "set [feast] repo in lake.toml" in err and "[server] limits" in err
+
+
+def test_quality_validate_refuses_a_missing_version_or_suite_before_spark(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import sys as _sys
+
+    import pyarrow as pa
+
+    from lake.lakehouse import Lake
+    from tests.conftest import make_settings
+
+    root = tmp_path / "lake"
+    Lake(make_settings(root=str(root)), catalog=False).table("bronze.stocks").write(pa.table({"symbol": ["IBM"]}))
+    suite = tmp_path / "s.yaml"
+    suite.write_text("table: bronze.stocks\nexpectations:\n  - expect_column_values_to_not_be_null: {column: symbol}\n")
+    def spark_context() -> object:
+        context = getattr(_sys.modules.get("pyspark"), "SparkContext", None)
+        return getattr(context, "_active_spark_context", None)
+
+    before = spark_context()
+    assert main(["--root", str(root), "quality", "validate", "bronze.stocks", "--version", "99",
+                 "--suite", str(suite)]) == 1
+    assert "bronze.stocks has no version 99 (versions 0 to 0" in capsys.readouterr().err
+    assert main(["--root", str(root), "quality", "validate", "bronze.stocks", "--suite", "nope.yaml"]) == 1
+    err = capsys.readouterr().err
+    assert "no suite file" in err and "nope.yaml" in err and "Traceback" not in err
+    assert spark_context() is before  # no Spark was started for either mistake
