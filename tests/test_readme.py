@@ -126,6 +126,8 @@ def test_readme_blocks_run_in_order(spark: Any, tmp_path: Path, monkeypatch: pyt
     events = lake.table("bronze.events").to_arrow().to_pylist()
     assert {e["id"] for e in events} == {1, 3, 4, 5} and "op" not in events[0]
     assert lake.catalog.show("silver.events")["upstream"]
+    # A job's description reaches the catalog (on its target, which had none).
+    assert lake.catalog.show("bronze.stocks")["description"] == "Monthly closing prices per stock symbol, as delivered"
 
 
 def test_skipped_blocks_say_why() -> None:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lake import metrics
-from lake.errors import JobError
+from lake.errors import JobError, LakeError
 from lake.lakehouse import Lake
 from lake.pipeline import ledger
 from lake.pipeline.context import Progress, RunReport, SourceRun
@@ -55,7 +55,18 @@ class JobRunner:
         finally:
             report.seconds = round(time.perf_counter() - started, 3)
             self._measure(report)
+        if job.description and report.version is not None:
+            self._describe_target(job)
         return report
+
+    def _describe_target(self, job: Job) -> None:
+        """The job's description becomes its target table's in the catalog, unless the table has one."""
+        try:
+            catalog = self.lake.catalog
+            if not catalog.show(job.target).get("description"):
+                catalog.describe(job.target, job.description or "")
+        except LakeError:
+            pass  # a description is not worth failing a committed run over
 
     def _measure(self, report: RunReport) -> None:
         """The run in the lake's metrics, published for Prometheus (see :mod:`lake.metrics`)."""

@@ -222,3 +222,20 @@ def test_quality_validate_refuses_a_missing_version_or_suite_before_spark(tmp_pa
     err = capsys.readouterr().err
     assert "no suite file" in err and "nope.yaml" in err and "Traceback" not in err
     assert spark_context() is before  # no Spark was started for either mistake
+
+
+def test_submit_to_a_dead_master_fails_in_seconds_with_one_line(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+    import time
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    code = main(["--root", str(tmp_path), "--create", "jobs", "submit", "bronze_stocks", "--master",
+                 f"spark://127.0.0.1:{port}"])
+    err = capsys.readouterr().err
+    assert code == 1 and time.monotonic() - started < 30
+    assert f"the Spark master spark://127.0.0.1:{port} does not answer" in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.strip()]) <= 2
