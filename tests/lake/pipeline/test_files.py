@@ -260,3 +260,15 @@ def test_csv_timestamp_format(runner: JobRunner, lake: Lake) -> None:
     plain = runner.run(Job(name="times_plain", target="bronze.times_plain", source=FileSource(
         "landing/times/*.csv", columns={"id": "BIGINT", "at": "TIMESTAMP"})))
     assert (plain.rows_written, plain.rows_quarantined) == (2, 3)  # the ISO value and the empty one pass
+
+
+def test_a_full_refresh_does_not_duplicate_the_quarantine(local_lake: Lake, spark: Any) -> None:
+    runner = JobRunner(local_lake, spark=spark)
+    put(local_lake, "landing/orders/a.csv", make_csv(0, 20, {3: "fields", 7: "number"})[0])
+    first = runner.run(csv_job())
+    assert first.rows_quarantined == 2
+    again = runner.run(csv_job(), full_refresh=True)
+    assert again.rows_quarantined == 2 and again.batch == first.batch + 1
+    rows = local_lake.table("quarantine.bronze_orders").to_arrow().to_pylist()
+    assert sorted((r["line"], r["batch"]) for r in rows) == [(5, again.batch), (9, again.batch)]
+    assert local_lake.table("bronze.orders").to_arrow().num_rows == 18
