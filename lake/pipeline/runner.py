@@ -46,7 +46,8 @@ class JobRunner:
                 ctx = SourceRun(self.lake, job, state, batch, full_refresh, merged, report, run,
                                 lambda: self.spark, self.progress)
                 entries = source_runner(ctx)
-                ledger.record(self.lake, job.name, batch, entries)
+                if entries or not report.skipped:  # a run with nothing to do uses up no batch number
+                    ledger.record(self.lake, job.name, batch, entries)
                 run.stats.update(rows_read=report.rows_read, rows_written=report.rows_written,
                                  rows_quarantined=report.rows_quarantined, files=report.files, batch=batch)
         except BaseException:

@@ -108,6 +108,7 @@ def test_incremental_runs_read_only_new_files_and_replace_changed_ones(runner: J
     again = runner.run(csv_job())
     assert again.skipped and again.rows_read == 0
     assert lake.table("bronze.orders").version() == first.version
+    assert runner.run(csv_job()).batch == again.batch == first.batch + 1  # no batch used up by a no-op
     put(lake, "landing/orders/b.csv", make_csv(100, 10)[0])
     second = runner.run(csv_job())
     assert second.files == 1 and second.rows_written == 10
