@@ -13,6 +13,7 @@ from lake.pipeline import ledger
 from lake.pipeline.context import Progress, RunReport, SourceRun
 from lake.pipeline.sources import runner_for
 from lake.pipeline.spec import Job
+from lake.spark import spark_error
 
 __all__ = ["JobError", "JobRunner", "RunReport"]
 
@@ -45,7 +46,13 @@ class JobRunner:
                 report.run_id = run.run_id
                 ctx = SourceRun(self.lake, job, state, batch, full_refresh, merged, report, run,
                                 lambda: self.spark, self.progress)
-                entries = source_runner(ctx)
+                try:
+                    entries = source_runner(ctx)
+                except Exception as exc:  # a Spark failure is its cause and a hint, here and on the run
+                    short = spark_error(exc)
+                    if short is None:
+                        raise
+                    raise short from None
                 if entries or not report.skipped:  # a run with nothing to do uses up no batch number
                     ledger.record(self.lake, job.name, batch, entries)
                 run.stats.update(rows_read=report.rows_read, rows_written=report.rows_written,

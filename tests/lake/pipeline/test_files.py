@@ -273,3 +273,20 @@ def test_a_full_refresh_does_not_duplicate_the_quarantine(local_lake: Lake, spar
     rows = local_lake.table("quarantine.bronze_orders").to_arrow().to_pylist()
     assert sorted((r["line"], r["batch"]) for r in rows) == [(5, again.batch), (9, again.batch)]
     assert local_lake.table("bronze.orders").to_arrow().num_rows == 18
+
+
+def test_a_spark_failure_is_its_cause_on_the_terminal_and_on_the_run(local_lake: Lake, spark: Any) -> None:
+    from lake.errors import SparkError
+    from lake.pipeline import TableSource
+
+    local_lake.table("bronze.src").write(pa.table({"id": [1, 2]}))
+    job = Job(name="boom", target="silver.boom", mode="overwrite",
+              source=TableSource(tables=["bronze.src"], sql="SELECT id, raise_error('boom from the job') AS x "
+                                                          "FROM bronze.src"))
+    with pytest.raises(SparkError) as caught:
+        JobRunner(local_lake, spark=spark).run(job)
+    message = caught.value.message
+    assert message.startswith("Spark failed: ") and "boom from the job" in message
+    assert len(message.splitlines()) == 1 and "\tat " not in message and len(message) < 700
+    run = local_lake.catalog.runs(job="boom")[0]
+    assert run["status"] == "failed" and run["error"] == f"SparkError: {message}"
