@@ -612,10 +612,11 @@ class Catalog:
             return views.runs(s, job=job, status=status, dataset_id=ds_id, limit=limit, parent=parent)
 
     def run_info(self, run_id: str) -> dict[str, Any]:
-        """One run with its inputs and outputs (ended as failed first if its process died)."""
+        """One run (by id or a unique id prefix) with its inputs and outputs (ended as failed first if its
+        process died)."""
         self._reap_quietly([run_id])
         with self.reading() as s:
-            return views.run_info(s, records.find_run(s, run_id))
+            return views.run_info(s, records.find_run_by_prefix(s, run_id))
 
     def datasets(self, *, layer: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
         with self.reading() as s:

@@ -27,6 +27,7 @@ from lake.errors import ConfigError
 __all__ = ["Settings", "load_settings", "redact_url"]
 
 DEFAULT_ROOT = "./lakehouse"
+DEFAULT_HOME = "~/.lake"
 CONFIG_FILE_ENV = "LAKE_CONFIG"
 DEFAULT_CONFIG_FILE = "lake.toml"
 
@@ -85,6 +86,9 @@ class SparkSettings(_Section):
     """``spark.driver.memory``."""
     conf: dict[str, str] = Field(default_factory=dict)
     """Extra Spark configuration, applied last."""
+    quiet: bool = False
+    """Send the Spark JVM's own output (its startup lines, log4j) to ``<cache>/spark-jvm.log`` instead of
+    the terminal; the ``lake`` command sets it unless ``--verbose``."""
 
 
 class FeastSettings(_Section):
@@ -212,7 +216,11 @@ class Settings(_Section):
     """Folder of declared drift checks (``monitors/*.yaml``) that pipelines run; default ``./monitors``."""
     cache_dir: str | None = None
     """Local folder for rebuildable indexes (point-in-time retrieval); default ``<root>/_cache`` for a local
-    lake, ``./lakehouse/_cache`` for an S3 lake."""
+    lake, ``<state_dir>/_cache`` for an S3 lake."""
+    home: str | None = None
+    """Where this machine keeps what an S3 lake cannot hold in object storage (its embedded SQLite catalog,
+    caches): ``<home>/s3/<bucket>/<prefix>/``, the same from any working folder. Default ``~/.lake``
+    (``LAKE_HOME``). Unused by a local lake, which keeps them in its root."""
     sql_read_dirs: list[str] = Field(default_factory=list)
     """Folders outside the lake root whose files ``lake sql`` may read (``read_csv``,
     ``read_parquet``); DuckDB may open nothing else but the lake tables' own files.
@@ -237,20 +245,33 @@ class Settings(_Section):
         return str(Path(self.root).expanduser().resolve())
 
     @property
+    def state_dir(self) -> str:
+        """The local folder of the lake's embedded catalog and caches, as an absolute path.
+
+        A local lake: its root. An S3 lake: ``<home>/s3/<bucket>/<prefix>`` (default home ``~/.lake``),
+        so the same lake has the same catalog whatever the current folder.
+        """
+        if not self.is_s3:
+            return self.root_uri
+        home = Path(self.home or DEFAULT_HOME).expanduser().resolve()
+        return str(home.joinpath("s3", *[p for p in self.root_uri.split("://", 1)[1].split("/") if p]))
+
+    @property
     def cache_path(self) -> str:
         """The cache folder as an absolute local path."""
         if self.cache_dir:
             return str(Path(self.cache_dir).expanduser().resolve())
-        return str(Path(DEFAULT_ROOT if self.is_s3 else self.root_uri, "_cache").expanduser().resolve())
+        return str(Path(self.state_dir, "_cache"))
 
     @property
     def catalog_url(self) -> str:
-        """The catalog's SQLAlchemy URL (contains credentials: never print it as is)."""
+        """The catalog's SQLAlchemy URL (contains credentials: never print it as is).
+
+        Default: SQLite in :attr:`state_dir` (the root of a local lake; ``~/.lake/s3/...`` for an S3 lake).
+        """
         if self.catalog.url is not None:
             return self.catalog.url.get_secret_value()
-        if self.is_s3:  # tables in object storage, the embedded catalog still in ./lakehouse/
-            return f"sqlite:///{Path(DEFAULT_ROOT, 'catalog.db').resolve()}"
-        return f"sqlite:///{Path(self.root_uri) / 'catalog.db'}"
+        return f"sqlite:///{Path(self.state_dir) / 'catalog.db'}"
 
     def masked(self) -> dict[str, Any]:
         """The settings as plain data with every secret masked, for display."""

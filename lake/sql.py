@@ -214,7 +214,11 @@ class LakeSQL:
         return ident(alias), (table, version)
 
     def _suggest(self, name: str) -> str:
-        close = difflib.get_close_matches(name.lower(), self.tables(), n=3, cutoff=0.6)
+        tables = self.tables()
+        close = difflib.get_close_matches(name.lower(), tables, n=3, cutoff=0.6)
+        if not close and "." not in name:  # an unqualified name: compare with the table part of each name
+            by_part = {t.split(".", 1)[1]: t for t in tables}
+            close = [by_part[p] for p in difflib.get_close_matches(name.lower(), list(by_part), n=3, cutoff=0.6)]
         return f" (did you mean {', '.join(close)}?)" if close else ""
 
     def resolve(self, query: str) -> str:
@@ -334,9 +338,10 @@ class LakeSQL:
         text = readable(exc)
         missing = re.search(r'(?:Table with name|Schema with name|schema) "?([\w.]+)"? does not exist', text)
         if missing and self._missing:
-            hints = [self._suggest(name) for name in sorted(self._missing)]
-            text += "".join(f"; no lake table {name}{hint}" for name, hint in zip(sorted(self._missing), hints,
-                                                                                  strict=True))
+            # DuckDB's own words ("schema bronze does not exist", "did you mean pragma_database_list")
+            # are about its session, not the lake: say which lake names are unknown and what is close.
+            text = "; ".join(f"lake table {name} does not exist{self._suggest(name)}" for name in sorted(self._missing))
+            text += "; `lake table ls` lists the tables"
         if "file system operations are disabled" in text:
             text += (". `lake sql` reads lake tables by name, and other files only in folders outside the lake "
                      "that --allow DIR (or sql_read_dirs in lake.toml) grants")

@@ -9,26 +9,24 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from catalog.lineage import render
-from catalog.openlineage import ingest_lines
 from catalog.redact import redact_text
-from catalog.search import parse_query
 from lake.cli.context import state
 from lake.cli.output import console, err_console, human_bytes, print_json, print_table
 from lake.errors import LakeError
-from lake.service.client import RemoteCatalog
-from lake.service.run import serve as run_service
 
 app = typer.Typer(help="Search and annotate datasets, follow lineage, list runs.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 NsOpt = Annotated[str | None, typer.Option("--namespace", help="Dataset namespace (default: the lake's).")]
 
 
-def _catalog(ctx: typer.Context) -> Any:
+def _catalog(ctx: typer.Context, write: bool = False) -> Any:
     settings = state(ctx).settings()
     if settings.service.url:  # search, show and lineage through a running `lake serve`
+        # deferred: the HTTP client loads only when used
+        from lake.service.client import RemoteCatalog
+
         return RemoteCatalog.from_settings(settings)
-    return state(ctx).lake().catalog
+    return state(ctx).lake(write=write, catalog_only=True).catalog
 
 
 @app.command("search")
@@ -45,6 +43,8 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Ranked search over names, descriptions, tags, owners and column names."""
+    from catalog.search import parse_query  # deferred: the catalog loads only when a command runs
+
     hits = _catalog(ctx).search(query, tags=tag or [], owner=owner, layer=layer, column=column,
                                 namespace=namespace, quality=quality, limit=limit)
     note = parse_query(query).note
@@ -115,6 +115,8 @@ def lineage(
     direction = "upstream" if upstream and not downstream else "downstream" if downstream and not upstream else "both"
     graph = _catalog(ctx).lineage(name, direction=direction, depth=depth, column=column, version=version,
                                   namespace=namespace)
+    from catalog.lineage import render  # deferred: the catalog loads only when a command runs
+
     out = render(graph, fmt)
     if fmt == "json":
         print_json(out)
@@ -245,7 +247,10 @@ def ingest(
     file: Annotated[str, typer.Argument(help="JSON-lines file of OpenLineage events, or - for stdin.")],
 ) -> None:
     """Add OpenLineage events from other producers (Airflow, dbt, Spark...) to the catalog."""
-    cat = _catalog(ctx)
+    # deferred: the catalog loads only when a command runs
+    from catalog.openlineage import ingest_lines
+
+    cat = _catalog(ctx, write=True)
     if file == "-":
         count = ingest_lines(cat, sys.stdin, "stdin")
     else:
@@ -270,5 +275,7 @@ def serve(
     Requests need `Authorization: Bearer <token>` once any token or principal exists; with none,
     the server listens on loopback only. Limits: [server] in lake.toml.
     """
+    from lake.service.run import serve as run_service  # deferred: the service loads only to serve
+
     run_service(state(ctx).lake(), host, port, what="the catalog",
                 announce=lambda text: console.print(text, highlight=False, markup=False))

@@ -69,7 +69,7 @@ def create(
 ) -> None:
     """Create a token and print it, once (only its hash is stored)."""
     expires_at = parse_expiry(expires) if expires else None
-    info, token = state(ctx).lake().catalog.create_token(principal, expires_at=expires_at, description=description)
+    info, token = state(ctx).lake(catalog_only=True).catalog.create_token(principal, expires_at=expires_at, description=description)
     if as_json:
         print_json({**info.as_dict(), "token": token})
         return
@@ -88,7 +88,7 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """Tokens (never their text): id, principal, status, when created, expiring, last used."""
-    rows: list[dict[str, Any]] = [t.as_dict() for t in state(ctx).lake().catalog.tokens(
+    rows: list[dict[str, Any]] = [t.as_dict() for t in state(ctx).lake(catalog_only=True).catalog.tokens(
         principal=principal, include_inactive=not active)]
     if as_json:
         print_json(rows)
@@ -106,5 +106,5 @@ def revoke(
     token_id: Annotated[str, typer.Argument(metavar="ID", help="The token's id (`lake token list`).")],
 ) -> None:
     """Revoke a token; running servers refuse it within [server] token_cache_seconds."""
-    info = state(ctx).lake().catalog.revoke_token(token_id)
+    info = state(ctx).lake(catalog_only=True).catalog.revoke_token(token_id)
     console.print(f"token {info.id} of {info.principal}: revoked", markup=False, highlight=False)

@@ -8,12 +8,13 @@ from typing import Any
 
 from catalog.access import AuditEntry, Policy, write_audit
 from lake import metrics
-from lake.errors import JobError
+from lake.errors import JobError, LakeError
 from lake.lakehouse import Lake
 from lake.pipeline import ledger
 from lake.pipeline.context import Progress, RunReport, SourceRun
 from lake.pipeline.sources import runner_for
 from lake.pipeline.spec import Job
+from lake.spark import spark_error
 
 __all__ = ["JobError", "JobRunner", "RunReport", "authorize"]
 
@@ -75,8 +76,15 @@ class JobRunner:
                 report.run_id = run.run_id
                 ctx = SourceRun(self.lake, job, state, batch, full_refresh, merged, report, run,
                                 lambda: self.spark, self.progress)
-                entries = source_runner(ctx)
-                ledger.record(self.lake, job.name, batch, entries)
+                try:
+                    entries = source_runner(ctx)
+                except Exception as exc:  # a Spark failure is its cause and a hint, here and on the run
+                    short = spark_error(exc)
+                    if short is None:
+                        raise
+                    raise short from None
+                if entries or not report.skipped:  # a run with nothing to do uses up no batch number
+                    ledger.record(self.lake, job.name, batch, entries)
                 run.stats.update(rows_read=report.rows_read, rows_written=report.rows_written,
                                  rows_quarantined=report.rows_quarantined, files=report.files, batch=batch)
         except BaseException:
@@ -85,7 +93,18 @@ class JobRunner:
         finally:
             report.seconds = round(time.perf_counter() - started, 3)
             self._measure(report)
+        if job.description and report.version is not None:
+            self._describe_target(job)
         return report
+
+    def _describe_target(self, job: Job) -> None:
+        """The job's description becomes its target table's in the catalog, unless the table has one."""
+        try:
+            catalog = self.lake.catalog
+            if not catalog.show(job.target).get("description"):
+                catalog.describe(job.target, job.description or "")
+        except LakeError:
+            pass  # a description is not worth failing a committed run over
 
     def _measure(self, report: RunReport) -> None:
         """The run in the lake's metrics, published for Prometheus (see :mod:`lake.metrics`)."""
