@@ -213,14 +213,24 @@ class HttpMetrics:
     """ASGI middleware recording each request's latency and status for one server.
 
     Endpoints outside ``endpoints`` are counted as ``other``, so a client cannot grow the number
-    of series by asking for made-up paths. Label children are resolved once (``labels()`` costs
-    microseconds, a request on the lean feature server costs a few hundred).
+    of series by asking for made-up paths; with ``prefixes``, a path below an endpoint counts as
+    that endpoint (``/api/v1/datasets/x/schema`` as ``/api/v1/datasets``). Label children are
+    resolved once (``labels()`` costs microseconds, a request on the lean feature server costs
+    a few hundred).
     """
 
-    def __init__(self, app: ASGIApp, server: str, endpoints: Collection[str], tally: Tally) -> None:
+    def __init__(self, app: ASGIApp, server: str, endpoints: Collection[str], tally: Tally,
+                 prefixes: bool = False) -> None:
         self.app, self.server, self.endpoints, self.tally = app, server, frozenset(endpoints), tally
+        self.prefixes = sorted(self.endpoints, key=len, reverse=True) if prefixes else []
         self._latency: dict[str, TalliedHistogram] = {}
         self._count: dict[tuple[str, int], TalliedCounter] = {}
+
+    def endpoint(self, path: str) -> str:
+        """The label of a path: an endpoint, or ``other``."""
+        if path in self.endpoints:
+            return path
+        return next((e for e in self.prefixes if path.startswith(e + "/")), "other")
 
     def observe(self, endpoint: str, status: int, seconds: float) -> None:
         """Record one answered request."""
@@ -240,7 +250,7 @@ class HttpMetrics:
         self.tally.keep_flushing(asyncio.get_running_loop())
         started = time.perf_counter()
         path = scope["path"]
-        endpoint = path if path in self.endpoints else "other"
+        endpoint = path if path in self.endpoints else self.endpoint(path)
         status = 500  # an application that raises before answering
 
         async def send_status(message: Message) -> None:

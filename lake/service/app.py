@@ -45,6 +45,7 @@ from catalog.lineage import render
 from catalog.openlineage import ingest_batch
 from catalog.server import status_of
 from catalog.tokens import whoami
+from lake import metrics
 from lake.errors import LakeError, SQLError, TableNotFoundError, VersionNotFoundError
 from lake.handoff.load import load
 from lake.lakehouse import Lake, is_location
@@ -514,6 +515,16 @@ def create_app(lake: Lake, access: ServiceAccess | None = None, *, limits: Limit
             return await respond(send, 503, {"status": "unavailable", "detail": exc.message})
         await respond(send, 200, {"status": "ok"})
 
+    measured = lake.settings.metrics
+    tally = metrics.Tally()
+
+    async def exposition(send: Send) -> None:
+        tally.flush()
+        body, content_type = metrics.exposition()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", content_type.encode()), (b"content-length", b"%d" % len(body))]})
+        await send({"type": "http.response.body", "body": body})
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path, method = scope["path"], scope["method"]
@@ -521,11 +532,21 @@ def create_app(lake: Lake, access: ServiceAccess | None = None, *, limits: Limit
                 return await lineage_in(scope, receive, send)
             if path == "/health" and method == "GET":
                 return await health(send)
+            if path == "/metrics" and method == "GET" and measured.enabled:
+                return await exposition(send)
         await api(scope, receive, send)
 
-    guarded = Guard(app, access.authenticator, limits)
+    guarded = Guard(app, access.authenticator, limits,
+                    public=("/health", "/metrics") if measured.public else ("/health",))
+    # Latency and status per endpoint (path parameters folded into their route's prefix).
+    endpoints = {r.path.split("/{")[0] for r in api.routes if hasattr(r, "path")}
+    endpoints |= {"/api/v1/lineage", "/health", "/metrics", "/get-online-features", *(mounts or {})}
+
+    def measure(whole: Any) -> Any:
+        return metrics.HttpMetrics(whole, "service", endpoints, tally, prefixes=True) if measured.enabled else whole
+
     if features is None and not mounts:
-        return guarded
+        return measure(guarded)
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         if features is not None and scope["type"] == "http" and scope["path"] == "/get-online-features":
@@ -533,8 +554,9 @@ def create_app(lake: Lake, access: ServiceAccess | None = None, *, limits: Limit
         await guarded(scope, receive, send)
 
     if not mounts:
-        return dispatch
-    return Starlette(routes=[*(Mount(prefix, app=sub) for prefix, sub in mounts.items()), Mount("/", app=dispatch)])
+        return measure(dispatch)
+    return measure(Starlette(routes=[*(Mount(prefix, app=sub) for prefix, sub in mounts.items()),
+                                     Mount("/", app=dispatch)]))
 
 
 def _names_any(node: str, names: set[str]) -> bool:

@@ -28,6 +28,7 @@ from lake.service.access import ServiceAccess
 from lake.service.client import ServiceClient
 from lake.service.run import build
 from tests.lake.features.conftest import entities
+from tests.lake.features.test_operations import samples
 from tests.lake.service.conftest import SALT, Team
 from tests.lake_server import lake_command, lake_env, running, wait_healthy
 from tests.services import free_port
@@ -443,3 +444,26 @@ def test_tokens_through_the_api_and_an_app_mounted_beside_the_guard(team: Team, 
         assert mounted.get("/api/v1/whoami", headers=analyst).json()["principal"] == "analyst"
     finally:
         access.close()
+
+
+def test_metrics_of_the_service_by_route_and_status(team: Team, service: Service) -> None:
+    """``GET /metrics`` needs a token like every endpoint; routes with parameters fold into their
+    prefix, made-up paths into ``other``, so a client cannot grow the number of series."""
+    client, _ = service
+    assert client.get("/metrics").status_code == 401
+    before = samples(client.get("/metrics", headers=team.auth("analyst")).text)
+    assert client.get("/api/v1/datasets/gold.contacts", headers=team.auth("analyst")).status_code == 200
+    assert client.get("/api/v1/datasets/gold.contacts/schema", headers=team.auth("analyst")).status_code == 200
+    assert client.get("/api/v1/datasets/bronze.users", headers=team.auth("analyst")).status_code == 403
+    assert client.get("/no/such/path-1", headers=team.auth("analyst")).status_code == 404
+    after = samples(client.get("/metrics", headers=team.auth("analyst")).text)
+
+    def delta(**labels: str) -> float:
+        key = ("lake_http_requests_total", tuple(sorted({"server": "service", **labels}.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert delta(endpoint="/api/v1/datasets", status="200") == 2
+    assert delta(endpoint="/api/v1/datasets", status="403") == 1
+    assert delta(endpoint="other", status="404") == 1
+    assert delta(endpoint="/metrics", status="200") == 1  # the first scrape, counted once it answered
+    assert not any("gold.contacts" in str(labels) or "path-1" in str(labels) for _, labels in after)
