@@ -45,7 +45,8 @@ def serve(lake: Lake, host: str = "127.0.0.1", port: int = 8080, *, features: bo
             auth = "token required" if access.authenticator.required() else "no token needed (loopback only)"
             announce(f"serving {what} on http://{host}:{port} ({auth}); OpenAPI at /openapi.json")
         try:
-            uvicorn.run(app, host=host, port=port, log_level="warning")
+            # SIGTERM: stop taking connections, let the requests in flight finish (at most 30 s).
+            uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
         finally:
             if feature_server is not None:
                 feature_server.close()

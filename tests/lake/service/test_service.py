@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import http.server
 import json
+import signal
+import socket
 import subprocess
 import threading
 import time
@@ -362,7 +364,7 @@ def test_lake_serve_as_a_user_starts_it_and_the_cli_through_it(team: Team, tmp_p
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with running(["--config", str(config), "serve", "--port", str(port)], port, env=lake_env(),
-                 log=tmp_path / "serve.log"):
+                 log=tmp_path / "serve.log") as server:
         wait_healthy(base)
         env = lake_env(LAKE_SERVICE_URL=base, LAKE_SERVICE_TOKEN=team.tokens["analyst"])
         query = subprocess.run(lake_command("sql", "SELECT id, email FROM silver.users ORDER BY id", "--format", "json"),
@@ -389,6 +391,22 @@ def test_lake_serve_as_a_user_starts_it_and_the_cli_through_it(team: Team, tmp_p
                 client.load("bronze.users")
         finally:
             client.close()
+        # SIGTERM while a request is in flight (its headers in, its body not yet): it is still answered.
+        body = json.dumps({"query": "SELECT count(*) AS n FROM gold.contacts"}).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
+            conn.sendall(b"POST /api/v1/sql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s"
+                         % (team.tokens["analyst"].encode(), len(body), body[:5]))
+            time.sleep(0.5)
+            server.send_signal(signal.SIGTERM)
+            time.sleep(1.0)
+            assert server.poll() is None, "lake serve quit with a request in flight"
+            conn.sendall(body[5:])
+            answer = b""
+            while chunk := conn.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200") and b'"n"' in answer, answer[:300]
+        server.wait(60)
     with pytest.raises(ServiceError, match="cannot reach"):
         ServiceClient(base, "x", timeout=2).get("/api/v1/whoami")
 
