@@ -219,9 +219,13 @@ async function load(root, push) {
   const form = document.getElementById("lineage-form");
   const p = params(form);
   const status = document.getElementById("lineage-status");
+  const mine = state.seq = (state.seq || 0) + 1;
+  let data;
   try {
-    state.data = await fetchGraph(root, p);
-  } catch (e) { status.textContent = "Cannot show the lineage: " + e.message; return; }
+    data = await fetchGraph(root, p);
+  } catch (e) { if (mine === state.seq) status.textContent = "Cannot show the lineage: " + e.message; return; }
+  if (mine !== state.seq) return;  // a newer walk (or Back) already asked: its answer wins
+  state.data = data;
   if (state.root !== null && state.root !== root) refreshPickers(root);
   state.root = root;
   state.collapsed.clear();
