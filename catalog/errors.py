@@ -92,3 +92,18 @@ class AuthenticationError(RequestError, PermissionError):
 
 class UnsafeBindError(CatalogError, PermissionError):
     """A server asked to listen beyond loopback while anyone could use it (no token exists)."""
+
+
+class AccessError(CatalogError, ValueError):
+    """A principal, grant, masking policy or audit query the catalog cannot take as given."""
+
+
+class PrincipalNotFoundError(AccessError, LookupError):
+    """No principal with that name."""
+
+
+class PermissionDeniedError(RequestError, PermissionError):
+    """A principal lacks the grant an action needs (403); ``principal``, ``action`` and ``object`` say which."""
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(403, message, **context)

@@ -34,7 +34,7 @@ from catalog.entities import (
     SearchHit,
     VersionRecord,
 )
-from catalog.errors import CatalogConnectionError, CatalogError
+from catalog.errors import CatalogConnectionError, CatalogError, TokenError
 from catalog.lineage import lineage as lineage_graph
 from catalog.openlineage import Emitter
 from catalog.redact import redact, redact_text
@@ -554,9 +554,13 @@ class Catalog:
         """A new API token for ``principal``: its record and its text (shown once; only its hash is kept).
 
         Raises:
-            TokenError: the principal's name is not allowed, or the expiry is in the past.
+            TokenError: the principal's name is not allowed, the expiry is in the past, or principals
+                are defined and this one is not.
         """
         with self.writing() as s:
+            if s.scalar(select(m.Principal.name).limit(1)) is not None and s.get(m.Principal, principal.strip()) is None:
+                raise TokenError(f"no principal {principal[:80]!r}: define it first (`lake principal create "
+                                 f"{principal[:80]} --kind user|service`)", principal=principal[:80])
             return tokens.create(s, principal, expires_at=expires_at, description=description, created_by=created_by)
 
     def tokens(self, *, principal: str | None = None, include_inactive: bool = True) -> list[TokenInfo]:
@@ -608,10 +612,11 @@ class Catalog:
             return views.runs(s, job=job, status=status, dataset_id=ds_id, limit=limit, parent=parent)
 
     def run_info(self, run_id: str) -> dict[str, Any]:
-        """One run with its inputs and outputs (ended as failed first if its process died)."""
+        """One run (by id or a unique id prefix) with its inputs and outputs (ended as failed first if its
+        process died)."""
         self._reap_quietly([run_id])
         with self.reading() as s:
-            return views.run_info(s, records.find_run(s, run_id))
+            return views.run_info(s, records.find_run_by_prefix(s, run_id))
 
     def datasets(self, *, layer: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
         with self.reading() as s:

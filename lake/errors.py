@@ -305,3 +305,14 @@ class SourceError(MonitorError, ValueError):
 
 class ThresholdError(MonitorError, ValueError):
     """A threshold names an unknown metric or has a value that makes no sense."""
+
+
+# ----------------------------------------------------------------------- service
+
+
+class ServiceError(LakeError):
+    """A request to ``lake serve`` failed: ``status`` is its HTTP status (401, 403, 404...), the message its reason."""
+
+    def __init__(self, message: str, status: int = 0, **context: Any) -> None:
+        super().__init__(message, status=status or None, **context)
+        self.status = status

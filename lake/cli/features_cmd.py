@@ -5,16 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import pyarrow.csv as pacsv
-import pyarrow.json as pajson
-import pyarrow.parquet as pq
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lake.cli.context import state
 from lake.cli.output import console, print_json, print_table
 from lake.errors import LakeError
-from lake.table import parse_when
 
 app = typer.Typer(help="The feature store: Feast definitions over gold tables, training frames, online serving.",
                   no_args_is_help=True)
@@ -95,11 +91,14 @@ def materialize_cmd(
     views: Annotated[list[str] | None, typer.Argument(help="Feature views (default: every online view).")] = None,
     incremental: Annotated[bool, typer.Option("--incremental", help="Only what changed since the last run.")] = False,
     end: Annotated[str | None, typer.Option(help="Ignore rows after this time (ISO 8601).")] = None,
+    engine: Annotated[str | None, typer.Option(
+        help="duckdb, spark (executors write to Redis in parallel) or auto; default: [features] engine.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Load the latest feature values into the online store (SQLite or Redis)."""
     # heavy: lake.features (DuckDB, pandas, Delta) is imported only when the command runs
     from lake.features.materialize import materialize
+    from lake.table import parse_when
 
     until = parse_when(end) if end else None
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} entities"),
@@ -112,7 +111,7 @@ def materialize_cmd(
             bar.update(tasks[view], completed=done)
 
         results = materialize(state(ctx).lake(), views or None, incremental=incremental, end=until,
-                              progress=progress)
+                              progress=progress, engine=engine)
     rows = [{"view": r.view, "source": f"{r.table}@{r.version}", "mode": r.mode,
              "since": r.previous_version, "files": r.files_read, "entities": r.entities, "written": r.written,
              "seconds": round(r.seconds, 2), "run_id": r.run_id} for r in results]
@@ -144,6 +143,11 @@ def index_cmd(
 
 
 def _read_frame(path: Path) -> Any:
+    # deferred: pyarrow loads only for the commands that read files (`lake --help` stays fast)
+    import pyarrow.csv as pacsv
+    import pyarrow.json as pajson
+    import pyarrow.parquet as pq
+
     if not path.is_file():
         raise LakeError(f"entity file {path} does not exist")
     try:
@@ -168,29 +172,47 @@ def training_cmd(
     save: Annotated[str | None, typer.Option(help="Also save it as training dataset NAME (reproducible).")] = None,
     timestamp_column: Annotated[str, typer.Option(help="The entity file's event-time column.")] = "event_timestamp",
     full_feature_names: Annotated[bool, typer.Option(help="Name columns view__feature.")] = False,
+    engine: Annotated[str | None, typer.Option(
+        help="duckdb (one process), spark (the [spark] master) or auto (by size); default: [features] engine.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """A point-in-time correct training frame for the entity rows in ENTITY_FILE."""
+    """A point-in-time correct training frame for the entity rows in ENTITY_FILE.
+
+    With the Spark engine and --save, the executors write training.NAME; the frame is collected to
+    this process only for --out or the printed preview (its first 20 rows).
+    """
     # heavy: lake.features (DuckDB, pandas, Delta) is imported only when the command runs
-    from lake.features.retrieval import retrieve
-    from lake.features.training import content_hash, save_training_dataset
+    from lake.data import normalized
+    from lake.features.retrieval import ENGINES, retrieve
+    from lake.features.training import content_hash, save_training_dataset, spark_hash
 
     lake = state(ctx).lake()
     entities = _read_frame(entity_file)
     feats = _features(features)
     info: dict[str, Any]
+    if engine is not None and engine not in ENGINES:
+        raise LakeError(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
+    chosen: Any = engine
     if save:
         saved = save_training_dataset(lake, save, entities, feats, feature_service=feature_service,
-                                      timestamp_column=timestamp_column, full_feature_names=full_feature_names)
-        data = saved.frame.data
+                                      timestamp_column=timestamp_column, full_feature_names=full_feature_names,
+                                      engine=chosen)
+        frame = saved.frame
         info = {"training_dataset": saved.id, "table": f"{saved.table}@{saved.version}", "rows": saved.rows,
-                "content_hash": saved.content_hash, "sources": saved.sources}
+                "content_hash": saved.content_hash, "sources": saved.sources, "engine": frame.engine}
     else:
         frame = retrieve(lake, entities, feats, feature_service=feature_service, timestamp_column=timestamp_column,
-                         full_feature_names=full_feature_names)
-        data = frame.data
-        info = {"rows": data.num_rows, "content_hash": content_hash(data), "sources": frame.sources}
+                         full_feature_names=full_feature_names, engine=chosen)
+        info = {"rows": frame.num_rows, "content_hash": content_hash(normalized(frame.data)) if frame.spark is None
+                else spark_hash(lake, frame.spark)[0], "sources": frame.sources, "engine": frame.engine}
+    preview = frame.data if frame.spark is None or out is not None else frame.spark.limit(20).toArrow()
+    data = preview
     if out is not None:
+        # deferred: pyarrow loads only for the commands that write files
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+
         if out.suffix.lower() == ".csv":
             pacsv.write_csv(data, out)
         else:
@@ -200,8 +222,9 @@ def training_cmd(
         print_json(info)
         return
     if out is None:
+        rows = int(info["rows"])
         print_table(data.slice(0, 20).to_pylist(), data.column_names,
-                    title=f"{data.num_rows:,} rows" + (" (first 20)" if data.num_rows > 20 else ""))
+                    title=f"{rows:,} rows" + (" (first 20)" if rows > 20 else ""))
     for key, value in info.items():
         console.print(f"{key}: {value}", highlight=False)
 

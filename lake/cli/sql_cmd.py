@@ -19,6 +19,7 @@ from rich.markup import escape
 from lake.cli.context import state
 from lake.cli.output import console, err_console, print_table
 from lake.errors import LakeError
+from lake.service.client import ServiceClient
 
 if TYPE_CHECKING:
     import duckdb
@@ -64,6 +65,19 @@ def sql(
     if fmt == "parquet" and out is None and sys.stdout.isatty():
         raise LakeError("Parquet is binary: pass --out FILE or redirect stdout")
     version: int | str | None = int(as_of) if as_of and as_of.isdigit() else as_of
+    settings = state(ctx).settings()
+    if settings.service.url and query is not None:  # through `lake serve`: its grants and masks apply
+        if as_of or allow:
+            raise LakeError("--as-of and --allow are not available through the lake service: use "
+                            "lake_at('layer.table', version) in the query")
+        import duckdb  # deferred: DuckDB loads only for this command
+
+        client = ServiceClient.from_settings(settings)
+        try:
+            write_result(duckdb.from_arrow(client.sql(query, limit=limit)), fmt, out)
+        finally:
+            client.close()
+        return
     db = LakeSQL(state(ctx).lake(), as_of=version, allow=allow or ())
     if query is None:
         shell(db)

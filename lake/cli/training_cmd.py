@@ -8,7 +8,6 @@ import typer
 
 from lake.cli.context import state
 from lake.cli.output import console, human_bytes, print_json, print_table
-from lake.naming import training_table
 
 app = typer.Typer(help="Training datasets: list, show, export with provenance, reproduce.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -49,6 +48,7 @@ def show(
     """The recipe of a training dataset: features, sources with versions, hashes, rows, columns."""
     # heavy: lake.handoff (Delta, DuckDB, pandas) is imported only when the command runs
     from lake.handoff.load import catalog_facts, find_training
+    from lake.naming import training_table
 
     lake = state(ctx).lake()
     recipe = find_training(lake, ref, version)
@@ -119,13 +119,15 @@ def export(
 def reproduce(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="Id, unique id prefix or name of a saved training dataset.")],
+    engine: Annotated[str | None, typer.Option(
+        help="duckdb, spark or auto (default: [features] engine); either gives the same hash.")] = None,
     as_json: JsonOpt = False,
 ) -> int:
     """Rebuild a training dataset from its recipe and compare hashes. Exit status 1 if they differ."""
     # heavy: lake.features (DuckDB, pandas, Delta) is imported only when the command runs
     from lake.features.training import reproduce as rebuild
 
-    result = rebuild(state(ctx).lake(), ref)
+    result = rebuild(state(ctx).lake(), ref, engine=engine)  # type: ignore[arg-type]
     fields = ("id", "name", "matches", "expected_hash", "actual_hash", "rows", "sources", "stored_matches")
     data = {f: getattr(result, f) for f in fields if hasattr(result, f)}  # not the rebuilt frame itself
     if as_json:

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from lake import metrics, protocol
 from lake.duck import ident, shared_cursor
 from lake.errors import FeatureError
+from lake.features import spark_materialize
 from lake.features.apply import source_table
 from lake.features.encoding import encode_values, entity_keys, timestamp_proto
 from lake.features.online_store import OnlineStore
@@ -84,6 +85,8 @@ def materialize(
     batch_rows: int = 50_000,
     progress: Progress | None = None,
     store: Any = None,
+    engine: str | None = None,
+    spark: Any = None,
 ) -> list[MaterializeResult]:
     """Load the latest feature values into the online store.
 
@@ -95,6 +98,10 @@ def materialize(
         batch_rows: entity rows per write batch (memory stays bounded by it).
         progress: called after each batch.
         store: a Feast ``FeatureStore`` (default: the lake's).
+        engine: ``duckdb`` (this process), ``spark`` (the executors reduce and write to Redis in
+            parallel; Redis online store only) or ``auto`` (Spark for a Redis store once the rows to
+            read reach ``[features] spark_min_rows``). Default ``[features] engine``.
+        spark: the Spark session (default: the lake's).
 
     Returns:
         One result per view.
@@ -108,18 +115,24 @@ def materialize(
     missing = [n for n in names if n not in known]
     if missing:
         raise FeatureError(f"no feature view {', '.join(missing)}; known: {', '.join(sorted(known)) or 'none'}")
+    wanted = engine or lake.settings.features.engine
+    if wanted not in ("auto", "duckdb", "spark"):
+        raise FeatureError(f"engine {wanted!r}: use one of auto, duckdb, spark")
+    if wanted == "spark" and online_store(lake).kind != "redis":
+        raise FeatureError("materialization on Spark writes to Redis from the executors; this lake's online store "
+                           f"is {online_store(lake).kind} (set [feast] online_store = \"redis\", or use engine duckdb)")
     results = []
     for name in names:
         view = known[name]
         table = source_table(lake, view)
         if table is None:
             raise FeatureError(f"feature view {name} does not read a lake table; re-run `lake features apply`")
-        results.append(_one(lake, store, view, table, incremental, end, batch_rows, progress))
+        results.append(_one(lake, store, view, table, incremental, end, batch_rows, progress, wanted, spark))
     return results
 
 
 def _one(lake: Lake, store: Any, view: Any, table: Table, incremental: bool, end: dt.datetime | None,
-         batch_rows: int, progress: Progress | None) -> MaterializeResult:
+         batch_rows: int, progress: Progress | None, engine: str = "duckdb", spark: Any = None) -> MaterializeResult:
     started = time.perf_counter()
     project = store.project
     backend = online_store(lake)
@@ -130,6 +143,7 @@ def _one(lake: Lake, store: Any, view: Any, table: Table, incremental: bool, end
         lake.read(table, version)
         run.output(feature_view_dataset(view.name), None, kind="feature_view")
         newest: int | None = None
+        mode_engine = "duckdb" if engine == "auto" else engine
         if previous is not None and previous == version:
             mode, files, entities, written = "unchanged", 0, 0, 0
         else:
@@ -139,13 +153,23 @@ def _one(lake: Lake, store: Any, view: Any, table: Table, incremental: bool, end
                            table.name)
             files_uris = _new_files(table, previous, version) if previous is not None else None
             files = len(files_uris) if files_uris is not None else len(table.delta(version).file_uris())
-            entities, written, newest = _load(lake, backend, store, view, table, version, files_uris, end,
-                                              batch_rows, progress)
+            if engine == "auto":
+                engine = "spark" if backend.kind == "redis" and _rows(table, version, files_uris) >= \
+                    lake.settings.features.spark_min_rows else "duckdb"
+            if engine == "spark":
+                session = spark if spark is not None else lake.spark(app_name="lake-features")
+                infos = _changed(table, version, files_uris) if files_uris is not None else None
+                latest = spark_materialize.latest_rows(session, view, table, version, infos, end)
+                entities, written, newest = spark_materialize.write_redis(latest, store.config, view)
+            else:
+                entities, written, newest = _load(lake, backend, store, view, table, version, files_uris, end,
+                                                  batch_rows, progress)
+            mode_engine = engine
         if previous is not None:  # an incremental run: the view's newest event may be older online
             newest = max(filter(None, [newest, _last_newest(lake, project, view.name)]), default=None)
         run.stats.update({"newest_event_us": newest, "source_version": version, "previous_version": previous, "mode": mode,
                           "online_store": backend.identity, "files_read": files, "entities": entities,
-                          "written": written})
+                          "written": written, "engine": mode_engine})
     if mode != "unchanged":
         store.registry.apply_materialization(view, project, dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
                                              end or dt.datetime.now(dt.UTC))
@@ -176,6 +200,23 @@ def _new_files(table: Table, previous: int, version: int) -> list[str]:
                            "run a full materialization (without --incremental)")
     before = set(table.delta(previous).file_uris())
     return [f for f in table.delta(version).file_uris() if f not in before]
+
+
+def _rows(table: Table, version: int, files: list[str] | None) -> int:
+    """Rows to read: the version's, or the changed files' (from the Delta log's statistics)."""
+    infos = _changed(table, version, files) if files is not None else table_files(table.delta(version))
+    return int(sum(f.get("rows") or 0 for f in infos))
+
+
+def _changed(table: Table, version: int, files: list[str]) -> list[dict[str, Any]]:
+    """The log's description of the files added since the last materialization."""
+    delta = table.delta(version)
+    wanted = {_relative(f, table.uri) for f in files}
+    infos = [f for f in table_files(delta, uri=table.uri) if f["path"] in wanted]
+    if len(infos) != len(wanted):
+        raise FeatureError(f"{table.name}: {len(wanted) - len(infos)} changed files are not in the "
+                           f"table at version {version}; run a full materialization")
+    return infos
 
 
 def _relative(path: str, root: str) -> str:
@@ -220,11 +261,7 @@ def _batches(lake: Lake, view: Any, table: Table, version: int, files: list[str]
                 return
             delta = table.delta(version)
             mapping = protocol.table_protocol(delta).column_mapping
-            wanted = {_relative(f, table.uri) for f in files}
-            infos = [f for f in table_files(delta, uri=table.uri) if f["path"] in wanted]
-            if len(infos) != len(wanted):
-                raise FeatureError(f"{table.name}: {len(wanted) - len(infos)} changed files are not in the "
-                                   f"table at version {version}; run a full materialization")
+            infos = _changed(table, version, files)
             schema = pa.schema(delta.schema().to_arrow())
             fs, root = table.storage.arrow_fs(), table.storage.fs_path(table.uri)
             # column mapping, deletion vectors and INT96 timestamps honored file by file

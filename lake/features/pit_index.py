@@ -244,16 +244,21 @@ def _read(folder: Path) -> ViewIndex | None:
     return ViewIndex(ukeys, search, int(meta["step"]), int(meta["base"]), values, times)
 
 
-def _build(lake: Lake, source: Source, folder: Path) -> None:
-    data = _read_source(lake, source)
-    keys = [f"k_{k}" for k in source.keys]
+def arrange(data: pa.Table, keys: list[str], features: list[str], created: bool) -> ViewIndex:
+    """The index of source rows already read, in memory: columns ``k_<key>``, ``__t`` (event time in
+    microseconds), ``__c`` (created time, when ``created``) and ``f_<feature>``.
+
+    The one definition of the point-in-time order and tie-break: the cached indexes are built by it,
+    and so is each partition of the Spark engine (:mod:`lake.features.spark_retrieval`).
+    """
+    key_columns = [f"k_{k}" for k in keys]
     time = np.asarray(data.column("__t").to_numpy(), dtype=np.int64)
-    code = _key_codes(data.select(keys))
+    code = _key_codes(data.select(key_columns))
     order = _sort(code, time)
     code, time = code[order], time[order]
     same = (code[1:] == code[:-1]) & (time[1:] == time[:-1])
     if same.any():
-        keep = _resolve_ties(data, order, same, source)
+        keep = _resolve_ties(data, order, same, created, features)
         order, code, time = order[keep], code[keep], time[keep]
     first = np.ones(len(order), dtype=bool)
     first[1:] = code[1:] != code[:-1]
@@ -268,8 +273,15 @@ def _build(lake: Lake, source: Source, folder: Path) -> None:
         distinct = np.unique(time)
         step = len(distinct) + 1
         search = rank * step + np.searchsorted(distinct, time) + 1
-    values = data.select([f"f_{f}" for f in source.features]).take(order).rename_columns(list(source.features))
-    ukeys = data.select(keys).take(order[first]).rename_columns(list(source.keys))
+    values = data.select([f"f_{f}" for f in features]).take(order).rename_columns(list(features))
+    ukeys = data.select(key_columns).take(order[first]).rename_columns(list(keys))
+    return ViewIndex(ukeys, np.asarray(search, dtype=np.int64), step, base, values, distinct)
+
+
+def _build(lake: Lake, source: Source, folder: Path) -> None:
+    index = arrange(_read_source(lake, source), list(source.keys), list(source.features), source.created is not None)
+    search, distinct, step, base, values, ukeys = (index.search, index.times, index.step, index.base, index.values,
+                                                   index.ukeys)
     tmp = folder.parent / f".tmp-{uuid.uuid4().hex}"
     tmp.mkdir(parents=True)
     try:
@@ -278,7 +290,8 @@ def _build(lake: Lake, source: Source, folder: Path) -> None:
             np.save(tmp / "times.npy", distinct)
         _write_ipc(tmp / "values.arrow", values)
         _write_ipc(tmp / "keys.arrow", ukeys)
-        (tmp / "meta.json").write_text(json.dumps({"step": step, "base": base, "rows": len(order), "keys": n_keys,
+        (tmp / "meta.json").write_text(json.dumps({"step": step, "base": base, "rows": len(search),
+                                                  "keys": ukeys.num_rows,
                                                   "table": source.table.name, "version": source.version}))
         try:
             os.rename(tmp, folder)
@@ -365,7 +378,8 @@ def _sort(code: np.ndarray, time: np.ndarray) -> np.ndarray:
     return np.lexsort((time, code))
 
 
-def _resolve_ties(data: pa.Table, order: np.ndarray, same: np.ndarray, source: Source) -> np.ndarray:
+def _resolve_ties(data: pa.Table, order: np.ndarray, same: np.ndarray, created: bool,
+                  features: list[str]) -> np.ndarray:
     """Keep one row per (keys, time): the latest created time, then the greatest values (as DuckDB's
     ``max`` of a struct orders them), so the answer never depends on the order of the files."""
     involved = np.zeros(len(order), dtype=bool)
@@ -375,7 +389,7 @@ def _resolve_ties(data: pa.Table, order: np.ndarray, same: np.ndarray, source: S
     starts[1:] = ~same
     group = np.cumsum(starts) - 1
     where = np.flatnonzero(involved)
-    fields = (["__c"] if source.created else []) + [f"f_{f}" for f in source.features]
+    fields = (["__c"] if created else []) + [f"f_{f}" for f in features]
     ties = data.select(fields).take(order[where]).append_column("__p", pa.array(where)).append_column(
         "__g", pa.array(group[where]))
     struct = ", ".join(f"{ident(f)} := {ident(f)}" for f in fields)

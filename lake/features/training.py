@@ -14,20 +14,24 @@ import base64
 import hashlib
 import json
 import re
+import shutil
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from lake.data import normalized
 from lake.errors import FeatureError, LakeError
 from lake.features.repo import feature_store
-from lake.features.retrieval import TrainingFrame, entity_table, plan, retrieve
+from lake.features.retrieval import Engine, TrainingFrame, entity_table, plan, retrieve
 from lake.lakehouse import Lake
 from lake.naming import training_table
+from lake.spark_io import arrow_schema_of, table_files
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -65,6 +69,122 @@ def content_hash(table: pa.Table) -> str:
         else:
             digest.update(json.dumps(arr.to_pylist(), default=str, sort_keys=True).encode())
     return digest.hexdigest()
+
+
+class ContentHasher:
+    """:func:`content_hash` of a table given as record batches in row order, in bounded memory.
+
+    The hash digests each column whole (nulls, then lengths, then values), so the parts of
+    every column are spooled to files in ``folder`` as batches arrive and digested at the end.
+    Gives exactly :func:`content_hash` of the concatenated batches.
+    """
+
+    def __init__(self, schema: pa.Schema, folder: Path) -> None:
+        self.schema = schema
+        self.rows = 0
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.parts: list[list[Any]] = []
+        for i, f in enumerate(schema):
+            count = 3 if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) else 2
+            self.parts.append([open(folder / f"c{i}-{j}", "wb") for j in range(count)])  # noqa: SIM115 - closed in digest
+        self.json_started = [False] * len(schema)
+
+    def update(self, batch: pa.RecordBatch | pa.Table) -> None:
+        if not batch.num_rows:
+            return
+        self.rows += batch.num_rows
+        for i, column in enumerate(batch.columns):
+            arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+            files = self.parts[i]
+            files[0].write(pc.is_null(arr).to_numpy(zero_copy_only=False).tobytes())
+            typ = arr.type
+            if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+                filled = pc.fill_null(arr.cast(pa.large_string()), "")
+                files[1].write(pc.binary_length(filled).to_numpy(zero_copy_only=False).tobytes())
+                files[2].write("".join(filled.to_pylist()).encode())
+            elif pa.types.is_timestamp(typ) or pa.types.is_date(typ) or pa.types.is_time(typ):
+                ints = arr.cast(pa.int64() if typ.bit_width == 64 else pa.int32())
+                files[1].write(pc.fill_null(ints, 0).to_numpy(zero_copy_only=False).tobytes())
+            elif pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_boolean(typ):
+                filled = pc.fill_null(arr, pa.scalar(False if pa.types.is_boolean(typ) else 0, typ))
+                files[1].write(filled.to_numpy(zero_copy_only=False).tobytes())
+            else:  # json.dumps of the whole list, written item by item
+                text = json.dumps(arr.to_pylist(), default=str, sort_keys=True)[1:-1]
+                files[1].write(((", " if self.json_started[i] else "[") + text).encode())
+                self.json_started[i] = True
+
+    def hexdigest(self) -> str:
+        digest = hashlib.sha256()
+        digest.update(json.dumps([[f.name, _canonical_type(f.type)] for f in self.schema]).encode())
+        digest.update(str(self.rows).encode())
+        for i, files in enumerate(self.parts):
+            as_json = len(files) == 2 and not _plain(self.schema.field(i).type)
+            for j, fh in enumerate(files):
+                fh.close()
+                if as_json and j == 1 and not self.json_started[i]:
+                    digest.update(b"[]")
+                    continue
+                with open(fh.name, "rb") as src:
+                    while chunk := src.read(1 << 20):
+                        digest.update(chunk)
+                if as_json and j == 1:
+                    digest.update(b"]")
+        shutil.rmtree(self.folder, ignore_errors=True)
+        return digest.hexdigest()
+
+
+def _plain(typ: pa.DataType) -> bool:
+    return (pa.types.is_timestamp(typ) or pa.types.is_date(typ) or pa.types.is_time(typ) or pa.types.is_integer(typ)
+            or pa.types.is_floating(typ) or pa.types.is_boolean(typ))
+
+
+def _scratch(lake: Lake) -> Path:
+    return Path(lake.settings.cache_path) / "training_hash" / uuid.uuid4().hex
+
+
+def stored_hash(lake: Lake, name: str, version: int) -> tuple[str, int, pa.Schema]:
+    """:func:`content_hash` of a stored training frame, streamed file by file (bounded memory).
+
+    The frame's files hold consecutive runs of its rows (Spark writes the sorted frame one file
+    per range, delta-rs one file after another), so they are read in the order of their names.
+    """
+    table = lake.table(name)
+    delta = table.delta(version)
+    files = sorted(table_files(delta, None, table.uri), key=lambda f: f["path"])
+    if any(f.get("deleted") for f in files):
+        raise FeatureError(f"{name} v{version} has deleted rows (deletion vectors); it was changed after it was saved")
+    schema = pa.schema(delta.schema().to_arrow())
+    fs = lake.storage.arrow_fs()
+    root = lake.storage.fs_path(table.uri)
+    return _hash_files(lake, fs, [f"{root}/{f['path']}" for f in files], schema)
+
+
+def _hash_files(lake: Lake, fs: Any, paths: list[str], schema: pa.Schema) -> tuple[str, int, pa.Schema]:
+    hasher: ContentHasher | None = None
+    for path in paths:
+        with fs.open_input_file(path) as fh:
+            parquet = pq.ParquetFile(fh)
+            for batch in parquet.iter_batches(batch_size=65_536, columns=schema.names):
+                if hasher is None:
+                    hasher = ContentHasher(batch.schema, _scratch(lake))
+                hasher.update(batch)
+    if hasher is None:
+        hasher = ContentHasher(schema, _scratch(lake))
+    return hasher.hexdigest(), hasher.rows, hasher.schema
+
+
+def spark_hash(lake: Lake, frame: Any) -> tuple[str, int]:
+    """:func:`content_hash` of a Spark frame (sorted in its row order): the executors write it as
+    Parquet to a scratch folder, the driver streams the files in order."""
+    folder = _scratch(lake)
+    frame.write.mode("overwrite").parquet(str(folder / "frame"))
+    try:
+        paths = sorted(str(p) for p in (folder / "frame").glob("*.parquet"))
+        digest, rows, _ = _hash_files(lake, pafs.LocalFileSystem(), paths, arrow_schema_of(frame))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return digest, rows
 
 
 @dataclass(frozen=True)
@@ -143,6 +263,7 @@ def save_training_dataset(
     timestamp_column: str = "event_timestamp",
     full_feature_names: bool = False,
     description: str | None = None,
+    engine: Engine | None = None,
 ) -> SavedTrainingDataset:
     """Retrieve a point-in-time frame and save it as a reproducible training dataset.
 
@@ -155,9 +276,11 @@ def save_training_dataset(
         timestamp_column: the entity frame's event-time column.
         full_feature_names: name columns ``view__feature``.
         description: shown in the catalog.
+        engine: ``duckdb``, ``spark`` or ``auto`` (default ``[features] engine``). On Spark the
+            executors write ``training.<name>`` and the driver only streams it once for the hash.
 
     Returns:
-        The saved dataset, with its id and hashes.
+        The saved dataset, with its id and hashes (the same whichever engine built it).
 
     Raises:
         FeatureError: a bad name, unknown features or a bad entity frame.
@@ -175,42 +298,51 @@ def save_training_dataset(
     with lake.run(f"features.training.{name}", parameters={"features": the_plan.refs,
                                                           "feature_service": feature_service}) as run:
         frame = retrieve(lake, entities, features, feature_service=feature_service, timestamp_column=timestamp_column,
-                         full_feature_names=full_feature_names, store=store)
-        data = normalized(frame.data)
-        assert isinstance(data, pa.Table)
+                         full_feature_names=full_feature_names, store=store, engine=engine)
         fs = lake.storage.arrow_fs()
         path = lake.storage.fs_path(entity_uri)
         fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
         pq.write_table(entities, path, filesystem=fs)
         table = lake.table(training_table(name))
-        result = table.write(data, mode="overwrite", schema_mode="overwrite")
-        assert result.version is not None
-        stored = table.to_arrow(version=result.version)
-        digest = content_hash(data)
-        if content_hash(stored.select(data.column_names)) != digest:
-            raise FeatureError(f"{training_table(name)} v{result.version} does not read back as written; "
-                               "a column type does not survive the Delta round trip")
+        if frame.spark is not None:  # the executors write the frame; the driver streams it once for the hash
+            result = table.write(frame.spark, mode="overwrite", schema_mode="overwrite")
+            assert result.version is not None
+            digest, rows, schema = stored_hash(lake, table.name, result.version)
+            saved_frame = frame
+        else:
+            data = normalized(frame.data)
+            assert isinstance(data, pa.Table)
+            result = table.write(data, mode="overwrite", schema_mode="overwrite")
+            assert result.version is not None
+            stored = table.to_arrow(version=result.version)
+            digest = content_hash(data)
+            if content_hash(stored.select(data.column_names)) != digest:
+                raise FeatureError(f"{training_table(name)} v{result.version} does not read back as written; "
+                                   "a column type does not survive the Delta round trip")
+            rows, schema = data.num_rows, data.schema
+            saved_frame = TrainingFrame(stored, frame.features, frame.sources, feature_service)
         options = {"timestamp_column": timestamp_column, "full_feature_names": full_feature_names,
-                   "definitions": _definitions(the_plan)}
+                   "definitions": _definitions(the_plan), "engine": frame.engine}
         lake.catalog.record_training_dataset(
             training_id, name, version=result.version, features=the_plan.refs, sources=frame.sources,
-            entity_hash=entity_hash, content_hash=digest, row_count=data.num_rows,
-            columns=[{"name": f.name, "type": str(f.type)} for f in data.schema],
+            entity_hash=entity_hash, content_hash=digest, row_count=rows,
+            columns=[{"name": f.name, "type": str(f.type)} for f in schema],
             feature_service=feature_service, entity_location=entity_uri, options=options, run_id=run.run_id)
         if description:
             lake.catalog.describe(training_table(name), description)
-        run.stats.update({"training_dataset": training_id, "rows": data.num_rows, "content_hash": digest})
-    return SavedTrainingDataset(training_id, name, table.name, result.version, data.num_rows, digest,
-                                entity_hash, frame.sources, run.run_id,
-                                TrainingFrame(stored, frame.features, frame.sources, feature_service))
+        run.stats.update({"training_dataset": training_id, "rows": rows, "content_hash": digest,
+                          "engine": frame.engine})
+    return SavedTrainingDataset(training_id, name, table.name, result.version, rows, digest,
+                                entity_hash, frame.sources, run.run_id, saved_frame)
 
 
-def reproduce(lake: Lake, ref: str) -> ReproduceResult:
+def reproduce(lake: Lake, ref: str, *, engine: Engine | None = None) -> ReproduceResult:
     """Rebuild a saved training dataset from its recorded source versions and check its hash.
 
     Args:
         lake: the lake.
         ref: the training dataset's id (or a unique prefix of 6+ characters) or name (the newest).
+        engine: the engine that rebuilds it (default ``[features] engine``); either gives the same hash.
 
     Returns:
         Whether the rebuilt frame hashes to the recorded content hash, and both hashes.
@@ -238,20 +370,23 @@ def reproduce(lake: Lake, ref: str) -> ReproduceResult:
             frame = retrieve(lake, entities, features, feature_service=rec["feature_service"],
                              timestamp_column=options.get("timestamp_column", "event_timestamp"),
                              full_feature_names=bool(options.get("full_feature_names")), versions=versions,
-                             store=frozen)
+                             store=frozen, engine=engine)
         except LakeError:
             raise
         except Exception as exc:
             raise FeatureError(f"training dataset {rec['id']}: cannot rebuild it from the recorded versions "
                                f"{versions} ({str(exc).splitlines()[0]}); were they vacuumed?") from exc
-        data = normalized(frame.data)
-        assert isinstance(data, pa.Table)
+        if frame.spark is not None:
+            actual, rows = spark_hash(lake, frame.spark)
+        else:
+            data = normalized(frame.data)
+            assert isinstance(data, pa.Table)
+            actual, rows = content_hash(data), data.num_rows
         table = lake.table(training_table(rec['name']))
-        actual = content_hash(data)
         stored_matches: bool | None = None
         if table.exists() and rec["version"] is not None:
-            stored = table.to_arrow(version=int(rec["version"]))
-            stored_matches = content_hash(stored.select(data.column_names)) == rec["content_hash"]
-        run.stats.update({"training_dataset": rec["id"], "matches": actual == rec["content_hash"]})
+            stored_matches = stored_hash(lake, table.name, int(rec["version"]))[0] == rec["content_hash"]
+        run.stats.update({"training_dataset": rec["id"], "matches": actual == rec["content_hash"],
+                          "engine": frame.engine})
     return ReproduceResult(rec["id"], rec["name"], actual == rec["content_hash"], rec["content_hash"], actual,
-                           data.num_rows, frame.sources, stored_matches, frame)
+                           rows, frame.sources, stored_matches, frame)

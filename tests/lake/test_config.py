@@ -75,3 +75,14 @@ def test_secrets_are_masked() -> None:
     assert masked["catalog"]["url"] == "postgresql+psycopg://app:****@db:5432/lake"
     assert s.catalog_url.endswith("app:pw0rd@db:5432/lake")  # the real value is still usable
     assert redact_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_feature_engine_settings() -> None:
+    """``[features] engine`` from the file or ``LAKE_FEATURES_ENGINE``; only the three engines."""
+    from lake.config import load_settings as load
+
+    assert load({}, env={}, config_file=False).features.engine == "auto"
+    assert load({}, env={"LAKE_FEATURES_ENGINE": "spark"}, config_file=False).features.engine == "spark"
+    assert load({"features": {"spark_min_rows": 5}}, env={}, config_file=False).features.spark_min_rows == 5
+    with pytest.raises(ConfigError):
+        load({"features": {"engine": "gpu"}}, env={}, config_file=False)

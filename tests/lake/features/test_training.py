@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -142,3 +143,42 @@ def test_cli_apply_training_materialize(embedded_lake: FeatureLake, tmp_path: Pa
     assert code == 1 and "no feature 'nope'" in err and "Traceback" not in err
     code, _, err = run("features", "training", str(tmp_path / "absent.csv"), "-f", "driver_stats:trips")
     assert code == 1 and "does not exist" in err
+
+
+@pytest.mark.spark
+def test_the_same_hash_whichever_engine_builds_or_rebuilds(embedded_lake: FeatureLake, spark: Any) -> None:
+    """Saved on Spark (the executors write training.<name>) or on DuckDB: one content hash, and
+    `reproduce` on either engine matches it."""
+    lake = embedded_lake.lake
+    ents = entities(400)
+    by_duck = save_training_dataset(lake, "churn_duck", ents, feature_service="driver_model", engine="duckdb")
+    by_spark = save_training_dataset(lake, "churn_spark", ents, feature_service="driver_model", engine="spark")
+    assert by_spark.content_hash == by_duck.content_hash and by_spark.rows == 400
+    assert by_spark.frame.arrow is None  # nothing collected to the driver
+    stored = lake.table("training.churn_spark")
+    assert len(stored.delta(by_spark.version).file_uris()) >= 1
+    rec = lake.catalog.training_dataset(by_spark.id)
+    assert rec["options"]["engine"] == "spark" and rec["row_count"] == 400
+    lake.table("gold.driver_stats").write(driver_stats(seed=5), mode="overwrite")  # the sources move on
+    for saved, engine in ((by_spark, "duckdb"), (by_duck, "spark"), (by_spark, "spark")):
+        result = reproduce(lake, saved.id, engine=engine)
+        assert result.matches and result.stored_matches, (saved.name, engine)
+        assert result.rows == 400
+
+
+def test_streamed_hash_equals_the_hash_of_the_whole_table(tmp_path: Path) -> None:
+    """The hash the Spark engine computes batch by batch (bounded memory) is `content_hash` exactly."""
+    import datetime as dt
+
+    from lake.features.training import ContentHasher
+
+    table = pa.table({"a": [1, None, 3, 4], "s": ["x", None, "yz", "é"],
+                      "ts": pa.array([dt.datetime(2024, 1, 1), None, dt.datetime(2024, 1, 2), dt.datetime(2024, 1, 3)],
+                                     pa.timestamp("us", "UTC")),
+                      "l": [[1], None, [2, 3], []], "b": [True, None, False, True], "f": [1.5, None, 2.0, float("nan")]})
+    for size in (1, 3, 4):
+        hasher = ContentHasher(table.schema, tmp_path / f"h{size}")
+        for batch in table.to_batches(max_chunksize=size):
+            hasher.update(batch)
+        assert hasher.hexdigest() == content_hash(table)
+    assert ContentHasher(table.schema, tmp_path / "empty").hexdigest() == content_hash(table.slice(0, 0))
