@@ -22,6 +22,7 @@ from lake.console.web import (
     Console,
     Json,
     SecurityHeaders,
+    base_of,
     body_bytes,
     body_json,
     check_annotations,
@@ -58,7 +59,8 @@ def create_app(lake: Lake, access: Access | None = None) -> FastAPI:
         if wants_json(request):
             return JSONResponse({"detail": exc.message}, status_code=status)
         if status == 401:
-            return RedirectResponse("/signin?next=" + quote(safe_next(request.url.path), safe="/"), status_code=303)
+            return RedirectResponse(base_of(request) + "/signin?next=" + quote(safe_next(request.url.path), safe="/"),
+                                    status_code=303)
         return console.render(request, console.guard(request), "error.html", http_status=status, code=status,
                               message=exc.message)
 
@@ -77,14 +79,15 @@ def _signin_routes(app: FastAPI, console: Console) -> None:
     access = console.access
 
     @app.get("/signin", response_class=HTMLResponse)
-    def signin_page(request: Request, next: str = "/") -> HTMLResponse:
-        return console.render(request, console.guard(request), "signin.html", next=safe_next(next), error=None)
+    def signin_page(request: Request, next: str = "") -> HTMLResponse:
+        target = safe_next(next) if next else base_of(request) + "/"
+        return console.render(request, console.guard(request), "signin.html", next=target, error=None)
 
     @app.post("/signin")
     async def signin(request: Request) -> Response:
         form = parse_qs((await body_bytes(request)).decode("utf-8", "replace"))
         token = (form.get("token") or [""])[0].strip()
-        target = safe_next((form.get("next") or ["/"])[0])
+        target = safe_next((form.get("next") or [base_of(request) + "/"])[0])
         who = await run_in_threadpool(access.principal, {}, {TOKEN_COOKIE: token}) if token else None
         if who is None:
             access.audit(None, "signin", "lake", "denied")
@@ -98,7 +101,7 @@ def _signin_routes(app: FastAPI, console: Console) -> None:
 
     @app.post("/signout")
     async def signout(request: Request) -> Response:
-        response = RedirectResponse("/signin", status_code=303)
+        response = RedirectResponse(base_of(request) + "/signin", status_code=303)
         response.delete_cookie(TOKEN_COOKIE, path="/", httponly=True, samesite="strict")
         return response
 

@@ -74,7 +74,8 @@ class Console:
     def render(self, request: Request, guard: Guard, template: str, http_status: int = 200,
                **context: Any) -> HTMLResponse:
         return self.templates.TemplateResponse(
-            request, template, {"principal": guard.principal, "guard": guard, **context}, status_code=http_status)
+            request, template, {"principal": guard.principal, "guard": guard, "base": base_of(request), **context},
+            status_code=http_status)
 
 
 def _default(value: Any) -> Any:
@@ -100,6 +101,11 @@ def make_templates() -> Jinja2Templates:
     templates.env.filters["when"] = when
     templates.env.filters["access_object"] = views.access_object
     return templates
+
+
+def base_of(request: Request) -> str:
+    """Where the console is mounted (``/ui`` under ``lake serve``; empty for ``lake ui``): every link starts with it."""
+    return str(request.scope.get("root_path") or "").rstrip("/")
 
 
 def status_of(exc: LakeError) -> int:

@@ -2,6 +2,9 @@
 // Every value from the server is put in the page with textContent (never as HTML).
 "use strict";
 
+// Where the console is mounted (/ui under lake serve, nothing for lake ui): every address starts with it.
+const BASE = document.body ? (document.body.dataset.base || "") : "";
+
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -63,7 +66,7 @@ function setupSearch() {
     results.replaceChildren(...data.hits.map((h) => {
       const tags = el("span", { class: "tags" }, ...h.tags.map((t) => el("span", { class: "tag" }, t)),
         ...h.owners.map((o) => el("span", { class: "owner" }, "@" + o)));
-      return el("li", {}, el("a", { class: "hit", href: h.href },
+      return el("li", {}, el("a", { class: "hit", href: BASE + h.href },
         el("strong", {}, h.name), " ", el("span", { class: "badge" }, h.kind_label),
         h.quality ? el("span", { class: "badge q-" + h.quality }, "quality " + h.quality) : null,
         h.current_version !== null ? el("span", { class: "muted" }, " v" + h.current_version) : null,
@@ -77,10 +80,10 @@ function setupSearch() {
     const mine = ++seq;
     const p = params();
     try {
-      const data = await getJSON("/api/search?" + p.toString());
+      const data = await getJSON(BASE + "/api/search?" + p.toString());
       if (mine !== seq) return;  // a newer keystroke already asked
       render(data);
-      history.replaceState(null, "", "/?" + p.toString());
+      history.replaceState(null, "", BASE + "/?" + p.toString());
     } catch (e) {
       status.textContent = "Search failed: " + e.message;
     }
@@ -119,7 +122,7 @@ function setupDataset() {
   const root = document.getElementById("dataset");
   if (!root) return;
   const name = root.dataset.name, version = root.dataset.version;
-  const api = "/api/datasets/" + encodeURI(name);
+  const api = BASE + "/api/datasets/" + encodeURI(name);
 
   const sampleButton = document.getElementById("load-sample");
   if (sampleButton) sampleButton.addEventListener("click", async () => {
@@ -184,8 +187,8 @@ function setupQueries() {
     ev.preventDefault();
     const status = document.getElementById("save-status");
     try {
-      const saved = await postJSON("/api/queries", { name: form.elements["name"].value, sql: form.elements["sql"].value, description: form.elements["description"].value });
-      location.href = "/queries/" + encodeURIComponent(saved.name);
+      const saved = await postJSON(BASE + "/api/queries", { name: form.elements["name"].value, sql: form.elements["sql"].value, description: form.elements["description"].value });
+      location.href = BASE + "/queries/" + encodeURIComponent(saved.name);
     } catch (e) { status.textContent = "Not saved: " + e.message; }
   });
   const root = document.getElementById("saved-query");
@@ -194,7 +197,7 @@ function setupQueries() {
     const box = document.getElementById("query-result");
     box.textContent = "Running…";
     try {
-      const r = await postJSON("/api/queries/" + encodeURIComponent(root.dataset.name) + "/run", {});
+      const r = await postJSON(BASE + "/api/queries/" + encodeURIComponent(root.dataset.name) + "/run", {});
       const read = Object.entries(r.read).map(([t, v]) => t + "@" + v).join(", ");
       box.replaceChildren(el("p", { class: "muted" }, r.rows.length + " rows" + (r.truncated ? " (first shown)" : "") + "; read " + read),
         table(r.columns, r.rows, (v) => (v === null ? "masked" : null)));

@@ -28,7 +28,7 @@ function params(form) {
 }
 
 async function fetchGraph(root, p) {
-  const response = await fetch("/api/lineage/" + encodeURI(root) + "?" + p.toString(), { credentials: "same-origin" });
+  const response = await fetch(BASE + "/api/lineage/" + encodeURI(root) + "?" + p.toString(), { credentials: "same-origin" });
   const body = await response.json().catch(() => null);
   if (!response.ok) throw new Error((body && body.detail) || ("HTTP " + response.status));
   return body;
@@ -202,7 +202,7 @@ function setPick(select, value) {
 async function refreshPickers(root) {
   const form = document.getElementById("lineage-form");
   try {
-    const ds = await fetch("/api/datasets/" + encodeURI(root) + (state.ns ? "?ns=" + encodeURIComponent(state.ns) : ""),
+    const ds = await fetch(BASE + "/api/datasets/" + encodeURI(root) + (state.ns ? "?ns=" + encodeURIComponent(state.ns) : ""),
       { credentials: "same-origin" }).then((r) => (r.ok ? r.json() : null));
     if (!ds) return;
     const keep = [form.version.value, form.column.value];
@@ -219,18 +219,22 @@ async function load(root, push) {
   const form = document.getElementById("lineage-form");
   const p = params(form);
   const status = document.getElementById("lineage-status");
+  const mine = state.seq = (state.seq || 0) + 1;
+  let data;
   try {
-    state.data = await fetchGraph(root, p);
-  } catch (e) { status.textContent = "Cannot show the lineage: " + e.message; return; }
+    data = await fetchGraph(root, p);
+  } catch (e) { if (mine === state.seq) status.textContent = "Cannot show the lineage: " + e.message; return; }
+  if (mine !== state.seq) return;  // a newer walk (or Back) already asked: its answer wins
+  state.data = data;
   if (state.root !== null && state.root !== root) refreshPickers(root);
   state.root = root;
   state.collapsed.clear();
   state.extra = { nodes: [], edges: [] };
   const link = document.getElementById("lineage-root-link");
   link.textContent = root;
-  link.setAttribute("href", "/datasets/" + encodeURI(root) + (state.ns ? "?ns=" + encodeURIComponent(state.ns) : ""));
+  link.setAttribute("href", BASE + "/datasets/" + encodeURI(root) + (state.ns ? "?ns=" + encodeURIComponent(state.ns) : ""));
   document.title = "Lineage of " + root + " · lake console";
-  if (push) history.pushState({ root: root }, "", "/lineage/" + encodeURI(root) + "?" + p.toString());
+  if (push) history.pushState({ root: root }, "", BASE + "/lineage/" + encodeURI(root) + "?" + p.toString());
   draw();
   const wrap = document.querySelector(".graph-wrap");
   if (wrap && state.rootAt) {  // the root in view, however tall the graph
@@ -271,7 +275,7 @@ function setupLineage() {
     const id = group.dataset.id;
     const n = fullGraph().nodes.get(id);
     if (!n) return;
-    if (n.kind === "drift report") { location.href = n.href; return; }
+    if (n.kind === "drift report") { location.href = BASE + n.href; return; }
     if (!n.name || id === state.data.root) return;
     form.version.value = ""; form.column.value = "";
     state.ns = n.home ? "" : n.namespace;
@@ -293,7 +297,7 @@ function setupLineage() {
   const details = document.getElementById("edge-list").closest("details");
   if (details) details.addEventListener("toggle", () => { if (details.open) fillList(); });
   window.addEventListener("popstate", () => {
-    const m = location.pathname.match(/^\/lineage\/(.+)$/);
+    const m = location.pathname.slice(BASE.length).match(/^\/lineage\/(.+)$/);
     if (!m) return;
     const q = new URLSearchParams(location.search);  // the form follows the address back
     state.ns = q.get("ns") || "";

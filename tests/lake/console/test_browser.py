@@ -131,7 +131,8 @@ def test_walk_the_lineage_graph_by_clicking(browser: Browser, base_url: str) -> 
         expect(page.locator("g.node[data-id='silver.orders@0']")).to_be_visible()
         expect(page.locator("g.node.root[data-id='gold.order_totals@0']")).to_be_visible()
         shot(page, "lineage-version")
-        page.go_back()
+        page.go_back()  # to gold.order_totals, all versions
+        expect(page.locator("g.node.root[data-id='gold.order_totals']")).to_be_visible()
         page.go_back()
         expect(page.locator("#lineage-root-link")).to_have_text("silver.orders")
         expect(page.locator("#version")).to_have_value("")  # the form follows the address back

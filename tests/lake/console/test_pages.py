@@ -7,6 +7,8 @@ import time
 
 import httpx
 from fastapi.testclient import TestClient
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from lake.cli.main import main
 from lake.console.access import TOKEN_COOKIE
@@ -219,3 +221,23 @@ def test_every_page_and_endpoint_asks_the_access_first(console_lake: Lake) -> No
                 assert denied.status_code in (403, 404), (method, url, denied.status_code)
                 seen += 1
     assert seen >= 25
+
+
+def test_mounted_under_a_prefix_every_address_keeps_it(console_lake: Lake) -> None:
+    # as `lake serve` mounts it: Starlette's Mount at /ui
+    app = Starlette(routes=[Mount("/ui", app=create_app(console_lake, TokenAccess(console_lake)))])
+    with TestClient(app, follow_redirects=False) as client:
+        page = client.get("/ui/datasets/silver.orders")
+        assert page.status_code == 303 and page.headers["location"] == "/ui/signin?next=/ui/datasets/silver.orders"
+        form = client.get("/ui/signin", params={"next": "/ui/datasets/silver.orders"})
+        assert 'action="/ui/signin"' in form.text and 'href="/ui/static/console.css"' in form.text
+        signed = client.post("/ui/signin", data={"token": "tok-reader-456", "next": "/ui/datasets/silver.orders"})
+        assert signed.status_code == 303 and signed.headers["location"] == "/ui/datasets/silver.orders"
+        shown = client.get("/ui/datasets/silver.orders")
+        assert shown.status_code == 200 and 'data-base="/ui"' in shown.text
+        assert 'href="/ui/lineage/silver.orders"' in shown.text and 'href="/datasets/' not in shown.text
+        assert client.get("/ui/static/console.js").status_code == 200
+        assert "silver.orders" in {h["name"] for h in client.get("/ui/api/search", params={"q": "orders"}).json()["hits"]}
+        home = client.get("/ui/", params={"q": "orders"})
+        assert 'href="/ui/datasets/silver.orders"' in home.text
+        assert client.post("/ui/signout").headers["location"] == "/ui/signin"
