@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from catalog.guard import check_binding
+from lake.console.app import create_app as create_console
 from lake.lakehouse import Lake
 from lake.service.access import ServiceAccess
 from lake.service.app import create_app
@@ -40,10 +41,14 @@ def serve(lake: Lake, host: str = "127.0.0.1", port: int = 8080, *, features: bo
     access = ServiceAccess(lake)
     try:
         check_binding(host, port, access.authenticator, what)
-        app, _, feature_server = build(lake, features=features, access=access)
+        # The web console at /ui: it signs people in with a token (the lake_token cookie) and asks the
+        # same access about every page.
+        app, _, feature_server = build(lake, features=features, access=access,
+                                       mounts={"/ui": create_console(lake, access)})
         if announce is not None:
             auth = "token required" if access.authenticator.required() else "no token needed (loopback only)"
-            announce(f"serving {what} on http://{host}:{port} ({auth}); OpenAPI at /openapi.json")
+            announce(f"serving {what} on http://{host}:{port} ({auth}); OpenAPI at /openapi.json, "
+                     f"the console at /ui/")
         try:
             # SIGTERM: stop taking connections, let the requests in flight finish (at most 30 s).
             uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)

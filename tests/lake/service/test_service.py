@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import pyarrow as pa
 import pyarrow.parquet
@@ -366,6 +367,14 @@ def test_lake_serve_as_a_user_starts_it_and_the_cli_through_it(team: Team, tmp_p
     with running(["--config", str(config), "serve", "--port", str(port)], port, env=lake_env(),
                  log=tmp_path / "serve.log") as server:
         wait_healthy(base)
+        # The console at /ui/, behind the same access: signed in by the lake_token cookie.
+        assert httpx.get(base + "/ui/", follow_redirects=False).status_code in (302, 303, 307, 401)
+        analyst = {"lake_token": team.tokens["analyst"]}
+        page = httpx.get(base + "/ui/datasets/silver.users", cookies=analyst)
+        assert page.status_code == 200 and "silver.users" in page.text
+        sample = httpx.get(base + "/ui/api/datasets/silver.users/sample", cookies=analyst)
+        assert sample.status_code == 200 and "ann@example.com" not in sample.text
+        assert httpx.get(base + "/ui/api/datasets/bronze.users", cookies=analyst).status_code == 403
         env = lake_env(LAKE_SERVICE_URL=base, LAKE_SERVICE_TOKEN=team.tokens["analyst"])
         query = subprocess.run(lake_command("sql", "SELECT id, email FROM silver.users ORDER BY id", "--format", "json"),
                                env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
