@@ -33,7 +33,7 @@ def principal_create(
     from catalog import access
     from catalog.tokens import whoami
 
-    with state(ctx).lake().catalog.writing() as s:
+    with state(ctx).lake(write=True, catalog_only=True).catalog.writing() as s:
         row = access.create_principal(s, name, kind, description=description, created_by=whoami())
     console.print(f"{row['kind']} {row['name']}: created", markup=False, highlight=False)
 
@@ -44,7 +44,7 @@ def principal_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     # deferred: SQLAlchemy and the catalog load only when the command runs (`lake --help` stays fast)
     from catalog import access
 
-    with state(ctx).lake().catalog.reading() as s:
+    with state(ctx).lake(catalog_only=True).catalog.reading() as s:
         rows = access.principals(s)
     if as_json:
         print_json(rows)
@@ -59,7 +59,7 @@ def principal_delete(ctx: typer.Context, name: Annotated[str, typer.Argument()])
     # deferred: SQLAlchemy and the catalog load only when the command runs (`lake --help` stays fast)
     from catalog import access
 
-    with state(ctx).lake().catalog.writing() as s:
+    with state(ctx).lake(write=True, catalog_only=True).catalog.writing() as s:
         access.delete_principal(s, name)
     console.print(f"{name}: deleted (grants removed, tokens revoked)", markup=False, highlight=False)
 
@@ -71,7 +71,7 @@ def add_member(ctx: typer.Context, group: Annotated[str, typer.Argument()],
     # deferred: SQLAlchemy and the catalog load only when the command runs (`lake --help` stays fast)
     from catalog import access
 
-    with state(ctx).lake().catalog.writing() as s:
+    with state(ctx).lake(write=True, catalog_only=True).catalog.writing() as s:
         access.add_member(s, group, member)
     console.print(f"{member} is in {group}", markup=False, highlight=False)
 
@@ -83,7 +83,7 @@ def remove_member(ctx: typer.Context, group: Annotated[str, typer.Argument()],
     # deferred: SQLAlchemy and the catalog load only when the command runs (`lake --help` stays fast)
     from catalog import access
 
-    with state(ctx).lake().catalog.writing() as s:
+    with state(ctx).lake(write=True, catalog_only=True).catalog.writing() as s:
         done = access.remove_member(s, group, member)
     console.print(f"{member} {'removed from' if done else 'was not in'} {group}", markup=False, highlight=False)
 
@@ -104,7 +104,7 @@ def grant(
     from catalog import access
     from catalog.tokens import whoami
 
-    with state(ctx).lake().catalog.writing() as s:
+    with state(ctx).lake(write=True, catalog_only=True).catalog.writing() as s:
         new = access.grant(s, to, privilege, obj, granted_by=whoami())
     console.print(f"{to}: {privilege} on {obj}" + ("" if new else " (held already)"), markup=False, highlight=False)
 
@@ -119,7 +119,7 @@ def revoke(
     # deferred: SQLAlchemy and the catalog load only when the command runs (`lake --help` stays fast)
     from catalog import access
 
-    with state(ctx).lake().catalog.writing() as s:
+    with state(ctx).lake(write=True, catalog_only=True).catalog.writing() as s:
         done = access.revoke(s, from_, privilege, obj)
     console.print(f"{from_}: {privilege} on {obj} " + ("revoked" if done else "was not granted"), markup=False,
                   highlight=False)
@@ -136,7 +136,7 @@ def grants(
     # deferred: SQLAlchemy and the catalog load only when the command runs (`lake --help` stays fast)
     from catalog import access
 
-    with state(ctx).lake().catalog.reading() as s:
+    with state(ctx).lake(catalog_only=True).catalog.reading() as s:
         rows = access.grants(s, principal=principal, obj=obj)
     if as_json:
         print_json(rows)
@@ -155,7 +155,7 @@ def mask_set(ctx: typer.Context, tag: Annotated[str, typer.Argument(help="pii, c
     # deferred: SQLAlchemy and the catalog load only when the command runs (`lake --help` stays fast)
     from catalog import access
 
-    with state(ctx).lake().catalog.writing() as s:
+    with state(ctx).lake(write=True, catalog_only=True).catalog.writing() as s:
         access.set_mask(s, tag, method)
     console.print(f"{tag}: masked by {method}", markup=False, highlight=False)
 
@@ -166,7 +166,7 @@ def mask_drop(ctx: typer.Context, tag: Annotated[str, typer.Argument()]) -> None
     # deferred: SQLAlchemy and the catalog load only when the command runs (`lake --help` stays fast)
     from catalog import access
 
-    with state(ctx).lake().catalog.writing() as s:
+    with state(ctx).lake(write=True, catalog_only=True).catalog.writing() as s:
         done = access.drop_mask(s, tag)
     console.print(f"{tag}: " + ("policy dropped" if done else "had no policy"), markup=False, highlight=False)
 
@@ -177,7 +177,7 @@ def mask_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     # deferred: SQLAlchemy and the catalog load only when the command runs (`lake --help` stays fast)
     from catalog import access
 
-    with state(ctx).lake().catalog.reading() as s:
+    with state(ctx).lake(catalog_only=True).catalog.reading() as s:
         rows = [{"tag": t, "method": m} for t, m in sorted(access.masks(s).items())]
     if as_json:
         print_json(rows)
@@ -203,7 +203,7 @@ def audit(
     from catalog import access
 
     when = parse_since(since) if since else None
-    with state(ctx).lake().catalog.reading() as s:
+    with state(ctx).lake(catalog_only=True).catalog.reading() as s:
         rows: list[dict[str, Any]] = access.audit_records(s, principal=principal, obj=obj, since=when, action=action,
                                                           outcome=outcome, limit=limit)
     if as_json:
