@@ -103,6 +103,7 @@ def run_bash(block: Block, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captu
             assert "Traceback" not in out.err, f"{where}:\n{out.err}"
 
 
+@pytest.mark.spark
 def test_readme_blocks_run_in_order(spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     for name in [n for n in os.environ if n.startswith("LAKE_")]:

@@ -11,8 +11,6 @@ from typing import Annotated, Any
 
 import typer
 
-from catalog import access
-from catalog.tokens import whoami
 from lake.cli.context import state
 from lake.cli.output import console, print_json, print_table
 from lake.cli.token_cmd import parse_since
@@ -31,7 +29,11 @@ def principal_create(
     description: Annotated[str | None, typer.Option(help="Who or what it is.")] = None,
 ) -> None:
     """Define a principal. Once one exists, the service serves nobody anonymously."""
-    with state(ctx).lake().catalog.writing() as s:
+    # deferred: SQLAlchemy and the catalog load only when the command runs (`lake --help` stays fast)
+    from catalog import access
+    from catalog.tokens import whoami
+
+    with state(ctx).lake(write=True, catalog_only=True).catalog.writing() as s:
         row = access.create_principal(s, name, kind, description=description, created_by=whoami())
     console.print(f"{row['kind']} {row['name']}: created", markup=False, highlight=False)
 
@@ -39,7 +41,10 @@ def principal_create(
 @principal_app.command("list")
 def principal_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Principals with their kind and the groups they belong to."""
-    with state(ctx).lake().catalog.reading() as s:
+    # deferred: SQLAlchemy and the catalog load only when the command runs (`lake --help` stays fast)
+    from catalog import access
+
+    with state(ctx).lake(catalog_only=True).catalog.reading() as s:
         rows = access.principals(s)
     if as_json:
         print_json(rows)
@@ -51,7 +56,10 @@ def principal_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @principal_app.command("delete")
 def principal_delete(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
     """Remove a principal with its grants and memberships; its tokens are revoked."""
-    with state(ctx).lake().catalog.writing() as s:
+    # deferred: SQLAlchemy and the catalog load only when the command runs (`lake --help` stays fast)
+    from catalog import access
+
+    with state(ctx).lake(write=True, catalog_only=True).catalog.writing() as s:
         access.delete_principal(s, name)
     console.print(f"{name}: deleted (grants removed, tokens revoked)", markup=False, highlight=False)
 
@@ -60,7 +68,10 @@ def principal_delete(ctx: typer.Context, name: Annotated[str, typer.Argument()])
 def add_member(ctx: typer.Context, group: Annotated[str, typer.Argument()],
                member: Annotated[str, typer.Argument()]) -> None:
     """Put a principal in a group (it then holds the group's grants)."""
-    with state(ctx).lake().catalog.writing() as s:
+    # deferred: SQLAlchemy and the catalog load only when the command runs (`lake --help` stays fast)
+    from catalog import access
+
+    with state(ctx).lake(write=True, catalog_only=True).catalog.writing() as s:
         access.add_member(s, group, member)
     console.print(f"{member} is in {group}", markup=False, highlight=False)
 
@@ -69,7 +80,10 @@ def add_member(ctx: typer.Context, group: Annotated[str, typer.Argument()],
 def remove_member(ctx: typer.Context, group: Annotated[str, typer.Argument()],
                   member: Annotated[str, typer.Argument()]) -> None:
     """Take a principal out of a group."""
-    with state(ctx).lake().catalog.writing() as s:
+    # deferred: SQLAlchemy and the catalog load only when the command runs (`lake --help` stays fast)
+    from catalog import access
+
+    with state(ctx).lake(write=True, catalog_only=True).catalog.writing() as s:
         done = access.remove_member(s, group, member)
     console.print(f"{member} {'removed from' if done else 'was not in'} {group}", markup=False, highlight=False)
 
@@ -86,7 +100,11 @@ def grant(
     to: Annotated[str, typer.Option("--to", help="The principal (a user, service account or group).")],
 ) -> None:
     """Grant a privilege on an object and everything below it (manage > write > read; unmask apart)."""
-    with state(ctx).lake().catalog.writing() as s:
+    # deferred: SQLAlchemy and the catalog load only when the command runs (`lake --help` stays fast)
+    from catalog import access
+    from catalog.tokens import whoami
+
+    with state(ctx).lake(write=True, catalog_only=True).catalog.writing() as s:
         new = access.grant(s, to, privilege, obj, granted_by=whoami())
     console.print(f"{to}: {privilege} on {obj}" + ("" if new else " (held already)"), markup=False, highlight=False)
 
@@ -98,7 +116,10 @@ def revoke(
     from_: Annotated[str, typer.Option("--from", help="The principal.")],
 ) -> None:
     """Take back exactly that grant (a grant on an object above still applies)."""
-    with state(ctx).lake().catalog.writing() as s:
+    # deferred: SQLAlchemy and the catalog load only when the command runs (`lake --help` stays fast)
+    from catalog import access
+
+    with state(ctx).lake(write=True, catalog_only=True).catalog.writing() as s:
         done = access.revoke(s, from_, privilege, obj)
     console.print(f"{from_}: {privilege} on {obj} " + ("revoked" if done else "was not granted"), markup=False,
                   highlight=False)
@@ -112,7 +133,10 @@ def grants(
     as_json: JsonOpt = False,
 ) -> None:
     """Grants as given."""
-    with state(ctx).lake().catalog.reading() as s:
+    # deferred: SQLAlchemy and the catalog load only when the command runs (`lake --help` stays fast)
+    from catalog import access
+
+    with state(ctx).lake(catalog_only=True).catalog.reading() as s:
         rows = access.grants(s, principal=principal, obj=obj)
     if as_json:
         print_json(rows)
@@ -128,7 +152,10 @@ mask_app = typer.Typer(help="Masking policies per tag: how a tagged column leave
 def mask_set(ctx: typer.Context, tag: Annotated[str, typer.Argument(help="pii, card...")],
              method: Annotated[str, typer.Argument(help="null, hash (salted HMAC) or last4.")]) -> None:
     """Columns carrying TAG (directly, by column lineage, or by name downstream) are masked by METHOD."""
-    with state(ctx).lake().catalog.writing() as s:
+    # deferred: SQLAlchemy and the catalog load only when the command runs (`lake --help` stays fast)
+    from catalog import access
+
+    with state(ctx).lake(write=True, catalog_only=True).catalog.writing() as s:
         access.set_mask(s, tag, method)
     console.print(f"{tag}: masked by {method}", markup=False, highlight=False)
 
@@ -136,7 +163,10 @@ def mask_set(ctx: typer.Context, tag: Annotated[str, typer.Argument(help="pii, c
 @mask_app.command("drop")
 def mask_drop(ctx: typer.Context, tag: Annotated[str, typer.Argument()]) -> None:
     """Remove the masking policy of a tag."""
-    with state(ctx).lake().catalog.writing() as s:
+    # deferred: SQLAlchemy and the catalog load only when the command runs (`lake --help` stays fast)
+    from catalog import access
+
+    with state(ctx).lake(write=True, catalog_only=True).catalog.writing() as s:
         done = access.drop_mask(s, tag)
     console.print(f"{tag}: " + ("policy dropped" if done else "had no policy"), markup=False, highlight=False)
 
@@ -144,7 +174,10 @@ def mask_drop(ctx: typer.Context, tag: Annotated[str, typer.Argument()]) -> None
 @mask_app.command("list")
 def mask_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Masking policies."""
-    with state(ctx).lake().catalog.reading() as s:
+    # deferred: SQLAlchemy and the catalog load only when the command runs (`lake --help` stays fast)
+    from catalog import access
+
+    with state(ctx).lake(catalog_only=True).catalog.reading() as s:
         rows = [{"tag": t, "method": m} for t, m in sorted(access.masks(s).items())]
     if as_json:
         print_json(rows)
@@ -166,8 +199,11 @@ def audit(
     as_json: JsonOpt = False,
 ) -> None:
     """The audit trail of the service: who did what to which object, when, and how it ended."""
+    # deferred: SQLAlchemy and the catalog load only when the command runs (`lake --help` stays fast)
+    from catalog import access
+
     when = parse_since(since) if since else None
-    with state(ctx).lake().catalog.reading() as s:
+    with state(ctx).lake(catalog_only=True).catalog.reading() as s:
         rows: list[dict[str, Any]] = access.audit_records(s, principal=principal, obj=obj, since=when, action=action,
                                                           outcome=outcome, limit=limit)
     if as_json:

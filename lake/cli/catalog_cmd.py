@@ -277,5 +277,5 @@ def serve(
     """
     from lake.service.run import serve as run_service  # deferred: the service loads only to serve
 
-    run_service(state(ctx).lake(), host, port, what="the catalog",
+    run_service(state(ctx).lake(catalog_only=True), host, port, what="the catalog",
                 announce=lambda text: console.print(text, highlight=False, markup=False))

@@ -8,7 +8,6 @@ import typer
 
 from lake.cli.context import state
 from lake.cli.output import console
-from lake.service.run import serve as run_service
 
 
 def serve(
@@ -24,5 +23,7 @@ def serve(
     Requests need `Authorization: Bearer <token>` (a lake token or an OIDC JWT) once any principal
     or token exists; every endpoint checks grants, masks what a principal may not see, and is audited.
     """
+    from lake.service.run import serve as run_service  # deferred: the web stack loads only to serve
+
     run_service(state(ctx).lake(), host, port, features=features,
                 announce=lambda text: console.print(text, highlight=False, markup=False))

@@ -19,7 +19,6 @@ from rich.markup import escape
 from lake.cli.context import state
 from lake.cli.output import console, err_console, print_table
 from lake.errors import LakeError
-from lake.service.client import ServiceClient
 
 if TYPE_CHECKING:
     import duckdb
@@ -71,6 +70,10 @@ def sql(
             raise LakeError("--as-of and --allow are not available through the lake service: use "
                             "lake_at('layer.table', version) in the query")
         import duckdb  # deferred: DuckDB loads only for this command
+
+        from lake.service.client import (
+            ServiceClient,  # deferred: httpx and pyarrow load only when used
+        )
 
         client = ServiceClient.from_settings(settings)
         try:

@@ -69,7 +69,7 @@ def create(
 ) -> None:
     """Create a token and print it, once (only its hash is stored)."""
     expires_at = parse_expiry(expires) if expires else None
-    info, token = state(ctx).lake(catalog_only=True).catalog.create_token(principal, expires_at=expires_at, description=description)
+    info, token = state(ctx).lake(write=True, catalog_only=True).catalog.create_token(principal, expires_at=expires_at, description=description)
     if as_json:
         print_json({**info.as_dict(), "token": token})
         return
@@ -106,5 +106,5 @@ def revoke(
     token_id: Annotated[str, typer.Argument(metavar="ID", help="The token's id (`lake token list`).")],
 ) -> None:
     """Revoke a token; running servers refuse it within [server] token_cache_seconds."""
-    info = state(ctx).lake(catalog_only=True).catalog.revoke_token(token_id)
+    info = state(ctx).lake(write=True, catalog_only=True).catalog.revoke_token(token_id)
     console.print(f"token {info.id} of {info.principal}: revoked", markup=False, highlight=False)
