@@ -8,6 +8,7 @@ import json
 import subprocess
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from catalog import access as acl
 from catalog import models as m
@@ -443,3 +446,27 @@ def test_tokens_through_the_api_and_an_app_mounted_beside_the_guard(team: Team, 
         assert mounted.get("/api/v1/whoami", headers=analyst).json()["principal"] == "analyst"
     finally:
         access.close()
+
+
+_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(["/api/v1/datasets/{}", "/api/v1/datasets/{}/schema", "/api/v1/lineage/{}",
+                             "/api/v1/datasets/{}/preview", "/api/v1/training/{}", "/api/v1/load/{}",
+                             "/api/v1/grants", "/api/v1/audit", "/api/v1/search", "/api/v1/runs"]),
+       name=_TEXT, value=_TEXT, body=st.one_of(st.none(), st.dictionaries(_TEXT, _TEXT, max_size=3)))
+def test_hostile_requests_get_a_4xx_never_a_500(team: Team, service: Service, path: str, name: str, value: str,
+                                                body: dict[str, str] | None) -> None:
+    client, _ = service
+    url = path.format(urllib.parse.quote(name, safe="") or "x")
+    params = {"q": value, "version": value, "object": value, "since": value, "direction": value, "depth": value}
+    for who in ("owner", "analyst"):
+        response = client.get(url, params=params, headers=team.auth(who))
+        assert response.status_code < 500, (url, params, response.text)
+        if response.status_code >= 400:
+            assert response.json()["detail"]
+    if body is not None:
+        for method in ("POST", "PUT", "DELETE"):
+            response = client.request(method, url.replace("/schema", "/tags"), json=body, headers=team.auth("owner"))
+            assert response.status_code < 500, (method, url, body, response.text)
