@@ -55,6 +55,8 @@ def test_no_anonymous_access_and_tokens_expired_or_revoked(team: Team, service: 
     assert client.get("/api/v1/search", headers={"Authorization": "Bearer lake_000000000000_" + "x" * 40}
                       ).status_code == 401
     assert client.get("/api/v1/search", headers={"Authorization": "Basic YWxpY2U6cHc="}).status_code == 401
+    huge = client.post("/api/v1/sql", headers=team.auth("owner"), content=b"{" + b" " * (9 * 1024 * 1024) + b"}")
+    assert huge.status_code == 413 and "bytes" in huge.json()["detail"]
     # An expired token and a revoked one: 401 with the reason.
     cat = team.lake.catalog
     for state in ("expired", "revoked"):
