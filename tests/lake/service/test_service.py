@@ -391,8 +391,20 @@ def test_lake_serve_as_a_user_starts_it_and_the_cli_through_it(team: Team, tmp_p
             assert hashed("bob@example.com") in written["contact"].to_pylist()
             with pytest.raises(ServiceError, match="403"):
                 client.load("bronze.users")
+            assert client.runs(dataset="silver.users")[0]["started_at"].year >= 2026
+            with pytest.raises(ServiceError, match="403"):
+                client.tag("silver.users", "reviewed")  # manage needed
         finally:
             client.close()
+        owner = ServiceClient(base, team.tokens["owner"])
+        try:
+            owner.tag("silver.users", "reviewed")
+            owner.describe("silver.users", "the users", column="email")
+            assert "reviewed" in owner.show("silver.users")["tags"]
+            owner.untag("silver.users", "reviewed")
+            assert "reviewed" not in owner.show("silver.users")["tags"]
+        finally:
+            owner.close()
     with pytest.raises(ServiceError, match="cannot reach"):
         ServiceClient(base, "x", timeout=2).get("/api/v1/whoami")
 
