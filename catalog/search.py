@@ -31,6 +31,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -173,7 +174,7 @@ def search(
     if parsed.note:
         return []  # '%', '*', an emoji: nothing to search for (not everything)
     if not terms:
-        ids = list(session.scalars(select(m.Dataset.id).where(and_(*conds)).order_by(
+        ids = list(session.scalars(select(m.Dataset.id).where(and_(true(), *conds)).order_by(
             m.Dataset.updated_at.desc(), m.Dataset.name).limit(limit)))
         return _hits(session, [(i, 0.0) for i in ids], terms, limit)
     backend = _sqlite if session.get_bind().dialect.name == "sqlite" else _postgres

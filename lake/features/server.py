@@ -10,6 +10,9 @@ snapshot), so single-key requests keep their latency while large ones run; reque
 on-demand feature views (pandas code) go to a thread. A request
 may ask for at most ``[feast] max_keys_per_request`` rows. The registry is cached and
 refreshed on a timer.
+Once principals exist (``lake principal``), a request needs ``read`` on the feature service it
+names (or on each feature view), and features derived from a masked column are masked for a
+principal without ``unmask`` (:class:`lake.features.access.FeatureAccess`; 403 otherwise).
 With the serving log on, each answer is queued for ``logs.serving_<project>``
 (see :mod:`lake.features.serving_log`), off the request path.
 

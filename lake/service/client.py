@@ -1,9 +1,10 @@
 """The CLI and the Python API against a running ``lake serve`` instead of the catalog database.
 
 :class:`ServiceClient` speaks the REST API with a bearer token; :class:`RemoteCatalog` has
-the catalog's read methods the CLI uses (``search``, ``show``, ``lineage``) with the same
-return types, so ``lake catalog search|show|lineage`` work unchanged when ``[service] url``
-is set; ``lake sql`` sends its query to ``POST /api/v1/sql``.
+the catalog's methods the CLI uses (``search``, ``show``, ``lineage``, ``runs``, ``run_info``,
+``tag``, ``untag``, ``describe``, owners, training datasets, reports) with the same return
+types, so ``lake catalog search|show|lineage|runs|run|tag|describe|owner`` work unchanged when
+``[service] url`` is set; ``lake sql`` sends its query to ``POST /api/v1/sql``.
 
 Example:
     >>> client = ServiceClient("http://lake.internal:8080", token)
@@ -86,6 +87,46 @@ class ServiceClient:
         edges = [(e["from"], e["to"]) for e in body["edges"]]
         jobs = {(e["from"], e["to"]): e["job"] for e in body["edges"] if "job" in e}
         return LineageGraph(body["root"], [LineageNode(**n) for n in body["nodes"]], edges, jobs)
+
+    def runs(self, *, job: str | None = None, status: str | None = None, dataset: str | None = None,
+             limit: int = 50, parent: str | None = None) -> list[dict[str, Any]]:
+        if parent is not None:
+            raise ServiceError("runs by parent are not available through the lake service yet")
+        return _times(self.get("/api/v1/runs", job=job, status=status, dataset=dataset, limit=limit))  # type: ignore[no-any-return]
+
+    def run_info(self, run_id: str) -> dict[str, Any]:
+        return _times(self.get(f"/api/v1/runs/{run_id}"))  # type: ignore[no-any-return]
+
+    def datasets(self, *, layer: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
+        return self.get("/api/v1/datasets", layer=layer)  # type: ignore[no-any-return]
+
+    def training_datasets(self, *, name: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        return _times(self.get("/api/v1/training", name=name, limit=limit))  # type: ignore[no-any-return]
+
+    def training_dataset(self, ref: str) -> dict[str, Any]:
+        return _times(self.get(f"/api/v1/training/{ref}"))  # type: ignore[no-any-return]
+
+    def reports(self, *, dataset: str | None = None, kind: str | None = None, limit: int = 50,
+                namespace: str | None = None) -> list[dict[str, Any]]:
+        return _times(self.get("/api/v1/reports", dataset=dataset, kind=kind, limit=limit))  # type: ignore[no-any-return]
+
+    # ----------------------------------------------------------------- writes
+
+    def tag(self, name: str, tag: str, *, column: str | None = None, namespace: str | None = None) -> None:
+        self.request("POST", f"/api/v1/datasets/{name}/tags", json={"tag": tag, "column": column})
+
+    def untag(self, name: str, tag: str, *, column: str | None = None, namespace: str | None = None) -> None:
+        self.request("DELETE", f"/api/v1/datasets/{name}/tags/{tag}",
+                     params={"column": column} if column is not None else None)
+
+    def describe(self, name: str, text: str, *, column: str | None = None, namespace: str | None = None) -> None:
+        self.request("PUT", f"/api/v1/datasets/{name}/description", json={"text": text, "column": column})
+
+    def add_owner(self, name: str, owner: str, *, namespace: str | None = None) -> None:
+        self.request("POST", f"/api/v1/datasets/{name}/owners/{owner}")
+
+    def remove_owner(self, name: str, owner: str, *, namespace: str | None = None) -> None:
+        self.request("DELETE", f"/api/v1/datasets/{name}/owners/{owner}")
 
     def sql(self, query: str, *, limit: int | None = None) -> pa.Table:
         """A query's result (masked and capped by the service) as an Arrow table."""

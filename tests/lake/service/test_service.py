@@ -10,6 +10,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from catalog import access as acl
 from catalog import models as m
@@ -56,6 +59,8 @@ def test_no_anonymous_access_and_tokens_expired_or_revoked(team: Team, service: 
     assert client.get("/api/v1/search", headers={"Authorization": "Bearer lake_000000000000_" + "x" * 40}
                       ).status_code == 401
     assert client.get("/api/v1/search", headers={"Authorization": "Basic YWxpY2U6cHc="}).status_code == 401
+    huge = client.post("/api/v1/sql", headers=team.auth("owner"), content=b"{" + b" " * (9 * 1024 * 1024) + b"}")
+    assert huge.status_code == 413 and "bytes" in huge.json()["detail"]
     # An expired token and a revoked one: 401 with the reason.
     cat = team.lake.catalog
     for state in ("expired", "revoked"):
@@ -398,8 +403,20 @@ def test_lake_serve_as_a_user_starts_it_and_the_cli_through_it(team: Team, tmp_p
             assert hashed("bob@example.com") in written["contact"].to_pylist()
             with pytest.raises(ServiceError, match="403"):
                 client.load("bronze.users")
+            assert client.runs(dataset="silver.users")[0]["started_at"].year >= 2026
+            with pytest.raises(ServiceError, match="403"):
+                client.tag("silver.users", "reviewed")  # manage needed
         finally:
             client.close()
+        owner = ServiceClient(base, team.tokens["owner"])
+        try:
+            owner.tag("silver.users", "reviewed")
+            owner.describe("silver.users", "the users", column="email")
+            assert "reviewed" in owner.show("silver.users")["tags"]
+            owner.untag("silver.users", "reviewed")
+            assert "reviewed" not in owner.show("silver.users")["tags"]
+        finally:
+            owner.close()
         # SIGTERM while a request is in flight (its headers in, its body not yet): it is still answered.
         body = json.dumps({"query": "SELECT count(*) AS n FROM gold.contacts"}).encode()
         with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
@@ -494,3 +511,27 @@ def test_metrics_of_the_service_by_route_and_status(team: Team, service: Service
     assert delta(endpoint="other", status="404") == 1
     assert delta(endpoint="/metrics", status="200") == 1  # the first scrape, counted once it answered
     assert not any("gold.contacts" in str(labels) or "path-1" in str(labels) for _, labels in after)
+
+
+_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(["/api/v1/datasets/{}", "/api/v1/datasets/{}/schema", "/api/v1/lineage/{}",
+                             "/api/v1/datasets/{}/preview", "/api/v1/training/{}", "/api/v1/load/{}",
+                             "/api/v1/grants", "/api/v1/audit", "/api/v1/search", "/api/v1/runs"]),
+       name=_TEXT, value=_TEXT, body=st.one_of(st.none(), st.dictionaries(_TEXT, _TEXT, max_size=3)))
+def test_hostile_requests_get_a_4xx_never_a_500(team: Team, service: Service, path: str, name: str, value: str,
+                                                body: dict[str, str] | None) -> None:
+    client, _ = service
+    url = path.format(urllib.parse.quote(name, safe="") or "x")
+    params = {"q": value, "version": value, "object": value, "since": value, "direction": value, "depth": value}
+    for who in ("owner", "analyst"):
+        response = client.get(url, params=params, headers=team.auth(who))
+        assert response.status_code < 500, (url, params, response.text)
+        if response.status_code >= 400:
+            assert response.json()["detail"]
+    if body is not None:
+        for method in ("POST", "PUT", "DELETE"):
+            response = client.request(method, url.replace("/schema", "/tags"), json=body, headers=team.auth("owner"))
+            assert response.status_code < 500, (method, url, body, response.text)
