@@ -127,9 +127,12 @@ class FeaturesSettings(_Section):
     """``duckdb``: one process. ``spark``: the Spark cluster of ``[spark] master``. ``auto``: Spark once
     the rows involved (entity rows plus the source rows at the pinned versions, summed over the
     views; for statistics the rows of the table) reach :attr:`spark_min_rows`, else DuckDB."""
-    spark_min_rows: int = Field(default=30_000_000, ge=0)
-    """The size at which ``auto`` moves to Spark. The default is where the DuckDB path stopped fitting
-    a 2-core, 24 GB machine shared with other work (BENCHMARKS.md, "Feature path on Spark")."""
+    spark_min_rows: int = Field(default=100_000_000, ge=0)
+    """The size at which ``auto`` moves to Spark. On one machine DuckDB is faster at every size
+    measured (BENCHMARKS.md, "Feature path on Spark"); what it cannot do is hold more than memory:
+    building a view's point-in-time index takes about 120 bytes per source row at its peak
+    (measured: 3M rows, 313 MB), so 100M rows is about 12 GB, more than a shared 24 GB machine
+    gives one process. Set it lower when a real cluster waits."""
     spark_group_rows: int = Field(default=500_000, ge=1_000)
     """Spark engine: the rows (entity + source) one partition of a point-in-time join aims to hold in
     memory; a key with more entity rows than half of it is salted over several partitions."""

@@ -89,21 +89,24 @@ def micros(column: Any) -> Any:
 def join(spark: SparkSession, lake: Lake, entities: SparkDataFrame, the_plan: Plan,
          sources: dict[str, dict[str, Any]], timestamp_column: str, full_names: bool,
          entity_rows: int) -> SparkDataFrame:
-    """The point-in-time frame (entity columns, then the features, then ``POS``), unsorted."""
+    """The point-in-time frame (entity columns, then the features, then ``POS``), unsorted.
+
+    The views are chained: each view's cogroup carries every column so far (entity columns
+    renamed ``__lake_c<i>``, earlier features ``__lake_v<j>``) and adds its own, so no join
+    back to the entity rows is needed.
+    """
     from pyspark.sql import functions as F  # heavy: pyspark, only on the Spark engine
 
     entity_columns = [c for c in entities.columns if c != POS]
     names = output_names(the_plan, entity_columns, full_names)
-    times = entities.select(POS, micros(F.col(quote(timestamp_column))).alias("__t"),
-                            *[F.col(quote(c)) for c in entity_columns])
-    out = entities
+    frame = entities.select(POS, micros(F.col(quote(timestamp_column))).alias("__t"),
+                            *[F.col(quote(c)).alias(f"__lake_c{i}") for i, c in enumerate(entity_columns)])
     at = 0
     for req in the_plan.views:
-        found = view_frame(spark, lake, times, req, sources[req.table.name], entity_rows)
-        picked = [F.col(f"v_{j}").alias(names[at + j]) for j in range(len(req.features))]
+        frame = view_frame(spark, lake, frame, req, sources[req.table.name], entity_rows, entity_columns, at)
         at += len(req.features)
-        out = out.join(found.select(POS, *picked), POS, "left")
-    out = out.select(*[F.col(quote(c)) for c in entity_columns + names], F.col(POS))
+    out = frame.select(*[F.col(f"__lake_c{i}").alias(c) for i, c in enumerate(entity_columns)],
+                       *[F.col(f"__lake_v{j}").alias(name) for j, name in enumerate(names)], F.col(POS))
     if the_plan.on_demand:
         out = on_demand_frame(out, the_plan, full_names)
     return out
@@ -118,10 +121,11 @@ def source_rows(req: ViewRequest, version: int) -> int:
 
 
 def view_frame(spark: SparkSession, lake: Lake, entities: SparkDataFrame, req: ViewRequest,
-               source: dict[str, Any], entity_rows: int) -> SparkDataFrame:
-    """``POS`` and ``v_0..`` (the view's wanted features) for every entity row."""
+               source: dict[str, Any], entity_rows: int, entity_columns: list[str], first: int) -> SparkDataFrame:
+    """Every column of ``entities`` plus the view's wanted features (``__lake_v<first>...``); the entity
+    frame's own columns are carried as ``__lake_c<i>`` (``entity_columns`` names them)."""
     from pyspark.sql import functions as F  # heavy: pyspark, only on the Spark engine
-    from pyspark.sql.types import LongType, StructField, StructType  # heavy: pyspark, as above
+    from pyspark.sql.types import StructField, StructType  # heavy: pyspark, as above
 
     src = index_source(req, source)
     version = int(source["version"])
@@ -143,9 +147,12 @@ def view_frame(spark: SparkSession, lake: Lake, entities: SparkDataFrame, req: V
         *([F.col(quote(src.created)).cast("timestamp").alias("__c")] if src.created else []),
         *[F.col(quote(col)).alias(f"f_{i}") for i, (_, col) in enumerate(feats)],
     ).filter(" AND ".join([f"k_{i} IS NOT NULL" for i in range(len(key_cols))] + ["__t IS NOT NULL"]))
+    carried = list(entities.columns)
+    position_of = {c: f"__lake_c{i}" for i, c in enumerate(entity_columns)}
     probes = entities.select(
-        POS, "__t",
-        *[F.col(quote(req.join_keys[key])).cast(types[col]).alias(f"k_{i}") for i, (key, col) in enumerate(key_cols)])
+        *carried,
+        *[F.col(position_of[req.join_keys[key]]).cast(types[col]).alias(f"k_{i}")
+          for i, (key, col) in enumerate(key_cols)])
     key_hash = F.xxhash64(*[F.col(f"k_{i}") for i in range(len(key_cols))])
     rows, probes = rows.withColumn("__kh", key_hash), probes.withColumn("__kh", key_hash)
 
@@ -168,14 +175,14 @@ def view_frame(spark: SparkSession, lake: Lake, entities: SparkDataFrame, req: V
     else:
         probes, rows = probes.withColumn("__salt", F.lit(0)), rows.withColumn("__salt", F.lit(0))
     group = F.pmod(F.pmod(F.col("__kh"), F.lit(groups)) + F.col("__salt"), F.lit(groups))
-    probes = probes.select(group.alias("__g"), POS, "__t", *[f"k_{i}" for i in range(len(key_cols))])
+    probes = probes.select(group.alias("__g"), *carried, *[f"k_{i}" for i in range(len(key_cols))])
     rows = rows.select(group.alias("__g"), *[f"k_{i}" for i in range(len(key_cols))], "__t",
                        *(["__c"] if src.created else []), *[f"f_{i}" for i in range(len(feats))])
 
     position = {name: i for i, (name, _) in enumerate(feats)}
     wanted = [position[f] for f in req.features]
-    out_schema = StructType([StructField(POS, LongType())]
-                            + [StructField(f"v_{j}", types[feats[i][1]]) for j, i in enumerate(wanted)])
+    out_schema = StructType(list(entities.schema.fields)
+                            + [StructField(f"__lake_v{first + j}", types[feats[i][1]]) for j, i in enumerate(wanted)])
     ttl = req.view.ttl
     ttl_us = ttl // dt.timedelta(microseconds=1) if ttl and ttl > dt.timedelta(0) else None
     search = searcher(len(key_cols), len(feats), wanted, ttl_us, src.created is not None,
@@ -186,14 +193,16 @@ def view_frame(spark: SparkSession, lake: Lake, entities: SparkDataFrame, req: V
 def _arrow_type(spark_type: Any) -> pa.DataType:
     from pyspark.sql.pandas.types import to_arrow_type  # heavy: pyspark, only on the Spark engine
 
-    return to_arrow_type(spark_type)
+    return to_arrow_type(spark_type, timezone="UTC")  # the session time zone the lake sets
 
 
 def searcher(n_keys: int, n_features: int, wanted: list[int], ttl_us: int | None, created: bool,
              schema: pa.Schema) -> Any:
-    """The function each cogrouped partition runs on an executor (entity rows, source rows) -> answers."""
+    """The function each cogrouped partition runs on an executor: (entity rows with every column so
+    far, source rows) -> the entity rows with the view's features added."""
     keys = [str(i) for i in range(n_keys)]
     features = [str(i) for i in range(n_features)]
+    carried = schema.names[:len(schema.names) - len(wanted)]
 
     def search(probes: pa.Table, rows: pa.Table) -> pa.Table:
         if not probes.num_rows:
@@ -202,9 +211,8 @@ def searcher(n_keys: int, n_features: int, wanted: list[int], ttl_us: int | None
         probe_keys = probes.select([f"k_{k}" for k in keys]).rename_columns(keys)
         times = np.asarray(probes.column("__t").to_numpy(), dtype=np.int64)
         match = index.lookup(probe_keys, times, ttl_us)
-        columns = [probes.column(POS)] + [index.gather(features[i], match) for i in wanted]
-        return pa.Table.from_arrays([c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in columns],
-                                    schema=schema)
+        columns = [probes.column(c) for c in carried] + [index.gather(features[i], match) for i in wanted]
+        return pa.table(columns, names=schema.names).cast(schema)
 
     return search
 
