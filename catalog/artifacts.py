@@ -40,7 +40,7 @@ def find_training(session: Session, ref: str) -> m.TrainingDataset:
     name = ref.removeprefix("training.")
     match = m.TrainingDataset.name == name
     if len(ref) >= 6:
-        match = or_(match, m.TrainingDataset.id.startswith(ref))
+        match = or_(match, m.TrainingDataset.id.startswith(ref, autoescape=True))
     candidates = list(session.scalars(
         select(m.TrainingDataset).where(match).order_by(m.TrainingDataset.created_at.desc())))
     by_name = [c for c in candidates if c.name == name]

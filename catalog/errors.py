@@ -51,6 +51,10 @@ class TrainingDatasetNotFoundError(CatalogError, LookupError):
     """No training dataset with that id or name."""
 
 
+class SavedQueryNotFoundError(CatalogError, LookupError):
+    """No saved query with that name."""
+
+
 class CatalogInputError(CatalogError, ValueError):
     """A value the catalog cannot store as given (e.g. a NUL character, which PostgreSQL refuses)."""
 
@@ -88,3 +92,18 @@ class AuthenticationError(RequestError, PermissionError):
 
 class UnsafeBindError(CatalogError, PermissionError):
     """A server asked to listen beyond loopback while anyone could use it (no token exists)."""
+
+
+class AccessError(CatalogError, ValueError):
+    """A principal, grant, masking policy or audit query the catalog cannot take as given."""
+
+
+class PrincipalNotFoundError(AccessError, LookupError):
+    """No principal with that name."""
+
+
+class PermissionDeniedError(RequestError, PermissionError):
+    """A principal lacks the grant an action needs (403); ``principal``, ``action`` and ``object`` say which."""
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(403, message, **context)

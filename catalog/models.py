@@ -345,6 +345,22 @@ class Report(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class SavedQuery(Base):
+    """A SQL query saved by name, shared by everyone who may read it; re-run from the console or
+    ``lake sql --saved NAME``. Its result is the catalog dataset ``query.<name>`` (kind ``query``),
+    with lineage from the tables it reads."""
+
+    __tablename__ = "saved_queries"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    sql: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(255))
+    """Who saved it last (a principal, or ``user@host`` of the CLI)."""
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class ApiToken(Base):
     """A bearer token for the HTTP servers; only the SHA-256 of its secret is kept.
 
@@ -367,3 +383,69 @@ class ApiToken(Base):
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     """Refreshed at most once a minute while the token is used."""
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
+
+
+class Principal(Base):
+    """Who may be granted something: a user, a service account or a group (issue 18)."""
+
+    __tablename__ = "principals"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    """``user``, ``service`` (a service account) or ``group``."""
+    description: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class GroupMember(Base):
+    """``member`` (a user, a service account or another group) belongs to ``group``."""
+
+    __tablename__ = "group_members"
+
+    group: Mapped[str] = mapped_column(ForeignKey("principals.name", ondelete="CASCADE"), primary_key=True)
+    member: Mapped[str] = mapped_column(ForeignKey("principals.name", ondelete="CASCADE"), primary_key=True,
+                                        index=True)
+
+
+class Grant(Base):
+    """``principal`` holds ``privilege`` on ``object`` and everything below it."""
+
+    __tablename__ = "grants"
+
+    principal: Mapped[str] = mapped_column(ForeignKey("principals.name", ondelete="CASCADE"), primary_key=True)
+    privilege: Mapped[str] = mapped_column(String(16), primary_key=True)
+    """``read``, ``write``, ``manage`` or ``unmask``."""
+    object: Mapped[str] = mapped_column(String(512), primary_key=True, index=True)
+    """``lake``, a layer (``bronze``), a dataset (``bronze.trades``), ``feature_view:NAME``, ``feature_service:NAME``."""
+    granted_by: Mapped[str | None] = mapped_column(String(255))
+    granted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class MaskPolicy(Base):
+    """How a column carrying ``tag`` leaves the service for a principal without ``unmask``."""
+
+    __tablename__ = "mask_policies"
+
+    tag: Mapped[str] = mapped_column(String(128), primary_key=True)
+    method: Mapped[str] = mapped_column(String(16))
+    """``null``, ``hash`` (HMAC-SHA256 with the service's secret salt, never stored) or ``last4``."""
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AuditRecord(Base):
+    """One request that passed the service: who did what to which object, and how it ended."""
+
+    __tablename__ = "audit_records"
+    __table_args__ = (Index("ix_audit_principal_at", "principal", "at"), Index("ix_audit_object_at", "object", "at"))
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    principal: Mapped[str | None] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(32))
+    object: Mapped[str | None] = mapped_column(String(512))
+    version: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    """``allowed``, ``denied``, ``error`` (a client's mistake or the server's) or ``ok``."""
+    detail: Mapped[str | None] = mapped_column(Text)

@@ -238,6 +238,17 @@ def find_run(session: Session, run_id: str) -> m.Run:
     return run
 
 
+def find_run_by_prefix(session: Session, ref: str) -> m.Run:
+    """A run a person names: its id, or a unique prefix of 6+ characters (never for events or updates)."""
+    run = session.get(m.Run, ref)
+    if run is not None or len(ref) < 6:
+        return find_run(session, ref)
+    found = list(session.scalars(select(m.Run).where(m.Run.id.startswith(ref, autoescape=True)).limit(2)))
+    if len(found) > 1:
+        raise RunNotFoundError(f"{ref!r} matches several runs; give more of the id", run=ref)
+    return found[0] if found else find_run(session, ref)
+
+
 def link(session: Session, run_id: str, dataset_id: int, version: int, *, output: bool) -> None:
     """The run read (or wrote) the dataset at ``version``; dataset edges follow from its other side."""
     model = m.RunOutput if output else m.RunInput

@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from catalog import artifacts, liveness, records, tokens, views
+from catalog import artifacts, liveness, queries, records, tokens, views
 from catalog import models as m
 from catalog.db import make_engine, migrate, ping, session_factory, transaction
 from catalog.entities import (
@@ -34,7 +34,7 @@ from catalog.entities import (
     SearchHit,
     VersionRecord,
 )
-from catalog.errors import CatalogConnectionError, CatalogError
+from catalog.errors import CatalogConnectionError, CatalogError, TokenError
 from catalog.lineage import lineage as lineage_graph
 from catalog.openlineage import Emitter
 from catalog.redact import redact, redact_text
@@ -516,6 +516,37 @@ class Catalog:
             ds_id = self._dataset(s, dataset, namespace).id if dataset else None
             return artifacts.list_reports(s, ds_id, kind, limit)
 
+    # ------------------------------------------------------------- saved queries
+
+    def save_query(self, name: str, sql: str, *, description: str | None = None,
+                   owner: str | None = None) -> dict[str, Any]:
+        """Keep ``sql`` under ``name`` (replacing its text if the name exists); returns the record.
+
+        Raises:
+            CatalogInputError: a bad name (see :data:`catalog.queries.QUERY_NAME`) or empty/oversized SQL.
+        """
+        with self.writing() as s:
+            return queries.save(s, name, sql, description=description, owner=owner)
+
+    def saved_query(self, name: str) -> dict[str, Any]:
+        """A saved query by name (``x`` or ``query.x``).
+
+        Raises:
+            SavedQueryNotFoundError: no such saved query.
+        """
+        with self.reading() as s:
+            return queries.query_dict(queries.find(s, name))
+
+    def saved_queries(self) -> list[dict[str, Any]]:
+        """Every saved query, by name."""
+        with self.reading() as s:
+            return queries.listing(s)
+
+    def delete_query(self, name: str) -> None:
+        """Forget a saved query (its dataset and lineage stay, as history)."""
+        with self.writing() as s:
+            s.delete(queries.find(s, name))
+
     # ------------------------------------------------------------------- tokens
 
     def create_token(self, principal: str, *, expires_at: dt.datetime | None = None,
@@ -523,9 +554,13 @@ class Catalog:
         """A new API token for ``principal``: its record and its text (shown once; only its hash is kept).
 
         Raises:
-            TokenError: the principal's name is not allowed, or the expiry is in the past.
+            TokenError: the principal's name is not allowed, the expiry is in the past, or principals
+                are defined and this one is not.
         """
         with self.writing() as s:
+            if s.scalar(select(m.Principal.name).limit(1)) is not None and s.get(m.Principal, principal.strip()) is None:
+                raise TokenError(f"no principal {principal[:80]!r}: define it first (`lake principal create "
+                                 f"{principal[:80]} --kind user|service`)", principal=principal[:80])
             return tokens.create(s, principal, expires_at=expires_at, description=description, created_by=created_by)
 
     def tokens(self, *, principal: str | None = None, include_inactive: bool = True) -> list[TokenInfo]:
@@ -577,10 +612,11 @@ class Catalog:
             return views.runs(s, job=job, status=status, dataset_id=ds_id, limit=limit, parent=parent)
 
     def run_info(self, run_id: str) -> dict[str, Any]:
-        """One run with its inputs and outputs (ended as failed first if its process died)."""
+        """One run (by id or a unique id prefix) with its inputs and outputs (ended as failed first if its
+        process died)."""
         self._reap_quietly([run_id])
         with self.reading() as s:
-            return views.run_info(s, records.find_run(s, run_id))
+            return views.run_info(s, records.find_run_by_prefix(s, run_id))
 
     def datasets(self, *, layer: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
         with self.reading() as s:

@@ -27,6 +27,7 @@ from lake.errors import ConfigError
 __all__ = ["Settings", "load_settings", "redact_url"]
 
 DEFAULT_ROOT = "./lakehouse"
+DEFAULT_HOME = "~/.lake"
 CONFIG_FILE_ENV = "LAKE_CONFIG"
 DEFAULT_CONFIG_FILE = "lake.toml"
 
@@ -85,6 +86,9 @@ class SparkSettings(_Section):
     """``spark.driver.memory``."""
     conf: dict[str, str] = Field(default_factory=dict)
     """Extra Spark configuration, applied last."""
+    quiet: bool = False
+    """Send the Spark JVM's own output (its startup lines, log4j) to ``<cache>/spark-jvm.log`` instead of
+    the terminal; the ``lake`` command sets it unless ``--verbose``."""
 
 
 class FeastSettings(_Section):
@@ -110,6 +114,9 @@ class FeastSettings(_Section):
     offload_workers: int = Field(default=1, ge=1)
     """Worker processes for the large requests (each holds a registry snapshot and its Feast imports,
     a few hundred MB); large requests beyond them wait their turn."""
+    registry_refresh_seconds: float = Field(default=60.0, gt=0)
+    """How often a running feature server reloads the registry: what ``lake features apply`` changed
+    is served this long after it, with no restart (a reload that fails keeps the previous snapshot)."""
 
 
 class FeaturesSettings(_Section):
@@ -145,6 +152,35 @@ class ServerSettings(_Section):
     """The deepest nesting of objects and lists a JSON body may have (400 beyond)."""
 
 
+class ServiceSettings(_Section):
+    """``lake serve`` (the shared service), and where the CLI finds one (issue 18)."""
+
+    url: str | None = None
+    """A running service (``http://lake.internal:8080``): catalog reads and ``lake sql`` go through it
+    instead of opening the catalog database and the files."""
+    token: SecretStr | None = None
+    """The bearer token the CLI sends to :attr:`url` (``LAKE_SERVICE_TOKEN``; never printed)."""
+    mask_salt: SecretStr | None = None
+    """The secret salt of ``hash`` masking (``LAKE_SERVICE_MASK_SALT``; never stored). Without it,
+    columns under a ``hash`` policy are masked to null."""
+    policy_cache_seconds: float = Field(default=5.0, ge=0)
+    """How long the service trusts its snapshot of principals, grants and masks (changes made
+    through the service apply at once)."""
+    jwks_url: str | None = None
+    """An OIDC issuer's JWKS (``https://idp/.well-known/jwks.json``): bearer JWTs it signed are taken."""
+    jwt_issuer: str | None = None
+    """The ``iss`` a JWT must carry."""
+    jwt_audience: str | None = None
+    """The ``aud`` a JWT must carry."""
+    jwt_claim: str = "sub"
+    """The claim naming the principal (``sub``, ``email``, ``preferred_username``)."""
+    max_rows: int = Field(default=10_000, ge=1)
+    """The most rows a query or preview through the service returns."""
+    job_principal: str | None = None
+    """The service account jobs run as when their spec names none (``LAKE_SERVICE_JOB_PRINCIPAL``); once
+    principals exist, a job needs write on its target and read on its inputs."""
+
+
 class MetricsSettings(_Section):
     """Where batch work (jobs, materialization, drift checks) sends its metrics; servers expose /metrics."""
 
@@ -152,6 +188,11 @@ class MetricsSettings(_Section):
     """A Prometheus Pushgateway (``http://127.0.0.1:9091``) batch work pushes to when it ends."""
     textfile: str | None = None
     """A ``.prom`` file (node_exporter's textfile collector) batch work writes when it ends."""
+    enabled: bool = True
+    """Servers record request metrics and answer ``GET /metrics`` (off: neither)."""
+    public: bool = False
+    """``/metrics`` answers without a token (for a scraper on a private network); by default it
+    needs one whenever the server's other endpoints do (Prometheus: ``authorization.credentials_file``)."""
 
 
 class Settings(_Section):
@@ -169,6 +210,7 @@ class Settings(_Section):
     features: FeaturesSettings = Field(default_factory=FeaturesSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
     quality_dir: str | None = None
     """Folder of expectation suites (YAML); default ``./quality``."""
     jobs_dir: str | None = None
@@ -177,7 +219,11 @@ class Settings(_Section):
     """Folder of declared drift checks (``monitors/*.yaml``) that pipelines run; default ``./monitors``."""
     cache_dir: str | None = None
     """Local folder for rebuildable indexes (point-in-time retrieval); default ``<root>/_cache`` for a local
-    lake, ``./lakehouse/_cache`` for an S3 lake."""
+    lake, ``<state_dir>/_cache`` for an S3 lake."""
+    home: str | None = None
+    """Where this machine keeps what an S3 lake cannot hold in object storage (its embedded SQLite catalog,
+    caches): ``<home>/s3/<bucket>/<prefix>/``, the same from any working folder. Default ``~/.lake``
+    (``LAKE_HOME``). Unused by a local lake, which keeps them in its root."""
     sql_read_dirs: list[str] = Field(default_factory=list)
     """Folders outside the lake root whose files ``lake sql`` may read (``read_csv``,
     ``read_parquet``); DuckDB may open nothing else but the lake tables' own files.
@@ -202,26 +248,41 @@ class Settings(_Section):
         return str(Path(self.root).expanduser().resolve())
 
     @property
+    def state_dir(self) -> str:
+        """The local folder of the lake's embedded catalog and caches, as an absolute path.
+
+        A local lake: its root. An S3 lake: ``<home>/s3/<bucket>/<prefix>`` (default home ``~/.lake``),
+        so the same lake has the same catalog whatever the current folder.
+        """
+        if not self.is_s3:
+            return self.root_uri
+        home = Path(self.home or DEFAULT_HOME).expanduser().resolve()
+        return str(home.joinpath("s3", *[p for p in self.root_uri.split("://", 1)[1].split("/") if p]))
+
+    @property
     def cache_path(self) -> str:
         """The cache folder as an absolute local path."""
         if self.cache_dir:
             return str(Path(self.cache_dir).expanduser().resolve())
-        return str(Path(DEFAULT_ROOT if self.is_s3 else self.root_uri, "_cache").expanduser().resolve())
+        return str(Path(self.state_dir, "_cache"))
 
     @property
     def catalog_url(self) -> str:
-        """The catalog's SQLAlchemy URL (contains credentials: never print it as is)."""
+        """The catalog's SQLAlchemy URL (contains credentials: never print it as is).
+
+        Default: SQLite in :attr:`state_dir` (the root of a local lake; ``~/.lake/s3/...`` for an S3 lake).
+        """
         if self.catalog.url is not None:
             return self.catalog.url.get_secret_value()
-        if self.is_s3:  # tables in object storage, the embedded catalog still in ./lakehouse/
-            return f"sqlite:///{Path(DEFAULT_ROOT, 'catalog.db').resolve()}"
-        return f"sqlite:///{Path(self.root_uri) / 'catalog.db'}"
+        return f"sqlite:///{Path(self.state_dir) / 'catalog.db'}"
 
     def masked(self) -> dict[str, Any]:
         """The settings as plain data with every secret masked, for display."""
         data = self.model_dump(mode="json")
         data["s3"]["secret_key"] = "****" if self.s3.secret_key else None
         data["catalog"]["url"] = redact_url(self.catalog_url)
+        data["service"]["token"] = "****" if self.service.token else None
+        data["service"]["mask_salt"] = "****" if self.service.mask_salt else None
         if self.feast.registry is not None:
             data["feast"]["registry"] = redact_url(self.feast.registry.get_secret_value())
         data["root"] = self.root_uri

@@ -8,7 +8,6 @@ time travel, the catalog (search, lineage) and DuckDB queries by table name.
 
 from __future__ import annotations
 
-import csv
 import shutil
 import time
 from pathlib import Path
@@ -19,33 +18,13 @@ from rich.rule import Rule
 
 from lake import Lake, load_settings
 from lake.cli.output import print_table
+from lake.scaffold import land_stocks
 
 console = Console()
 
 
 def step(title: str) -> None:
     console.print(Rule(f"[bold]{title}"))
-
-
-def land_stocks(landing: Path, years: set[str] | None = None) -> int:
-    """Split the vega-datasets stocks table into yearly CSV files (as a source system would)."""
-    from vega_datasets import local_data
-
-    rows = list(csv.reader(Path(local_data.stocks.filepath).read_text(encoding="utf-8").splitlines()))
-    landing.mkdir(parents=True, exist_ok=True)
-    by_year: dict[str, list[list[str]]] = {}
-    for row in rows[1:]:
-        by_year.setdefault(row[1].split()[-1], []).append(row)
-    count = 0
-    for year, year_rows in sorted(by_year.items()):
-        if years is not None and year not in years:
-            continue
-        with open(landing / f"stocks_{year}.csv", "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(rows[0])
-            writer.writerows(year_rows)
-        count += len(year_rows)
-    return count
 
 
 def report_line(report: Any) -> str:
@@ -163,6 +142,9 @@ def main() -> None:
     console.print(f"[bold green]demo finished in {time.time() - started:.0f} s[/]; try: .venv/bin/lake table ls, "
                   ".venv/bin/lake catalog search stock, .venv/bin/lake catalog lineage gold.stock_features, "
                   ".venv/bin/lake sql")
+    # lake ui's default address (lake.console.DEFAULT_PORT)
+    console.print("web console: [bold]http://127.0.0.1:8765/[/] (search, lineage graph, runs, features, drift) on "
+                  "this lake; open it with: [bold].venv/bin/lake ui --open[/]", highlight=False)
 
 
 def _at(sources: dict[str, dict[str, Any]]) -> str:

@@ -27,6 +27,7 @@ __all__ = [
     "CommitNotRecordedError",
     "ConcurrentWriteError",
     "ConfigError",
+    "ConsoleError",
     "DatasetNotFoundError",
     "DatasetRefError",
     "ExportError",
@@ -207,6 +208,17 @@ class QualityGateError(QualityError):
         self.report = report
 
 
+# ----------------------------------------------------------------------- console
+
+
+class ConsoleError(LakeError):
+    """A console request refused: ``status`` is the HTTP status (401 sign in, 403 not allowed, 400/413 bad input)."""
+
+    def __init__(self, status: int, message: str, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.status = status
+
+
 # ----------------------------------------------------------------------------- SQL
 
 
@@ -293,3 +305,14 @@ class SourceError(MonitorError, ValueError):
 
 class ThresholdError(MonitorError, ValueError):
     """A threshold names an unknown metric or has a value that makes no sense."""
+
+
+# ----------------------------------------------------------------------- service
+
+
+class ServiceError(LakeError):
+    """A request to ``lake serve`` failed: ``status`` is its HTTP status (401, 403, 404...), the message its reason."""
+
+    def __init__(self, message: str, status: int = 0, **context: Any) -> None:
+        super().__init__(message, status=status or None, **context)
+        self.status = status

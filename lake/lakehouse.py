@@ -6,9 +6,8 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from catalog.store import Catalog, RunContext
 from lake.config import Settings, load_settings
 from lake.errors import LakeError, TableNotFoundError
 from lake.location import Journal, TableLocation
@@ -16,6 +15,9 @@ from lake.naming import TABLE_NAME, is_location, is_system
 from lake.recording import CommitListener, Recorder, open_catalog
 from lake.storage import Storage, storage_for
 from lake.table import Table
+
+if TYPE_CHECKING:  # the catalog (SQLAlchemy, Alembic) loads when first used, not with the lake
+    from catalog.store import Catalog, RunContext
 
 __all__ = ["NAME", "Lake", "TableRef", "is_location"]
 

@@ -34,7 +34,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
 from deltalake import DeltaTable
 
 from lake.errors import UnsupportedTableFeatureError
@@ -287,9 +286,20 @@ def physical_names(table: DeltaTable) -> dict[str, str]:
 
 # ------------------------------------------------------------------ timestamps
 
-INT96_AS_MICROS = pads.ParquetReadOptions(coerce_int96_timestamp_unit="us")
-"""INT96 timestamps read as microseconds (Delta's precision): years 1 to 9999 fit, where
-the nanosecond default overflows outside 1677-2262 (9999-12-31 read as 1816-03-28)."""
+def int96_as_micros() -> Any:
+    """Parquet read options with INT96 timestamps read as microseconds (Delta's precision): years
+    1 to 9999 fit, where the nanosecond default overflows outside 1677-2262 (9999-12-31 read as
+    1816-03-28)."""
+    import pyarrow.dataset as pads  # heavy (it loads pandas): only once files are read, not for `lake sql`
+
+    return pads.ParquetReadOptions(coerce_int96_timestamp_unit="us")
+
+
+def __getattr__(name: str) -> Any:
+    # ``INT96_AS_MICROS``, the constant this module had, made on first use (pyarrow.dataset is heavy).
+    if name == "INT96_AS_MICROS":
+        return int96_as_micros()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def conform_reader(stream: pa.RecordBatchReader, schema: pa.Schema) -> pa.RecordBatchReader:

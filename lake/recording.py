@@ -25,19 +25,20 @@ import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from catalog.entities import ColumnSpec, VersionRecord
-from catalog.openlineage import Emitter
-from catalog.store import Catalog, RunContext
 from lake import delta_log, pending
 from lake.config import Settings
 from lake.errors import CatalogConnectionError, CatalogUnavailableError
 from lake.location import JournalStart, TableLocation
 from lake.naming import is_system
 from lake.results import CommitResult, normalize_metrics
+
+if TYPE_CHECKING:  # the catalog (SQLAlchemy, Alembic) loads when first opened: `lake sql` may never need it
+    from catalog.store import Catalog, RunContext
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,10 @@ def current_run() -> RunContext | None:
 
 def open_catalog(settings: Settings) -> Catalog:
     """The catalog the settings name, with their OpenLineage transports."""
+    # heavy: SQLAlchemy, Alembic and the OpenLineage client load on first use of the catalog
+    from catalog.openlineage import Emitter
+    from catalog.store import Catalog
+
     lineage_file = settings.catalog.lineage_file
     if lineage_file is None and not settings.is_s3:
         lineage_file = str(Path(settings.root_uri) / "openlineage.jsonl")

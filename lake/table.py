@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.dataset as pads
 from deltalake import CommitProperties
 
 from lake import arrow_io, protocol, spark_write
@@ -26,7 +25,7 @@ from lake.data import is_spark_dataframe, normalized, to_arrow
 from lake.errors import LakeError, MergeError, RetentionError, SchemaMismatchError, TableExistsError
 from lake.location import TableLocation, parse_when, wrap_delta_error
 from lake.naming import STAGING_DIR
-from lake.protocol import INT96_AS_MICROS, conform_reader, filtered_reader
+from lake.protocol import conform_reader, filtered_reader, int96_as_micros
 from lake.quality.apply import SuiteGate, load_suite
 from lake.quality.suite import Suite
 from lake.results import CommitResult
@@ -88,8 +87,10 @@ class Table(TableLocation):
                 stream = pa.RecordBatchReader.from_stream(table.scan(columns=cols, predicate=filter))
                 return conform_reader(stream, out)
             if plain:
-                dataset = table.to_pyarrow_dataset(parquet_read_options=INT96_AS_MICROS)
+                dataset = table.to_pyarrow_dataset(parquet_read_options=int96_as_micros())
                 if tree is not None:  # skip files by partition values and statistics, the lake's way
+                    import pyarrow.dataset as pads  # heavy (it loads pandas): only once files are read
+
                     kept = {f["path"] for f in table_files(table, tree)}
                     dataset = pads.FileSystemDataset([fr for fr in dataset.get_fragments() if fr.path in kept],
                                                      dataset.schema, dataset.format, dataset.filesystem)
@@ -152,7 +153,7 @@ class Table(TableLocation):
             return SuiteGate(load_suite(Path(quality)))
         if all(hasattr(quality, m) for m in ("check_arrow", "check_frame", "check_files")):
             return quality
-        raise LakeError(f"quality= takes a suite (lake.quality.load_suite('quality/x.yaml')) or the path of a "
+        raise LakeError(f"quality= takes a suite (lake.quality.suite.load_suite('quality/x.yaml')) or the path of a "
                         f"suite file, not {type(quality).__name__}", table=self.name)
 
     def write(
@@ -185,7 +186,7 @@ class Table(TableLocation):
             description: the table description when it is created.
             configuration: Delta table properties when it is created.
             quality: an expectation suite checked before the commit: a
-                :class:`~lake.quality.suite.Suite` (``lake.quality.load_suite(path)``) or
+                :class:`~lake.quality.suite.Suite` (``lake.quality.suite.load_suite(path)``) or
                 the path of a suite file (see :mod:`lake.quality`).
             job: who the quality gate attributes set-aside rows to (default: the txn's
                 application id, else ``write.<table>``).

@@ -54,6 +54,7 @@ def s3_server() -> Iterator[S3Server]:
 
 def s3_settings(server: S3Server, bucket: str, **overrides: Any) -> Settings:
     overrides.setdefault("cache_dir", tempfile.mkdtemp(prefix="lake-cache-"))  # not ./lakehouse/_cache
+    overrides.setdefault("home", tempfile.mkdtemp(prefix="lake-home-"))  # the catalog: not ~/.lake
     return make_settings(
         root=f"s3://{bucket}/lake",
         s3={"endpoint": server.endpoint, "access_key": S3_KEY, "secret_key": S3_SECRET},

@@ -9,12 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from catalog.guard import Limits, check_binding
-from catalog.lineage import render
-from catalog.openlineage import ingest_lines
 from catalog.redact import redact_text
-from catalog.search import parse_query
-from catalog.server import create_app
 from lake.cli.context import state
 from lake.cli.output import console, err_console, human_bytes, print_json, print_table
 from lake.errors import LakeError
@@ -24,8 +19,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 NsOpt = Annotated[str | None, typer.Option("--namespace", help="Dataset namespace (default: the lake's).")]
 
 
-def _catalog(ctx: typer.Context) -> Any:
-    return state(ctx).lake().catalog
+def _catalog(ctx: typer.Context, write: bool = False) -> Any:
+    settings = state(ctx).settings()
+    if settings.service.url:  # search, show and lineage through a running `lake serve`
+        # deferred: the HTTP client loads only when used
+        from lake.service.client import RemoteCatalog
+
+        return RemoteCatalog.from_settings(settings)
+    return state(ctx).lake(write=write, catalog_only=True).catalog
 
 
 @app.command("search")
@@ -42,6 +43,8 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Ranked search over names, descriptions, tags, owners and column names."""
+    from catalog.search import parse_query  # deferred: the catalog loads only when a command runs
+
     hits = _catalog(ctx).search(query, tags=tag or [], owner=owner, layer=layer, column=column,
                                 namespace=namespace, quality=quality, limit=limit)
     note = parse_query(query).note
@@ -112,6 +115,8 @@ def lineage(
     direction = "upstream" if upstream and not downstream else "downstream" if downstream and not upstream else "both"
     graph = _catalog(ctx).lineage(name, direction=direction, depth=depth, column=column, version=version,
                                   namespace=namespace)
+    from catalog.lineage import render  # deferred: the catalog loads only when a command runs
+
     out = render(graph, fmt)
     if fmt == "json":
         print_json(out)
@@ -242,7 +247,10 @@ def ingest(
     file: Annotated[str, typer.Argument(help="JSON-lines file of OpenLineage events, or - for stdin.")],
 ) -> None:
     """Add OpenLineage events from other producers (Airflow, dbt, Spark...) to the catalog."""
-    cat = _catalog(ctx)
+    # deferred: the catalog loads only when a command runs
+    from catalog.openlineage import ingest_lines
+
+    cat = _catalog(ctx, write=True)
     if file == "-":
         count = ingest_lines(cat, sys.stdin, "stdin")
     else:
@@ -263,17 +271,11 @@ def serve(
 ) -> None:
     """HTTP API: POST /api/v1/lineage (OpenLineage events in), search, datasets, lineage, health.
 
-    Requests need `Authorization: Bearer <token>` once any token exists (`lake token create`);
-    with none, the server listens on loopback only. Limits: [server] in lake.toml.
+    An alias of `lake serve` (the whole service, grants and audit included) on port 5000.
+    Requests need `Authorization: Bearer <token>` once any token or principal exists; with none,
+    the server listens on loopback only. Limits: [server] in lake.toml.
     """
-    import uvicorn  # only to serve: most CLI calls never need the ASGI server
+    from lake.service.run import serve as run_service  # deferred: the service loads only to serve
 
-    settings = state(ctx).settings()
-    cat = _catalog(ctx)
-    authenticator = cat.authenticator(mode=settings.server.auth, cache_seconds=settings.server.token_cache_seconds)
-    check_binding(host, port, authenticator, "the catalog")
-    limits = Limits(max_body_bytes=settings.server.max_body_bytes, max_json_depth=settings.server.max_json_depth)
-    auth = "token required" if authenticator.required() else "no token needed (loopback only)"
-    console.print(f"serving the catalog on http://{host}:{port} ({auth})", highlight=False)
-    uvicorn.run(create_app(cat, authenticator=authenticator, limits=limits), host=host, port=port,
-                log_level="warning")
+    run_service(state(ctx).lake(), host, port, what="the catalog",
+                announce=lambda text: console.print(text, highlight=False, markup=False))

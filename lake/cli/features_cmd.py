@@ -5,16 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import pyarrow.csv as pacsv
-import pyarrow.json as pajson
-import pyarrow.parquet as pq
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lake.cli.context import state
 from lake.cli.output import console, print_json, print_table
 from lake.errors import LakeError
-from lake.table import parse_when
 
 app = typer.Typer(help="The feature store: Feast definitions over gold tables, training frames, online serving.",
                   no_args_is_help=True)
@@ -102,6 +98,7 @@ def materialize_cmd(
     """Load the latest feature values into the online store (SQLite or Redis)."""
     # heavy: lake.features (DuckDB, pandas, Delta) is imported only when the command runs
     from lake.features.materialize import materialize
+    from lake.table import parse_when
 
     until = parse_when(end) if end else None
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} entities"),
@@ -146,6 +143,11 @@ def index_cmd(
 
 
 def _read_frame(path: Path) -> Any:
+    # deferred: pyarrow loads only for the commands that read files (`lake --help` stays fast)
+    import pyarrow.csv as pacsv
+    import pyarrow.json as pajson
+    import pyarrow.parquet as pq
+
     if not path.is_file():
         raise LakeError(f"entity file {path} does not exist")
     try:
@@ -207,6 +209,10 @@ def training_cmd(
     preview = frame.data if frame.spark is None or out is not None else frame.spark.limit(20).toArrow()
     data = preview
     if out is not None:
+        # deferred: pyarrow loads only for the commands that write files
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+
         if out.suffix.lower() == ".csv":
             pacsv.write_csv(data, out)
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from lake.cli.context import state
 from lake.cli.output import console, print_json, print_table
@@ -49,8 +50,10 @@ def _show_report(report: Any, as_json: bool) -> None:
     if as_json:
         print_json(report.as_dict())
         return
-    if report.skipped:
-        console.print(f"{report.job}: nothing to do ({'; '.join(report.notes) or 'already committed'})")
+    if report.skipped or report.version is None:
+        console.print(f"{report.job}: nothing to do ({'; '.join(report.notes) or 'already committed'}); "
+                      f"{report.rows_read} rows read, run {report.run_id}", highlight=False, markup=False)
+        return
     console.print(f"{report.job} batch {report.batch}: {report.rows_read} rows read, {report.rows_written} written, "
                   f"{report.rows_quarantined} quarantined, {report.files} source files; "
                   f"table version {report.version}, run {report.run_id} ({report.seconds:.1f} s)")
@@ -62,7 +65,7 @@ def run_job(ctx: typer.Context, job: Any, full_refresh: bool, params: dict[str, 
     from lake.pipeline.runner import JobRunner
 
     with Status(f"running {job.name}", console=console) as status:
-        runner = JobRunner(state(ctx).lake(), progress=lambda msg: status.update(f"{job.name}: {msg}"))
+        runner = JobRunner(state(ctx).lake(write=True), progress=lambda msg: status.update(f"{job.name}: {msg}"))
         report = runner.run(job, full_refresh=full_refresh, params=params)
     _show_report(report, as_json)
 
@@ -109,18 +112,19 @@ def status(ctx: typer.Context, run_id: str, as_json: JsonOpt = False) -> None:
         print_json(info)
         return
     stats = info.get("stats") or {}
-    console.print(f"[bold]{info['job']}[/] run {info['run_id']}: {info['status']}", highlight=False)
+    console.print(f"[bold]{escape(info['job'])}[/] run {info['run_id']}: {info['status']}", highlight=False)
     console.print(f"rows read {stats.get('rows_read', '-')}, written {stats.get('rows_written', '-')}, "
                   f"quarantined {stats.get('rows_quarantined', '-')}; started {info['started_at']}, "
                   f"{info['duration_s'] if info['duration_s'] is not None else '-'} s")
     if info["error"]:
-        console.print(f"[red]{info['error']}[/]", highlight=False)
+        console.print(f"[red]{escape(info['error'])}[/]", highlight=False)  # "[feast] repo" stays as written
     print_table(info["inputs"] + info["outputs"], ["namespace", "name", "version"])
 
 
 def ingest(
     ctx: typer.Context,
-    path: Annotated[str, typer.Argument(help="A file, folder or glob (local or s3://).")],
+    paths: Annotated[list[str], typer.Argument(help="A file, folder or glob (local or s3://); several files "
+                                                    "of one folder also work (a glob the shell expanded).")],
     table: Annotated[str, typer.Option("--table", help="Target table, e.g. bronze.orders.")],
     fmt: Annotated[str, typer.Option("--format", help="csv, json or parquet.")] = "csv",
     mode: Annotated[str, typer.Option(help="append or overwrite.")] = "append",
@@ -133,11 +137,33 @@ def ingest(
 
     if fmt not in ("csv", "json", "parquet"):
         raise LakeError(f"unknown format {fmt!r}: use csv, json or parquet")
-    if "://" not in path:  # on the command line, relative means relative to here
-        import os
-
-        path = os.path.abspath(path)
+    path = source_path(paths)
     name = "ingest." + table.replace(".", "_")
     job = Job(name=name, source=FileSource(path, format=fmt, csv=CsvOptions(delimiter=delimiter)),  # type: ignore[arg-type]
               target=table, mode=mode, partition_by=partition_by or [])  # type: ignore[arg-type]
     run_job(ctx, job, False, {}, as_json)
+
+
+def source_path(paths: list[str]) -> str:
+    """One source path for ``lake ingest``: the one given, or the glob a shell expanded back.
+
+    ``lake ingest ./drop/*.csv`` reaches us as every matching file; the files of one folder
+    with one extension that are all its files of that extension become ``<folder>/*<ext>``.
+    """
+    import glob
+    import os
+
+    if len(paths) == 1:
+        # On the command line, relative means relative to here.
+        return paths[0] if "://" in paths[0] else os.path.abspath(paths[0])
+    files = sorted(os.path.abspath(p) for p in paths)
+    folders = {os.path.dirname(f) for f in files}
+    suffixes = {os.path.splitext(f)[1] for f in files}
+    if any("://" in p for p in paths) or len(folders) != 1 or len(suffixes) != 1:
+        raise LakeError(f"{len(paths)} paths given: ingest takes one file, folder or glob; quote a glob so the "
+                        "shell leaves it alone: lake ingest 'drop/*.csv' --table ...")
+    pattern = os.path.join(folders.pop(), "*" + suffixes.pop())
+    if sorted(glob.glob(pattern)) != files:
+        raise LakeError(f"{len(paths)} files given, not every file matching {pattern}: ingest takes one file, "
+                        "folder or glob; quote a glob so the shell leaves it alone: lake ingest 'drop/*.csv' ...")
+    return pattern

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from lake.cli.context import state
@@ -39,10 +40,20 @@ def drift(
     as_json: JsonOpt = False,
     fail_on: Annotated[str | None, typer.Option("--fail-on", help="Exit with status 1 when the overall status "
                                                 "is at least this: drift or warn.")] = None,
+    on_drift: Annotated[str | None, typer.Option("--on-drift", help="When drift is found: run this command (the "
+                                                 "report as JSON on its standard input) or POST the JSON to "
+                                                 "this http(s):// URL.")] = None,
+    retrain: Annotated[str | None, typer.Option("--retrain", help="The training set the hook should refresh "
+                                                "(default: the reference's, for training:<id>).")] = None,
 ) -> int:
-    """Compare a current set with a reference; the report is stored in the catalog."""
+    """Compare a current set with a reference; the report is stored in the catalog.
+
+    With --on-drift, a drifted report starts the continuous-training hook; a hook that fails
+    (non-zero exit, HTTP error, timeout) makes the command exit with status 1.
+    """
     # heavy: lake.monitor (DuckDB, SciPy) is imported only when the command runs
     from lake.monitor import Thresholds, drift_report
+    from lake.monitor.hooks import drift_payload, run_hook
 
     if fail_on is not None and fail_on not in ("drift", "warn"):
         raise LakeError(f"--fail-on {fail_on!r}: use drift or warn")
@@ -50,10 +61,18 @@ def drift(
     wanted = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     report = drift_report(state(ctx).lake(), reference, current, since=since, until=until, time_column=time_column,
                           columns=wanted, thresholds=limits, html=out)
+    hook = None
+    if on_drift is not None and report.failed("drift"):
+        hook = run_hook(on_drift, drift_payload(report, retrain=retrain))
     if as_json:
-        print_json(report.to_dict())
+        print_json({**report.to_dict(), "hook": vars(hook)} if hook else report.to_dict())
     else:
         _print(report)
+        if hook is not None:
+            shown = "[green]ran[/]" if hook.ok else "[red]failed[/]"
+            console.print(f"on-drift hook {shown}: {escape(hook.target)} ({escape(hook.detail)})", highlight=False)
+    if hook is not None and not hook.ok:
+        return 1
     return 1 if fail_on is not None and report.failed(fail_on) else 0
 
 

@@ -53,12 +53,13 @@ def run(
 
     if backfill and not (start and end):
         raise LakeError("--backfill needs --from DAY and --to DAY")
-    lake = state(ctx).lake()
+    lake = state(ctx).lake(write=True)
     try:
         report = run_pipeline(lake, list(targets or []), full_refresh=full_refresh,
                               backfill=(start, end) if backfill and start and end else None,
                               backfill_param=param, retries=retries,
-                              progress=lambda m: err_console.print(m, style="dim", highlight=False))
+                              progress=lambda m: err_console.print(m, style="dim", highlight=False,
+                                                                                  markup=False))
         code = 0
     except PipelineError as exc:
         if exc.report is None:

@@ -10,7 +10,7 @@ import typer
 
 from lake.cli.context import state
 from lake.cli.output import console, print_json, print_table
-from lake.errors import LakeError
+from lake.errors import LakeError, VersionNotFoundError
 
 app = typer.Typer(help="Expectation suites: validate, profile, Data Docs.", no_args_is_help=True)
 
@@ -42,7 +42,11 @@ def validate(
     lake = state(ctx).lake()
     suite = _suite(ctx, table, suite_file)
     t = lake.existing(table)
-    at = version if version is not None else t.version()
+    latest = t.version()
+    if version is not None and not 0 <= version <= latest:  # said before Spark starts (a minute on a laptop)
+        raise VersionNotFoundError(f"{t.name} has no version {version} (versions 0 to {latest}; "
+                                   f"`lake table history {t.name}` lists them)", table=t.name, version=version)
+    at = version if version is not None else latest
     report = run_suite(t.to_spark(lake.spark(app_name="lake-quality"), version=at), suite)
     record(lake.catalog, report, t.name, at, None)
     if as_json:

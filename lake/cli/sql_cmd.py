@@ -19,6 +19,7 @@ from rich.markup import escape
 from lake.cli.context import state
 from lake.cli.output import console, err_console, print_table
 from lake.errors import LakeError
+from lake.service.client import ServiceClient
 
 if TYPE_CHECKING:
     import duckdb
@@ -42,6 +43,11 @@ def sql(
     allow: Annotated[list[str] | None, typer.Option("--allow", help="A folder outside the lake whose files queries "
                                                                      "may read (read_csv...); repeatable.")] = None,
     timer: Annotated[bool, typer.Option("--timer", help="Print how long the query took.")] = False,
+    saved: Annotated[str | None, typer.Option("--saved", help="Run the query saved under this name (recorded "
+                                                               "in the catalog with the tables it read).")] = None,
+    save: Annotated[str | None, typer.Option("--save", help="Save QUERY under this name (shared; re-run it "
+                                                             "with --saved NAME or from the console).")] = None,
+    saved_list: Annotated[bool, typer.Option("--saved-list", help="List the saved queries.")] = False,
 ) -> None:
     """Query lake tables by name (bronze.events...) with DuckDB; read-only over the lake.
 
@@ -49,17 +55,62 @@ def sql(
     """
     from lake.sql import LakeSQL  # deferred: DuckDB loads only for this command
 
+    if saved is not None or save is not None or saved_list:
+        _saved(ctx, query, saved=saved, save=save, listing=saved_list, fmt=fmt or _format_of(out), out=out,
+               limit=limit)
+        return
     fmt = fmt or _format_of(out)
     if fmt not in FORMATS:
         raise LakeError(f"unknown format {fmt!r}: use {', '.join(FORMATS)}")
     if fmt == "parquet" and out is None and sys.stdout.isatty():
         raise LakeError("Parquet is binary: pass --out FILE or redirect stdout")
     version: int | str | None = int(as_of) if as_of and as_of.isdigit() else as_of
+    settings = state(ctx).settings()
+    if settings.service.url and query is not None:  # through `lake serve`: its grants and masks apply
+        if as_of or allow:
+            raise LakeError("--as-of and --allow are not available through the lake service: use "
+                            "lake_at('layer.table', version) in the query")
+        import duckdb  # deferred: DuckDB loads only for this command
+
+        client = ServiceClient.from_settings(settings)
+        try:
+            write_result(duckdb.from_arrow(client.sql(query, limit=limit)), fmt, out)
+        finally:
+            client.close()
+        return
     db = LakeSQL(state(ctx).lake(), as_of=version, allow=allow or ())
     if query is None:
         shell(db)
         return
     run_one(db, query, fmt=fmt, out=out, limit=limit, timer=timer)
+
+
+def _saved(ctx: typer.Context, query: str | None, *, saved: str | None, save: str | None, listing: bool,
+           fmt: str, out: Path | None, limit: int | None) -> None:
+    """``--saved NAME`` runs a saved query, ``--save NAME QUERY`` saves one, ``--saved-list`` lists them."""
+    import duckdb  # deferred: DuckDB loads only for this command
+
+    from lake.queries import run_saved, save_query  # deferred: DuckDB loads only for this command
+
+    lake = state(ctx).lake()
+    if listing:
+        print_table(lake.catalog.saved_queries(), ["name", "owner", "updated_at", "description", "sql"],
+                    title="saved queries")
+        return
+    if save is not None:
+        if not query:
+            raise LakeError("--save NAME needs the query: lake sql --save NAME \"SELECT ...\"")
+        record = save_query(lake, save, query)
+        reads = ", ".join(f"{t}@{v}" for t, v in record["reads"].items()) or "no lake table"
+        console.print(f"saved {record['name']} (dataset {record['dataset']}; reads {reads})", highlight=False)
+        return
+    assert saved is not None
+    if query:
+        raise LakeError("--saved NAME runs the saved query: give no QUERY with it")
+    if fmt not in FORMATS:
+        raise LakeError(f"unknown format {fmt!r}: use {', '.join(FORMATS)}")
+    result = run_saved(lake, saved, limit=limit)
+    write_result(duckdb.from_arrow(result.data), fmt, out)
 
 
 def _format_of(out: Path | None) -> str:

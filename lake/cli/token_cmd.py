@@ -40,6 +40,23 @@ def parse_expiry(text: str, now: dt.datetime | None = None) -> dt.datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
 
 
+def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
+    """``1h``, ``7d`` ago, or an ISO 8601 date or date-time (UTC if no offset).
+
+    Raises:
+        LakeError: neither form.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    match = _DURATION.match(text)
+    if match:
+        return now - dt.timedelta(**{_UNITS[match[2]]: int(match[1])})
+    try:
+        when = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise LakeError(f"--since {text!r}: give a duration (1h, 7d, 30m) or a date (2027-01-31)") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+
+
 @app.command("create")
 def create(
     ctx: typer.Context,
@@ -52,7 +69,7 @@ def create(
 ) -> None:
     """Create a token and print it, once (only its hash is stored)."""
     expires_at = parse_expiry(expires) if expires else None
-    info, token = state(ctx).lake().catalog.create_token(principal, expires_at=expires_at, description=description)
+    info, token = state(ctx).lake(catalog_only=True).catalog.create_token(principal, expires_at=expires_at, description=description)
     if as_json:
         print_json({**info.as_dict(), "token": token})
         return
@@ -71,7 +88,7 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """Tokens (never their text): id, principal, status, when created, expiring, last used."""
-    rows: list[dict[str, Any]] = [t.as_dict() for t in state(ctx).lake().catalog.tokens(
+    rows: list[dict[str, Any]] = [t.as_dict() for t in state(ctx).lake(catalog_only=True).catalog.tokens(
         principal=principal, include_inactive=not active)]
     if as_json:
         print_json(rows)
@@ -89,5 +106,5 @@ def revoke(
     token_id: Annotated[str, typer.Argument(metavar="ID", help="The token's id (`lake token list`).")],
 ) -> None:
     """Revoke a token; running servers refuse it within [server] token_cache_seconds."""
-    info = state(ctx).lake().catalog.revoke_token(token_id)
+    info = state(ctx).lake(catalog_only=True).catalog.revoke_token(token_id)
     console.print(f"token {info.id} of {info.principal}: revoked", markup=False, highlight=False)

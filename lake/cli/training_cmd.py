@@ -8,7 +8,6 @@ import typer
 
 from lake.cli.context import state
 from lake.cli.output import console, human_bytes, print_json, print_table
-from lake.naming import training_table
 
 app = typer.Typer(help="Training datasets: list, show, export with provenance, reproduce.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -49,6 +48,7 @@ def show(
     """The recipe of a training dataset: features, sources with versions, hashes, rows, columns."""
     # heavy: lake.handoff (Delta, DuckDB, pandas) is imported only when the command runs
     from lake.handoff.load import catalog_facts, find_training
+    from lake.naming import training_table
 
     lake = state(ctx).lake()
     recipe = find_training(lake, ref, version)

@@ -14,7 +14,11 @@ With the serving log on, each answer is queued for ``logs.serving_<project>``
 (see :mod:`lake.features.serving_log`), off the request path.
 
 Endpoints: ``POST /get-online-features`` (Feast's request and response bodies),
-``GET /health`` (200 when the registry and the online store answer, else 503).
+``GET /health`` (200 when the registry and the online store answer, else 503),
+``GET /metrics`` (Prometheus: latency and status per endpoint, latency and keys per feature
+service, online store read latency; see :mod:`lake.metrics`; ``[metrics] enabled``).
+The registry is reloaded every ``[feast] registry_refresh_seconds``: ``lake features apply``
+changes what is served without a restart; SIGTERM lets in-flight requests finish.
 Errors are JSON ``{"detail": "..."}``: 400 for a body that is not JSON or nests too
 deeply, 401 without a valid token where one is required, 404 for an unknown feature, view
 or service, 413 for a body or a key count over the limits, 422 for a malformed request
@@ -33,6 +37,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -42,7 +47,10 @@ from typing import Any
 
 import uvicorn
 
+from catalog.access import AuditLog, Policy
+from catalog.errors import RequestError
 from catalog.guard import (
+    PRINCIPAL_KEY,
     Guard,
     Limits,
     Receive,
@@ -53,8 +61,10 @@ from catalog.guard import (
     reject_constant,
 )
 from catalog.tokens import Authenticator
+from lake import metrics
 from lake.config import Settings
 from lake.errors import FeatureError, LakeError, ServingError
+from lake.features.access import FeatureAccess, mask_result
 from lake.features.online import OnlineReader, OnlineResult
 from lake.features.serving_log import ServingLog
 from lake.lakehouse import Lake
@@ -114,6 +124,9 @@ def encode(result: OnlineResult) -> bytes:
     return ('{"results":[' + ",".join(parts) + '],"metadata":{"feature_names":' + names + "}}").encode()
 
 
+_ENDPOINTS = ("/get-online-features", "/health", "/metrics")
+
+
 class _BadRequest(Exception):
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(detail)
@@ -171,21 +184,43 @@ def _parse(body: bytes, max_keys: int) -> tuple[dict[str, Any], list[str] | None
 class FeatureServer:
     """The ASGI application: ``await app(scope, receive, send)``."""
 
-    def __init__(self, lake: Lake, *, log_requests: bool = False, refresh_seconds: float = 60.0,
-                 offload: bool = True, authenticator: Authenticator | None = None) -> None:
+    def __init__(self, lake: Lake, *, log_requests: bool = False, refresh_seconds: float | None = None,
+                 offload: bool = True, authenticator: Authenticator | None = None,
+                 access: FeatureAccess | None = None) -> None:
         """Args:
             lake: the lake whose Feast deployment is served.
             log_requests: queue every answer for the serving log table.
-            refresh_seconds: how often the registry snapshot is reloaded.
+            refresh_seconds: how often the registry snapshot is reloaded (default
+                ``[feast] registry_refresh_seconds``).
             offload: serve requests over ``[feast] offload_keys`` rows in worker processes (False: every
                 request on the event loop, as before; the isolation benchmark compares the two).
             authenticator: who may call; default the lake catalog's tokens, as ``[server]`` says.
+            access: grants per feature service and masking (default: the catalog's, enforced once
+                principals exist; ``lake serve`` passes its own).
         """
         feast, server = lake.settings.feast, lake.settings.server
         self.authenticator = authenticator or lake.catalog.authenticator(mode=server.auth,
                                                                          cache_seconds=server.token_cache_seconds)
-        self._guarded = Guard(self._asgi, self.authenticator, Limits(server.max_body_bytes, server.max_json_depth))
-        self.reader = OnlineReader(lake, refresh_seconds=refresh_seconds, background=True)
+        measured = lake.settings.metrics
+        self.measured = measured.enabled
+        public = ("/health", "/metrics") if measured.public else ("/health",)
+        guarded = Guard(self._asgi, self.authenticator, Limits(server.max_body_bytes, server.max_json_depth),
+                        public=public)
+        # Outermost, so that a 401 or 413 from the guard is counted too.
+        self.tally = metrics.Tally()
+        self._app: Any = metrics.HttpMetrics(guarded, "features", _ENDPOINTS, self.tally) if measured.enabled else guarded
+        self._own_audit: AuditLog | None = None
+        if access is None:
+            self._own_audit = AuditLog(lake.catalog)
+            salt = lake.settings.service.mask_salt
+            access = FeatureAccess(Policy(lake.catalog, cache_seconds=lake.settings.service.policy_cache_seconds),
+                                   self._own_audit, salt.get_secret_value().encode() if salt else None,
+                                   namespace=lake.settings.catalog.namespace)
+        self.access = access
+        self.reader = OnlineReader(lake, refresh_seconds=refresh_seconds or feast.registry_refresh_seconds,
+                                   background=True)
+        self._store_seconds = self.tally.histogram(metrics.ONLINE_STORE_SECONDS, self.reader.online_store)
+        self._per_service: dict[str, tuple[metrics.TalliedHistogram, metrics.TalliedHistogram]] = {}
         self.serving_log = ServingLog(lake, self.reader.project) if log_requests else None
         self.max_keys = feast.max_keys_per_request
         self.max_body = lake.settings.server.max_body_bytes
@@ -214,9 +249,12 @@ class FeatureServer:
         if self._closed:
             return
         self._closed = True
+        self.tally.stop()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
         self.reader.close()
+        if self._own_audit is not None:
+            self._own_audit.close()
         if self.serving_log is not None:
             stats = self.serving_log.close()
             if stats.rows_dropped:
@@ -224,7 +262,17 @@ class FeatureServer:
                             stats.last_error)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._guarded(scope, receive, send)
+        await self._app(scope, receive, send)
+
+    def _observe(self, service: str | None, keys: int, seconds: float) -> None:
+        """A served feature request: latency and keys, by feature service (``features`` for a list)."""
+        name = service or "features"
+        children = self._per_service.get(name)
+        if children is None:  # only names the registry resolved get here: the label set stays bounded
+            children = self._per_service[name] = (self.tally.histogram(metrics.FEATURE_REQUEST_SECONDS, name),
+                                                  self.tally.histogram(metrics.FEATURE_KEYS, name))
+        children[0].observe(seconds)
+        children[1].observe(keys)
 
     async def _asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -258,23 +306,41 @@ class FeatureServer:
                                          request_id)
                 if not message.get("more_body"):
                     break
-            status, answer = await self._features(b"".join(chunks), request_id)
+            principal = scope.get(PRINCIPAL_KEY)
+            status, answer = await self._features(b"".join(chunks), request_id,
+                                                  principal.name if principal is not None else None)
             return await _answer(send, status, answer, request_id)
         if path == "/health":
             if method != "GET":
                 return await _answer(send, 405, {"detail": "use GET /health"}, request_id)
             status, answer = await self._health()
             return await _answer(send, status, answer, request_id)
-        return await _answer(send, 404, {"detail": f"no endpoint {path}; use POST /get-online-features "
-                                                   "or GET /health"}, request_id)
+        if path == "/metrics" and self.measured:
+            if method != "GET":
+                return await _answer(send, 405, {"detail": "use GET /metrics"}, request_id)
+            self.tally.flush()
+            body, content_type = metrics.exposition()
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", content_type.encode()), (b"content-length", b"%d" % len(body))]})
+            return await send({"type": "http.response.body", "body": body})
+        return await _answer(send, 404, {"detail": f"no endpoint {path}; use POST /get-online-features, "
+                                                   "GET /health or GET /metrics"}, request_id)
 
-    async def _features(self, body: bytes, request_id: str) -> tuple[int, Any]:
+    async def _features(self, body: bytes, request_id: str, principal: str | None = None) -> tuple[int, Any]:
+        started = time.perf_counter()
         try:
             entities, features, service, full_names, with_views, rows = _parse(body, self.max_keys)
             plan = self.reader.plan(features, service, full_names)
+            masked = self.access.decide(principal, plan)  # 403 before anything is read
+
+            read_seconds: list[float] = []  # observed on the event loop's thread (a tally takes no lock)
 
             def answer() -> tuple[int, Any]:
+                read_started = time.perf_counter()
                 result = self.reader.get(entities, features, feature_service=service, full_feature_names=full_names)
+                read_seconds.append(time.perf_counter() - read_started)
+                if masked:
+                    self.access.mask(result, masked)
                 if self.serving_log is not None:
                     self.serving_log.record(request_id, dt.datetime.now(_UTC), result)
                 if with_views:
@@ -291,15 +357,22 @@ class FeatureServer:
                 assert self._pool is not None
                 self.offloaded += 1
                 status, data, result = await loop.run_in_executor(self._pool, _serve_large, _LargeRequest(
-                    entities, features, service, full_names, with_views, self.serving_log is not None))
+                    entities, features, service, full_names, with_views, self.serving_log is not None, masked))
                 if result is not None and self.serving_log is not None:
                     self.serving_log.record(request_id, dt.datetime.now(_UTC), result)
-                return status, data
-            if plan.on_demand:  # pandas transformations: off the event loop
-                return await loop.run_in_executor(None, answer)
-            return answer()
+            elif plan.on_demand:  # pandas transformations: off the event loop
+                status, data = await loop.run_in_executor(None, answer)
+            else:
+                status, data = answer()
+            if self.measured and status == 200:
+                self._observe(service, rows, time.perf_counter() - started)
+                if read_seconds:
+                    self._store_seconds.observe(read_seconds[0])
+            return status, data
         except _BadRequest as exc:
             return exc.status, {"detail": exc.detail}
+        except RequestError as exc:  # 403: no grant on the service or view
+            return exc.status, {"detail": exc.message}
         except ServingError as exc:
             return exc.status, {"detail": str(exc)}
         except LakeError as exc:
@@ -334,14 +407,18 @@ class _LargeRequest:
     with_views: bool
     keep_result: bool
     """Send the result back too (for the serving log), not only its JSON."""
+    masked: dict[int, str]
+    """Feature positions to mask, and how (see :class:`~lake.features.access.FeatureAccess`)."""
 
 
 _WORKER: list[OnlineReader] = []
+_SALT: list[bytes | None] = []
 """In a worker process only: its reader (a process pool's initializer can only leave state behind)."""
 
 
 def _start_worker(settings: Settings) -> None:
     _WORKER.append(OnlineReader(Lake(settings), background=True))
+    _SALT.append(settings.service.mask_salt.get_secret_value().encode() if settings.service.mask_salt else None)
 
 
 def _ready() -> None:
@@ -354,6 +431,8 @@ def _serve_large(req: _LargeRequest) -> tuple[int, bytes, OnlineResult | None]:
     try:
         result = reader.get(req.entities, req.features, feature_service=req.service,
                             full_feature_names=req.full_names)
+        if req.masked:
+            mask_result(result, req.masked, _SALT[0])
         if req.with_views:
             out = result.to_response()
             plan = reader.plan(req.features, req.service, req.full_names)
@@ -379,7 +458,7 @@ async def _answer(send: Send, status: int, body: Any, request_id: str) -> None:
 
 
 def create_app(lake: Lake, log_requests: bool = False, *, authenticator: Authenticator | None = None,
-               offload: bool = True) -> FeatureServer:
+               offload: bool = True, access: FeatureAccess | None = None) -> FeatureServer:
     """The feature server as an ASGI application (for uvicorn, or httpx's ASGI transport in tests).
 
     Args:
@@ -387,6 +466,7 @@ def create_app(lake: Lake, log_requests: bool = False, *, authenticator: Authent
         log_requests: log every request and the values served to ``logs.serving_<project>``.
         authenticator: who may call (default: the catalog's tokens, as ``[server] auth`` says).
         offload: large requests off the event loop (see :class:`FeatureServer`).
+        access: grants per feature service and masking (default: the catalog's).
 
     Returns:
         The application; call ``close()`` (or let the ASGI lifespan shutdown do it) to flush the log.
@@ -394,7 +474,8 @@ def create_app(lake: Lake, log_requests: bool = False, *, authenticator: Authent
     Raises:
         OnlineStoreError: the registry cannot be read.
     """
-    return FeatureServer(lake, log_requests=log_requests, authenticator=authenticator, offload=offload)
+    return FeatureServer(lake, log_requests=log_requests, authenticator=authenticator, offload=offload,
+                         access=access)
 
 
 def serve(lake: Lake, host: str = "127.0.0.1", port: int = 6566, workers: int = 1,
@@ -473,6 +554,11 @@ def _supervise(settings: Settings, sock: socket.socket, host: str, port: int, wo
                log_requests: bool) -> None:
     """Start ``workers`` processes on one listening socket; restart any that dies; stop all on a signal."""
     spawn = multiprocessing.get_context("spawn")
+    scratch, environ = None, dict(os.environ)
+    if settings.metrics.enabled:
+        # Each worker writes its metrics to files here; any worker's /metrics sums them all.
+        scratch = tempfile.TemporaryDirectory(prefix="lake-metrics-")
+        metrics.share_between_processes(scratch.name)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
 
@@ -501,6 +587,10 @@ def _supervise(settings: Settings, sock: socket.socket, host: str, port: int, wo
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         sock.close()
+        if scratch is not None:
+            os.environ.clear()
+            os.environ.update(environ)
+            scratch.cleanup()
 
 
 __all__ = ["FeatureServer", "create_app", "serve"]

@@ -313,6 +313,10 @@ def run_files(ctx: SourceRun) -> list[dict[str, Any]]:
         report.rows_written -= gated
         report.rows_quarantined += gated
     report.version = result.version
+    if ctx.full_refresh and quarantine.exists():
+        # The rebuilt table replaces what earlier batches wrote; their set-aside rows are
+        # set aside again by this run, so the earlier ones go (this run's gate rows stay).
+        quarantine.delete(f"job = {literal(job.name)} AND batch < {int(batch)}")
     if bad or quarantine.exists():
         with ctx.transaction(quarantine, gated=False) as tx:
             q = commit_files(tx, bad, QUARANTINE_SCHEMA, [], overwrite=False,

@@ -129,6 +129,9 @@ class Job:
     quality: str | None = None
     """An expectation suite (YAML, relative to the jobs folder) checked before every commit;
     default: the suite for the target table in the quality folder, if any."""
+    principal: str | None = None
+    """The service account the job runs as; once principals exist it needs ``write`` on the target
+    and ``read`` on every input table (default ``[service] job_principal``)."""
 
     def __post_init__(self) -> None:
         if self.mode not in ("append", "overwrite", "merge"):

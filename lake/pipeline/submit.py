@@ -9,6 +9,7 @@ and its exit status is returned.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -53,11 +54,34 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def check_master(master: str, timeout: float = 5.0) -> None:
+    """Refuse a ``spark://`` master none of whose hosts accepts a connection, in seconds.
+
+    spark-submit itself retries for minutes and ends in a long Java trace ("All masters are
+    unresponsive"); a job with nothing to do would even "succeed" against a dead master.
+    """
+    if not master.startswith("spark://"):
+        return  # local[*], yarn, k8s://...: spark-submit says what is wrong
+    problems = []
+    for address in master.removeprefix("spark://").split(","):
+        host, _, port = address.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise SparkError(f"{master}: a Spark master URL is spark://host:port (several: spark://h1:p1,h2:p2)")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+                return
+        except OSError as exc:
+            problems.append(f"{host}:{port} ({exc.strerror or exc})")
+    raise SparkError(f"the Spark master {master} does not answer: {', '.join(problems)}. Start it, or check "
+                     "--master (the master's web UI, port 8080 by default, shows its spark:// URL)", master=master)
+
+
 def submit(settings: Settings, job: str, master: str, jobs_folder: Path, *, params: Mapping[str, str],
            full_refresh: bool = False, deploy_mode: str = "client") -> int:
     """Run ``job`` on ``master`` (``spark://host:7077``); returns the driver's exit status."""
     import pyspark  # heavy: pyspark, only once Spark runs
 
+    check_master(master)
     spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
     if not spark_submit.exists():
         raise SparkError(f"spark-submit not found next to pyspark ({spark_submit}); reinstall pyspark")

@@ -15,11 +15,10 @@ import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from catalog.store import Catalog
 from lake import arrow_io, metrics, spark_write
 from lake.errors import QualityGateError
 from lake.naming import QUARANTINE_SCHEMA, quarantine_name
@@ -27,6 +26,9 @@ from lake.quality.gate import QualityReport, split, split_arrow, validate
 from lake.quality.suite import Suite, load_suite, load_suites, quality_folder
 from lake.spark_io import scan_files, spark_session, write_files
 from lake.transaction import DataFile, GateContext, Transaction, discard_files
+
+if TYPE_CHECKING:
+    from catalog.store import Catalog
 
 __all__ = ["SuiteGate", "load_suite", "quality_result", "record", "suite_for"]
 

@@ -296,7 +296,7 @@ def test_json_and_parquet_output_stream_with_bounded_memory(tmp_path: Path) -> N
 
     def peak_kb(rows: int, fmt: str) -> int:
         code = ("import resource, sys; from lake.cli.main import main; "
-                f"rc = main(['--root', {str(tmp_path / 'lake')!r}, 'sql', "
+                f"rc = main(['--root', {str(tmp_path / 'lake')!r}, '--create', 'sql', "
                 f"\"SELECT i, 'row ' || i AS label, i * 1.5 AS v FROM range({rows}) t(i)\", "
                 f"'--out', {str(tmp_path / ('out.' + fmt))!r}]); "
                 "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")

@@ -215,6 +215,7 @@ def test_errors_print_their_context_and_json(tmp_path: Path, capsys: pytest.Capt
     from lake.cli.main import main
 
     root = str(tmp_path / "lakehouse")
+    Path(root).mkdir()
     assert main(["--root", root, "table", "show", "bronze.nothing", "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["error"]["type"] == "TableNotFoundError" and out["error"]["table"] == "bronze.nothing"

@@ -39,6 +39,7 @@ from lake.features.serving_log import ServingLog, log_table_name
 from lake.lakehouse import Lake
 from tests.conftest import make_settings
 from tests.lake.features.conftest import REPO, FeatureLake, driver_rating, driver_stats, write_repo
+from tests.lake.features.test_operations import samples
 from tests.services import free_port, reachable, require
 
 ON_DEMAND = '''
@@ -413,7 +414,7 @@ def test_real_server_with_workers(served: FeatureLake, tmp_path: Path) -> None:
             f"serve(Lake(pickle.load(open({str(settings)!r}, 'rb'))), port={port}, workers=2, log_requests=True)")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parents[3])
     try:
-        deadline = time.time() + 90
+        deadline = time.time() + 240  # a bound for a loaded machine, not a speed check
         while not reachable("127.0.0.1", port):
             assert proc.poll() is None and time.time() < deadline, "the feature server did not start"
             time.sleep(0.2)
@@ -434,6 +435,15 @@ def test_real_server_with_workers(served: FeatureLake, tmp_path: Path) -> None:
                 ids.append(response.headers["x-request-id"])
             assert client.post("/get-online-features", json={"features": ["driver_stats:nope"],
                                                              "entities": {"driver_id": [1]}}).status_code == 404
+            # Either worker answers /metrics with what both served (each flushes its tally every second).
+            endpoint = (("endpoint", "/get-online-features"), ("server", "features"))
+            for _ in range(50):
+                counted = samples(client.get("/metrics").text)
+                if counted.get(("lake_http_requests_total", (*endpoint, ("status", "200")))) == 20:
+                    break
+                time.sleep(0.1)
+            assert counted[("lake_http_requests_total", (*endpoint, ("status", "200")))] == 20
+            assert counted[("lake_feature_request_keys_sum", (("service", "features"),))] == 20 * len(DRIVERS)
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0

@@ -90,3 +90,50 @@ def test_mistakes_print_one_line_and_exit_1(served: Lake, capsys: pytest.Capture
                                             message: str) -> None:
     code, out, err = run(capsys, served, *args)
     assert code == 1 and message in err and "Traceback" not in err + out
+
+
+def test_on_drift_hook_runs_a_command_or_posts_to_a_url(served: Lake, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """The continuous-training hook: only on drift; a command gets the report on stdin, a URL a POST;
+    a hook that fails makes the command fail."""
+    import http.server
+    import sys
+    import threading
+
+    received: list[dict[str, object]] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the standard library's name
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(202 if self.path == "/retrain" else 500)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    base = ["drift", "--reference", "training:fraud", "--current", "logs.serving_fraud"]
+    try:
+        code, out, _ = run(capsys, served, *base, *DAY1, "--on-drift", url + "/retrain")
+        assert code == 0 and received == [] and "hook" not in out  # no drift: no hook
+        code, out, _ = run(capsys, served, *base, *DAY2, "--on-drift", url + "/retrain", "--retrain", "churn")
+        assert code == 0 and "on-drift hook ran" in out and "HTTP 202" in out
+        (payload,) = received
+        assert payload["status"] == "drift" and payload["training_set"] == "churn"
+        assert payload["drifted"] == ["amount", "country", "is_new"] and payload["report_id"]
+        code, out, _ = run(capsys, served, *base, *DAY2, "--on-drift", url + "/broken", "--json")
+        assert code == 1 and json.loads(out)["hook"]["ok"] is False and json.loads(out)["hook"]["detail"] == "HTTP 500"
+    finally:
+        server.shutdown()
+    script = tmp_path / "retrain.py"
+    seen = tmp_path / "seen.json"
+    script.write_text(f"import os, sys, json; data = json.load(sys.stdin); data['env'] = os.environ['LAKE_DRIFT_STATUS']; "
+                      f"open({str(seen)!r}, 'w').write(json.dumps(data))")
+    code, out, _ = run(capsys, served, *base, *DAY2, "--on-drift", f"{sys.executable} {script}")
+    assert code == 0 and "on-drift hook ran" in out
+    seen_payload = json.loads(seen.read_text())
+    assert seen_payload["env"] == "drift" and seen_payload["reference"]["label"].startswith("training:")
+    code, out, _ = run(capsys, served, *base, *DAY2, "--on-drift", f"{sys.executable} -c 'raise SystemExit(3)'")
+    assert code == 1 and "on-drift hook failed" in out

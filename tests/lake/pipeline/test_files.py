@@ -108,6 +108,7 @@ def test_incremental_runs_read_only_new_files_and_replace_changed_ones(runner: J
     again = runner.run(csv_job())
     assert again.skipped and again.rows_read == 0
     assert lake.table("bronze.orders").version() == first.version
+    assert runner.run(csv_job()).batch == again.batch == first.batch + 1  # no batch used up by a no-op
     put(lake, "landing/orders/b.csv", make_csv(100, 10)[0])
     second = runner.run(csv_job())
     assert second.files == 1 and second.rows_written == 10
@@ -260,3 +261,32 @@ def test_csv_timestamp_format(runner: JobRunner, lake: Lake) -> None:
     plain = runner.run(Job(name="times_plain", target="bronze.times_plain", source=FileSource(
         "landing/times/*.csv", columns={"id": "BIGINT", "at": "TIMESTAMP"})))
     assert (plain.rows_written, plain.rows_quarantined) == (2, 3)  # the ISO value and the empty one pass
+
+
+def test_a_full_refresh_does_not_duplicate_the_quarantine(local_lake: Lake, spark: Any) -> None:
+    runner = JobRunner(local_lake, spark=spark)
+    put(local_lake, "landing/orders/a.csv", make_csv(0, 20, {3: "fields", 7: "number"})[0])
+    first = runner.run(csv_job())
+    assert first.rows_quarantined == 2
+    again = runner.run(csv_job(), full_refresh=True)
+    assert again.rows_quarantined == 2 and again.batch == first.batch + 1
+    rows = local_lake.table("quarantine.bronze_orders").to_arrow().to_pylist()
+    assert sorted((r["line"], r["batch"]) for r in rows) == [(5, again.batch), (9, again.batch)]
+    assert local_lake.table("bronze.orders").to_arrow().num_rows == 18
+
+
+def test_a_spark_failure_is_its_cause_on_the_terminal_and_on_the_run(local_lake: Lake, spark: Any) -> None:
+    from lake.errors import SparkError
+    from lake.pipeline import TableSource
+
+    local_lake.table("bronze.src").write(pa.table({"id": [1, 2]}))
+    job = Job(name="boom", target="silver.boom", mode="overwrite",
+              source=TableSource(tables=["bronze.src"], sql="SELECT id, raise_error('boom from the job') AS x "
+                                                          "FROM bronze.src"))
+    with pytest.raises(SparkError) as caught:
+        JobRunner(local_lake, spark=spark).run(job)
+    message = caught.value.message
+    assert message.startswith("Spark failed: ") and "boom from the job" in message
+    assert len(message.splitlines()) == 1 and "\tat " not in message and len(message) < 700
+    run = local_lake.catalog.runs(job="boom")[0]
+    assert run["status"] == "failed" and run["error"] == f"SparkError: {message}"

@@ -1,0 +1,140 @@
+"""Who a request to the service comes from: a lake token, or a JWT an OIDC issuer signed.
+
+:class:`ServiceAuthenticator` is the catalog's :class:`~catalog.tokens.Authenticator` (hashed
+tokens, expiry, revocation, the short cache) plus two things the service needs:
+
+- once any principal exists, a token is required (no anonymous access), whatever ``[server] auth`` says;
+- with ``[service] jwks_url``, a bearer JWT is validated against the issuer's keys (signature,
+  ``exp``/``nbf``, ``iss`` and ``aud`` when configured) and its ``[service] jwt_claim`` names the
+  principal. Keys are fetched once and refetched when a token names an unknown key id.
+
+Each verification (not each cached hit) is audited as ``token`` with its outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+
+from catalog.access import AuditLog, Policy
+from catalog.db import SessionSource
+from catalog.errors import AuthenticationError
+from catalog.redact import LAKE_TOKEN
+from catalog.tokens import Authenticator, AuthMode, Principal
+
+_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
+
+
+class JWTValidator:
+    """Validates bearer JWTs against an issuer's JWKS.
+
+    Args:
+        jwks_url: where the issuer publishes its keys.
+        issuer: the ``iss`` required (None: not checked).
+        audience: the ``aud`` required (None: not checked).
+        claim: the claim that names the principal.
+    """
+
+    def __init__(self, jwks_url: str, *, issuer: str | None = None, audience: str | None = None,
+                 claim: str = "sub", timeout: float = 5.0) -> None:
+        self.issuer, self.audience, self.claim = issuer, audience, claim
+        self.keys = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=int(max(1, timeout)))
+
+    def principal(self, token: str) -> tuple[str, float]:
+        """The principal a valid JWT names, and when it expires (epoch seconds).
+
+        Raises:
+            AuthenticationError: a bad signature, an unknown key, expired, wrong issuer or audience,
+                or no principal claim.
+        """
+        try:
+            key = self.keys.get_signing_key_from_jwt(token)
+            claims: dict[str, Any] = jwt.decode(
+                token, key.key, algorithms=_ALGORITHMS, issuer=self.issuer, audience=self.audience,
+                options={"require": ["exp"], "verify_aud": self.audience is not None,
+                         "verify_iss": self.issuer is not None})
+        except jwt.PyJWKClientConnectionError as exc:
+            raise AuthenticationError(f"the JWT cannot be checked: the issuer's keys are unreachable ({exc})") from None
+        except jwt.PyJWTError as exc:
+            raise AuthenticationError(f"the JWT is not valid: {exc}") from None
+        name = claims.get(self.claim)
+        if not isinstance(name, str) or not name.strip():
+            raise AuthenticationError(f"the JWT has no {self.claim!r} claim naming a principal")
+        return name.strip(), float(claims["exp"])
+
+
+class ServiceAuthenticator(Authenticator):
+    """Lake tokens and OIDC JWTs; required once principals exist.
+
+    Args:
+        source: the catalog (tokens, principals).
+        policy: tells whether principals exist.
+        audit: where token uses are recorded (None: not recorded).
+        jwt_validator: validates JWTs (None: a JWT is refused like any other unknown token).
+    """
+
+    def __init__(self, source: SessionSource, policy: Policy, *, audit: AuditLog | None = None,
+                 jwt_validator: JWTValidator | None = None, mode: AuthMode = "auto", cache_seconds: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(source, mode=mode, cache_seconds=cache_seconds, clock=clock)
+        self.policy = policy
+        self.audit = audit
+        self.jwt = jwt_validator
+        self._jwts: dict[str, tuple[str, float]] = {}
+        self._jwt_lock = threading.Lock()
+
+    def sync(self) -> None:
+        """Require a token from now on if any principal exists (it stays required afterwards)."""
+        if self.mode != "required" and self.policy.enforced():
+            self.require()
+
+    def required(self) -> bool:
+        self.sync()
+        return super().required()
+
+    def cached(self, authorization: str | None) -> Principal | None:
+        self.sync()
+        token = _jwt_of(authorization)
+        if token is not None:
+            hit = self._jwts.get(hashlib.sha256(token.encode()).hexdigest())
+            if hit is not None and hit[1] > time.time():
+                return Principal(hit[0], "jwt")
+            return None
+        return super().cached(authorization)
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        self.sync()
+        token = _jwt_of(authorization)
+        try:
+            if token is not None and self.jwt is not None:
+                name, expires = self.jwt.principal(token)
+                with self._jwt_lock:
+                    if len(self._jwts) > 10_000:
+                        self._jwts.clear()
+                    self._jwts[hashlib.sha256(token.encode()).hexdigest()] = (name, expires)
+                principal = Principal(name, "jwt")
+            else:
+                principal = super().authenticate(authorization)
+        except AuthenticationError as exc:
+            if self.audit is not None and authorization:
+                self.audit.record(None, "token", None, "denied", detail=exc.message)
+            raise
+        if self.audit is not None and not principal.anonymous:
+            self.audit.record(principal.name, "token", None, "allowed", detail=f"token {principal.token_id}")
+        return principal
+
+
+def _jwt_of(authorization: str | None) -> str | None:
+    """The bearer value if it looks like a JWT (three dot-separated parts) and not a lake token."""
+    if not authorization:
+        return None
+    scheme, _, value = authorization.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() != "bearer" or value.count(".") != 2 or LAKE_TOKEN.search(value):
+        return None
+    return value
