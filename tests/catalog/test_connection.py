@@ -78,6 +78,10 @@ def _calls(cat: Catalog, run_id: str) -> dict[str, Callable[[], Any]]:
         "tokens": cat.tokens,
         "revoke_token": lambda: cat.revoke_token("0123456789ab"),
         "authenticator": lambda: cat.authenticator(cache_seconds=0).required(),
+        "save_query": lambda: cat.save_query("during", "SELECT 1"),
+        "saved_query": lambda: cat.saved_query("during"),
+        "saved_queries": cat.saved_queries,
+        "delete_query": lambda: cat.delete_query("during"),
     }
 
 

@@ -32,8 +32,9 @@ def test_submit_an_ingestion_job_to_a_standalone_cluster(spark_cluster: str, tmp
     assert table.to_arrow().num_rows == total
     runs = Lake(make_settings(root=str(root))).catalog.runs(job="bronze_stocks")
     assert len(runs) == 1 and runs[0]["status"] == "completed" and runs[0]["stats"]["rows_written"] == total
-    # A failing job returns a failing exit status.
+    # A master that does not answer is refused in seconds, in one line, before spark-submit runs.
     bad = subprocess.run(
         [sys.executable, "-m", "lake.cli.main", "jobs", "submit", "silver_stock_prices", "--master",
          "spark://127.0.0.1:1"], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert bad.returncode == 1 and "failed on spark://127.0.0.1:1" in bad.stderr
+    assert bad.returncode == 1 and "the Spark master spark://127.0.0.1:1 does not answer" in bad.stderr
+    assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
