@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench-quick clean lock
+.PHONY: setup browser demo test lint bench-quick clean lock
 
 setup: $(STAMP)
 
@@ -17,7 +17,12 @@ $(STAMP): pyproject.toml requirements.lock
 demo: setup
 	$(PY) -m lake.demo
 
-test: setup
+# The console's browser tests drive Debian's Chromium through Playwright (no browser download).
+browser:
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the browser tests"; \
+	  apt-get install -y chromium >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y chromium; }; }
+
+test: setup browser
 	$(VENV)/bin/ruff check lake catalog jobs tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
