@@ -189,6 +189,11 @@ class Tally:
         for part in list(self._parts.values()):
             part.flush()
 
+    @property
+    def flushing(self) -> bool:
+        """Whether the periodic flush runs (the first request starts it)."""
+        return self._timer is not None
+
     def keep_flushing(self, loop: Any) -> None:
         """Flush every :attr:`FLUSH_SECONDS` on ``loop`` (idempotent; the first request calls it)."""
         if self._timer is None:
@@ -197,6 +202,14 @@ class Tally:
                 self._timer = loop.call_later(self.FLUSH_SECONDS, tick)
 
             self._timer = loop.call_later(self.FLUSH_SECONDS, tick)
+
+    async def answer(self, send: Callable[[Message], Awaitable[None]]) -> None:
+        """Answer ``GET /metrics``: flush, then the exposition (:func:`exposition`)."""
+        self.flush()
+        body, content_type = exposition()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", content_type.encode()), (b"content-length", b"%d" % len(body))]})
+        await send({"type": "http.response.body", "body": body})
 
     def stop(self) -> None:
         if self._timer is not None:
@@ -247,7 +260,8 @@ class HttpMetrics:
                        send: Callable[[Message], Awaitable[None]]) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        self.tally.keep_flushing(asyncio.get_running_loop())
+        if not self.tally.flushing:
+            self.tally.keep_flushing(asyncio.get_running_loop())
         started = time.perf_counter()
         path = scope["path"]
         endpoint = path if path in self.endpoints else self.endpoint(path)

@@ -321,11 +321,7 @@ class FeatureServer:
         if path == "/metrics" and self.measured:
             if method != "GET":
                 return await _answer(send, 405, {"detail": "use GET /metrics"}, request_id)
-            self.tally.flush()
-            body, content_type = metrics.exposition()
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", content_type.encode()), (b"content-length", b"%d" % len(body))]})
-            return await send({"type": "http.response.body", "body": body})
+            return await self.tally.answer(send)
         return await _answer(send, 404, {"detail": f"no endpoint {path}; use POST /get-online-features, "
                                                    "GET /health or GET /metrics"}, request_id)
 

@@ -518,13 +518,6 @@ def create_app(lake: Lake, access: ServiceAccess | None = None, *, limits: Limit
     measured = lake.settings.metrics
     tally = metrics.Tally()
 
-    async def exposition(send: Send) -> None:
-        tally.flush()
-        body, content_type = metrics.exposition()
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", content_type.encode()), (b"content-length", b"%d" % len(body))]})
-        await send({"type": "http.response.body", "body": body})
-
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path, method = scope["path"], scope["method"]
@@ -533,7 +526,7 @@ def create_app(lake: Lake, access: ServiceAccess | None = None, *, limits: Limit
             if path == "/health" and method == "GET":
                 return await health(send)
             if path == "/metrics" and method == "GET" and measured.enabled:
-                return await exposition(send)
+                return await tally.answer(send)
         await api(scope, receive, send)
 
     guarded = Guard(app, access.authenticator, limits,
