@@ -370,26 +370,31 @@ class Snapshot:
     ids: dict[tuple[str, str], int]
     columns: dict[int, list[str]]
     loaded_at: float
-    closures: dict[str, frozenset[str]] = field(default_factory=dict)
+    closures: dict[tuple[str, frozenset[str]], frozenset[str]] = field(default_factory=dict)
     masked: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
 
-    def closure(self, principal: str) -> frozenset[str]:
-        """The principal and every group it belongs to, transitively."""
-        hit = self.closures.get(principal)
+    def closure(self, principal: str, claimed: frozenset[str] = frozenset()) -> frozenset[str]:
+        """The principal and every group it belongs to, transitively: by the catalog's memberships, and
+        through ``claimed`` (the groups an identity provider vouched for) where they name catalog groups."""
+        key = (principal, claimed)
+        hit = self.closures.get(key)
         if hit is None:
-            seen, todo = {principal}, [principal]
+            start = [principal, *(g for g in claimed if self.kinds.get(g) == "group")]
+            seen, todo = set(start), list(start)
             while todo:
                 for group in self.member_of.get(todo.pop(), ()):
                     if group not in seen:
                         seen.add(group)
                         todo.append(group)
-            hit = self.closures[principal] = frozenset(seen)
+            if len(self.closures) > 100_000:  # claimed sets come from tokens: keep the cache bounded
+                self.closures.clear()
+            hit = self.closures[key] = frozenset(seen)
         return hit
 
-    def allows(self, principal: str, action: str, obj: str) -> bool:
+    def allows(self, principal: str, action: str, obj: str, claimed: frozenset[str] = frozenset()) -> bool:
         needed = _COVERS[action]
         chain = ancestors(obj)
-        for who in self.closure(principal):
+        for who in self.closure(principal, claimed):
             held = self.held.get(who)
             if held and any(held.get(o, set()) & needed for o in chain):
                 return True
@@ -485,6 +490,30 @@ class Policy:
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
         self._refreshing = threading.Event()
+        self._claimed: dict[str, frozenset[str]] = {}
+        self._claims_lock = threading.Lock()
+
+    def claim_groups(self, principal: str, groups: Iterable[str]) -> None:
+        """Record the groups an identity provider says ``principal`` belongs to (a JWT's groups claim).
+
+        Those that name a ``group`` principal in the catalog give their grants to ``principal`` (even
+        one the catalog does not list); the others are ignored. The latest token's claim replaces
+        the previous one.
+        """
+        claimed = frozenset(g for g in groups if isinstance(g, str) and g)
+        with self._claims_lock:
+            if len(self._claimed) > 100_000:
+                self._claimed.clear()
+            if claimed:
+                self._claimed[principal] = claimed
+            else:
+                self._claimed.pop(principal, None)
+
+    def closure(self, principal: str | None) -> frozenset[str]:
+        """The principal and the groups it belongs to (catalog memberships and claimed groups)."""
+        if principal is None:
+            return frozenset()
+        return self.snapshot().closure(principal, self._claimed.get(principal, frozenset()))
 
     def snapshot(self) -> Snapshot:
         """The current snapshot. Once one exists, an expired one is reloaded by a background thread while
@@ -532,9 +561,12 @@ class Policy:
         snap = self.snapshot()
         if not snap.kinds:
             return True
-        if principal is None or principal not in snap.kinds:
+        if principal is None:
             return False
-        return snap.allows(principal, action, obj)
+        claimed = self._claimed.get(principal, frozenset())
+        if principal not in snap.kinds and not claimed:
+            return False
+        return snap.allows(principal, action, obj, claimed)
 
     def masked_columns(self, dataset: str, namespace: str = "lake") -> dict[str, str]:
         """``{column: method}`` of a dataset's columns that carry a masking tag (directly or derived)."""

@@ -174,6 +174,9 @@ class ServiceSettings(_Section):
     """The ``aud`` a JWT must carry."""
     jwt_claim: str = "sub"
     """The claim naming the principal (``sub``, ``email``, ``preferred_username``)."""
+    jwt_groups_claim: str | None = None
+    """The claim listing the principal's groups (``groups``, ``roles``): each that names a group principal
+    in the catalog gives its grants (the holder need not be a principal itself); others are ignored."""
     max_rows: int = Field(default=10_000, ge=1)
     """The most rows a query or preview through the service returns."""
     job_principal: str | None = None

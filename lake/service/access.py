@@ -63,7 +63,8 @@ class ServiceAccess:
         self.policy = Policy(catalog, cache_seconds=settings.policy_cache_seconds)
         self.audit_log = AuditLog(catalog)
         validator = (JWTValidator(settings.jwks_url, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
-                                  claim=settings.jwt_claim) if settings.jwks_url else None)
+                                  claim=settings.jwt_claim, groups_claim=settings.jwt_groups_claim)
+                     if settings.jwks_url else None)
         self.authenticator = ServiceAuthenticator(
             catalog, self.policy, audit=self.audit_log, jwt_validator=validator, mode=lake.settings.server.auth,
             cache_seconds=lake.settings.server.token_cache_seconds)

@@ -178,7 +178,7 @@ def create_app(lake: Lake, access: ServiceAccess | None = None, *, limits: Limit
         """The principal of this request and the grants it holds directly or through its groups."""
         principal = who(request)
         snap = access.policy.snapshot()
-        groups = sorted(snap.closure(principal)) if principal else []
+        groups = sorted(access.policy.closure(principal))
         held = [{"principal": g, "privilege": p, "object": o} for g in groups
                 for o, privileges in snap.held.get(g, {}).items() for p in sorted(privileges)]
         return {"principal": principal, "enforced": access.enforced(), "groups": groups, "grants": held}

@@ -5,8 +5,9 @@ tokens, expiry, revocation, the short cache) plus two things the service needs:
 
 - once any principal exists, a token is required (no anonymous access), whatever ``[server] auth`` says;
 - with ``[service] jwks_url``, a bearer JWT is validated against the issuer's keys (signature,
-  ``exp``/``nbf``, ``iss`` and ``aud`` when configured) and its ``[service] jwt_claim`` names the
-  principal. Keys are fetched once and refetched when a token names an unknown key id.
+  ``exp``/``nbf``, ``iss`` and ``aud`` when configured), its ``[service] jwt_claim`` names the
+  principal, and its ``[service] jwt_groups_claim`` (when set) lists groups: each that is a group
+  principal in the catalog gives its grants to the token's holder, who need not be listed. Keys are fetched once and refetched when a token names an unknown key id.
 
 Each verification (not each cached hit) is audited as ``token`` with its outcome.
 """
@@ -38,15 +39,19 @@ class JWTValidator:
         issuer: the ``iss`` required (None: not checked).
         audience: the ``aud`` required (None: not checked).
         claim: the claim that names the principal.
+        groups_claim: the claim listing the principal's groups (None: groups come from the catalog only).
     """
 
     def __init__(self, jwks_url: str, *, issuer: str | None = None, audience: str | None = None,
-                 claim: str = "sub", timeout: float = 5.0) -> None:
-        self.issuer, self.audience, self.claim = issuer, audience, claim
+                 claim: str = "sub", groups_claim: str | None = None, timeout: float = 5.0) -> None:
+        self.issuer, self.audience, self.claim, self.groups_claim = issuer, audience, claim, groups_claim
         self.keys = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=int(max(1, timeout)))
 
-    def principal(self, token: str) -> tuple[str, float]:
-        """The principal a valid JWT names, and when it expires (epoch seconds).
+    def principal(self, token: str) -> tuple[str, float, frozenset[str]]:
+        """The principal a valid JWT names, when it expires (epoch seconds) and the groups it claims.
+
+        The groups claim may be a list of names or one space/comma separated string (both are seen
+        in the wild); anything else, or more than 1,000 groups, is refused.
 
         Raises:
             AuthenticationError: a bad signature, an unknown key, expired, wrong issuer or audience,
@@ -65,7 +70,18 @@ class JWTValidator:
         name = claims.get(self.claim)
         if not isinstance(name, str) or not name.strip():
             raise AuthenticationError(f"the JWT has no {self.claim!r} claim naming a principal")
-        return name.strip(), float(claims["exp"])
+        return name.strip(), float(claims["exp"]), self._groups(claims)
+
+    def _groups(self, claims: dict[str, Any]) -> frozenset[str]:
+        if self.groups_claim is None or claims.get(self.groups_claim) is None:
+            return frozenset()
+        value = claims[self.groups_claim]
+        if isinstance(value, str):
+            value = value.replace(",", " ").split()
+        if (not isinstance(value, list) or len(value) > 1000
+                or not all(isinstance(g, str) and 0 < len(g) <= 255 for g in value)):
+            raise AuthenticationError(f"the JWT's {self.groups_claim!r} claim is not a list of group names")
+        return frozenset(g.strip() for g in value if g.strip())
 
 
 class ServiceAuthenticator(Authenticator):
@@ -85,7 +101,7 @@ class ServiceAuthenticator(Authenticator):
         self.policy = policy
         self.audit = audit
         self.jwt = jwt_validator
-        self._jwts: dict[str, tuple[str, float]] = {}
+        self._jwts: dict[str, tuple[str, float, frozenset[str]]] = {}
         self._jwt_lock = threading.Lock()
 
     def sync(self) -> None:
@@ -103,6 +119,7 @@ class ServiceAuthenticator(Authenticator):
         if token is not None:
             hit = self._jwts.get(hashlib.sha256(token.encode()).hexdigest())
             if hit is not None and hit[1] > time.time():
+                self.policy.claim_groups(hit[0], hit[2])
                 return Principal(hit[0], "jwt")
             return None
         return super().cached(authorization)
@@ -112,11 +129,12 @@ class ServiceAuthenticator(Authenticator):
         token = _jwt_of(authorization)
         try:
             if token is not None and self.jwt is not None:
-                name, expires = self.jwt.principal(token)
+                name, expires, groups = self.jwt.principal(token)
                 with self._jwt_lock:
                     if len(self._jwts) > 10_000:
                         self._jwts.clear()
-                    self._jwts[hashlib.sha256(token.encode()).hexdigest()] = (name, expires)
+                    self._jwts[hashlib.sha256(token.encode()).hexdigest()] = (name, expires, groups)
+                self.policy.claim_groups(name, groups)
                 principal = Principal(name, "jwt")
             else:
                 principal = super().authenticate(authorization)
@@ -125,7 +143,9 @@ class ServiceAuthenticator(Authenticator):
                 self.audit.record(None, "token", None, "denied", detail=exc.message)
             raise
         if self.audit is not None and not principal.anonymous:
-            self.audit.record(principal.name, "token", None, "allowed", detail=f"token {principal.token_id}")
+            claimed = sorted(self.policy.closure(principal.name) - {principal.name}) if token is not None else []
+            detail = f"token {principal.token_id}" + (f" (groups: {', '.join(claimed)})" if claimed else "")
+            self.audit.record(principal.name, "token", None, "allowed", detail=detail[:500])
         return principal
 
 

@@ -22,6 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from catalog import access as acl
 from catalog import models as m
@@ -321,10 +322,10 @@ class _Issuer:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def token(self, sub: str, *, exp: float = 300, iss: str = "https://idp.test", aud: str = "lake",
-              key: object = None) -> str:
+              key: object = None, **claims: object) -> str:
         now = int(time.time())
-        return jwt.encode({"sub": sub, "iss": iss, "aud": aud, "iat": now, "exp": now + exp}, key or self.key,
-                          algorithm="RS256", headers={"kid": "k1"})
+        return jwt.encode({"sub": sub, "iss": iss, "aud": aud, "iat": now, "exp": now + exp, **claims},
+                          key or self.key, algorithm="RS256", headers={"kid": "k1"})
 
 
 def test_oidc_jwts_from_a_local_issuer(team: Team) -> None:
@@ -332,7 +333,8 @@ def test_oidc_jwts_from_a_local_issuer(team: Team) -> None:
 
     issuer = _Issuer()
     settings = team.lake.settings.model_copy(update={"service": team.lake.settings.service.model_copy(update={
-        "jwks_url": issuer.url, "jwt_issuer": "https://idp.test", "jwt_audience": "lake"})})
+        "jwks_url": issuer.url, "jwt_issuer": "https://idp.test", "jwt_audience": "lake",
+        "jwt_groups_claim": "groups"})})
     app, access, _ = build(Lake(settings))
     client = TestClient(app, raise_server_exceptions=False)
     try:
@@ -352,6 +354,26 @@ def test_oidc_jwts_from_a_local_issuer(team: Team) -> None:
                            ("a.b.c", "not valid")]:
             status, body = whoami(bad)
             assert status == 401 and words in body["detail"].lower(), (words, body)
+        # Groups from the identity provider: `carol` is no principal of the catalog, but her token says she
+        # is in `readers` (a catalog group with read on silver) and in `admins` (no such group: ignored).
+        carol = {"Authorization": f"Bearer {issuer.token('carol', groups=['readers', 'admins'])}"}
+        assert whoami(issuer.token("carol", groups=["readers", "admins"]))[1]["groups"] == ["carol", "readers"]
+        shown = client.get("/api/v1/datasets/silver.users", headers=carol)
+        assert shown.status_code == 200 and shown.json()["name"] == "silver.users"
+        assert client.get("/api/v1/datasets/gold.contacts", headers=carol).status_code == 403
+        sample = client.get("/api/v1/datasets/silver.users/preview", headers=carol).json()
+        assert "ann@example.com" not in json.dumps(sample)  # a reader without unmask: masked
+        # Without the group, or with a group claim that is not a list of names, nothing is granted.
+        alone = {"Authorization": f"Bearer {issuer.token('carol')}"}
+        assert client.get("/api/v1/datasets/silver.users", headers=alone).status_code == 403
+        status, body = whoami(issuer.token("carol", groups=[{"name": "readers"}]))
+        assert status == 401 and "groups" in body["detail"]
+        assert whoami(issuer.token("dave", groups="readers, other"))[1]["groups"] == ["dave", "readers"]
+        access.audit_log.flush()
+        with team.lake.catalog.reading() as s:
+            details = [d for (d,) in s.execute(select(m.AuditRecord.detail).where(
+                m.AuditRecord.principal == "carol", m.AuditRecord.action == "token"))]
+        assert any("groups: readers" in (d or "") for d in details), details
     finally:
         access.close()
         issuer.server.shutdown()
