@@ -6,7 +6,9 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from pydantic import SecretStr
 
 from lake.config import Settings, load_settings
 from lake.errors import LakeError, TableNotFoundError
@@ -18,6 +20,7 @@ from lake.table import Table
 
 if TYPE_CHECKING:  # the catalog (SQLAlchemy, Alembic) loads when first used, not with the lake
     from catalog.store import Catalog, RunContext
+    from lake.remote import RemoteCatalog
 
 __all__ = ["NAME", "Lake", "TableRef", "is_location"]
 
@@ -42,26 +45,66 @@ class Lake:
         >>> events.to_pandas(version=0)        # time travel
     """
 
-    def __init__(self, settings: Settings | None = None, *, catalog: Catalog | Literal[False] | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, catalog: Catalog | Literal[False] | None = None,
+                 remote: RemoteCatalog | None = None) -> None:
         """Args:
             settings: resolved settings (default: :func:`lake.config.load_settings`).
             catalog: the catalog that records every commit and read; default the one the
                 settings name (opened on first use); ``False`` records nothing.
+            remote: a running ``lake serve`` to go through instead (see :meth:`connect`).
         """
         self.settings = settings or load_settings()
         self.storage: Storage = storage_for(self.settings)
         self._catalog = catalog
+        self.remote = remote
+        """The service this lake is seen through (:meth:`connect`), else None."""
         self._listeners: list[CommitListener] = []
         self._recorder = Recorder(self._open_catalog, self._listeners)
 
+    @classmethod
+    def connect(cls, url: str | None = None, token: str | None = None, *, settings: Settings | None = None) -> Lake:
+        """The lake as a running ``lake serve`` shows it to one principal: its grants, masks and audit apply.
+
+        ``lake.catalog`` answers from the service (search, show, lineage, runs, training datasets,
+        reports, tags, descriptions, owners); ``lake.handoff.load(lake, ref)`` streams a table or a
+        training frame from it (masked as the service decides); ``lake.remote.sql(query)`` runs a query
+        there. Files are never opened here, so tables, writes and ``LakeSQL`` are refused.
+
+        Args:
+            url: the service (default ``[service] url``, ``LAKE_SERVICE_URL``).
+            token: a lake token or a JWT (default ``[service] token``, ``LAKE_SERVICE_TOKEN``).
+            settings: the settings to start from (default :func:`lake.config.load_settings`).
+
+        Example:
+            >>> lake = Lake.connect("http://lake.internal:8080", token)
+            >>> lake.catalog.search("churn")
+            >>> frame = handoff.load(lake, "training:churn_v1").to_pandas()
+        """
+        from lake.remote import RemoteCatalog  # deferred: httpx loads only for a service
+
+        base = settings or load_settings()
+        service = base.service.model_copy(update={k: v for k, v in {
+            "url": url, "token": SecretStr(token) if token is not None else None}.items() if v is not None})
+        base = base.model_copy(update={"service": service})
+        return cls(base, catalog=False, remote=RemoteCatalog.from_settings(base))
+
     def __repr__(self) -> str:
+        if self.remote is not None:
+            return f"Lake.connect({self.remote.url!r})"
         return f"Lake({self.storage.root!r})"
+
+    def _local(self, what: str) -> None:
+        if self.remote is not None:
+            raise LakeError(f"{what} needs the lake's files, and this Lake goes through the lake service at "
+                            f"{self.remote.url}: load data with lake.handoff.load(lake, ref), query it with "
+                            "lake.remote.sql(query); write with a Lake() that opens the lake itself")
 
     def table(self, ref: str) -> Table:
         """A table by name (``bronze.events`` -> ``<root>/bronze/events``) or by location.
 
         The table need not exist yet: writing creates it.
         """
+        self._local(f"table {ref!r}")
         ref = ref.strip()
         if is_location(ref):
             uri = ref if "://" in ref else str(Path(ref).expanduser().resolve())
@@ -86,6 +129,7 @@ class Lake:
 
     def tables(self) -> list[TableRef]:
         """Every ``layer.name`` table under the root (folders holding a ``_delta_log``)."""
+        self._local("listing the tables")
         out = []
         for layer in self.storage.list_dirs(self.storage.root):
             if is_system(layer) or layer.startswith("."):
@@ -140,7 +184,10 @@ class Lake:
 
     @property
     def catalog(self) -> Catalog:
-        """The lineage catalog (raises when this lake was made with ``catalog=False``)."""
+        """The lineage catalog (raises when this lake was made with ``catalog=False``); through the service,
+        the part of it the service answers (:class:`lake.remote.RemoteCatalog`)."""
+        if self.remote is not None:
+            return cast("Catalog", self.remote)
         catalog = self._open_catalog()
         if catalog is None:
             raise LakeError("this Lake was created with catalog=False")
@@ -155,6 +202,7 @@ class Lake:
             ...     df = lake.table("bronze.customers").to_spark(spark)   # input @ version
             ...     lake.table("silver.customers").merge(clean(df), keys=["id"])  # output @ version
         """
+        self._local(f"run {job!r}")
         if self._catalog is False:
             raise LakeError("runs need the catalog; this Lake was created with catalog=False")
         with self._recorder.run(job, **kwargs) as ctx:

@@ -23,7 +23,7 @@ def _catalog(ctx: typer.Context, write: bool = False) -> Any:
     settings = state(ctx).settings()
     if settings.service.url:  # search, show and lineage through a running `lake serve`
         # deferred: the HTTP client loads only when used
-        from lake.service.client import RemoteCatalog
+        from lake.remote import RemoteCatalog
 
         return RemoteCatalog.from_settings(settings)
     return state(ctx).lake(write=write, catalog_only=True).catalog

@@ -71,7 +71,7 @@ def sql(
                             "lake_at('layer.table', version) in the query")
         import duckdb  # deferred: DuckDB loads only for this command
 
-        from lake.service.client import (
+        from lake.remote import (
             ServiceClient,  # deferred: httpx and pyarrow load only when used
         )
 

@@ -334,6 +334,21 @@ def create_app(lake: Lake, access: ServiceAccess | None = None, *, limits: Limit
         data = load(lake, name, version=version).arrow_dataset().head(min(limit, max_rows))
         return rows_of(access.mask(principal, name, data), limit)
 
+    @api.get("/api/v1/load/{ref}/metadata", tags=["data"])
+    def load_metadata(request: Request, ref: str, version: int | None = None) -> Any:
+        """What a load of ``ref`` hands over: its ``DatasetMetadata`` (sources at versions, rows, content
+        hash, quality), the columns typed as they leave the service (masked ones included)."""
+        principal = who(request)
+        ds = load(lake, table_of(ref), version=version)
+        name = ds.table.name
+        access.check(principal, "read", object_of(name), audit_as="load", version=ds.metadata.version)
+        masked = access.masks(principal, name)
+        schema = mask_table(ds.schema.empty_table(), masked, access.salt).schema if masked else ds.schema
+        meta = ds.metadata.as_dict()
+        meta["columns"] = [{"name": f.name, "type": str(f.type), "nullable": f.nullable,
+                            **({"masked": masked[f.name]} if f.name in masked else {})} for f in schema]
+        return meta
+
     @api.get("/api/v1/load/{ref}", tags=["data"])
     def load_(request: Request, ref: str, version: int | None = None, columns: str | None = None,
               format: str = Query(default="arrow", pattern="^(arrow|json)$"),

@@ -26,17 +26,18 @@ from sqlalchemy import select
 
 from catalog import access as acl
 from catalog import models as m
-from lake.errors import ServiceError
+from lake.errors import LakeError, ServiceError, SplitError
+from lake.handoff import SplitSpec, load
 from lake.features.server import create_app as create_feature_server
 from lake.features.training import save_training_dataset
 from lake.lakehouse import Lake
 from lake.masking import hash_text
 from lake.service.access import ServiceAccess
-from lake.service.client import ServiceClient
+from lake.remote import ServiceClient
 from lake.service.run import build
 from tests.lake.features.conftest import entities
 from tests.lake.features.test_operations import samples
-from tests.lake.service.conftest import SALT, Team
+from tests.lake.service.conftest import SALT, USERS, Team
 from tests.lake_server import lake_command, lake_env, running, wait_healthy
 from tests.services import free_port
 
@@ -430,6 +431,28 @@ def test_lake_serve_as_a_user_starts_it_and_the_cli_through_it(team: Team, tmp_p
                 client.tag("silver.users", "reviewed")  # manage needed
         finally:
             client.close()
+        # The Lake object pointed at the service: its catalog and hand-off loads go through it.
+        remote = Lake.connect(base, team.tokens["analyst"], settings=team.lake.settings)
+        assert "bronze.users" not in {h.name for h in remote.catalog.search("users")}
+        assert remote.catalog.show("gold.contacts")["name"] == "gold.contacts"
+        ds = load(remote, "gold.contacts")
+        assert ds.metadata.table == "gold.contacts" and ds.metadata.row_count == 3
+        assert ds.masked == {"contact": "hash"} and ds.metadata.version == 0
+        frame = ds.to_pandas()
+        assert frame.sort_values("id")["contact"].tolist()[:2] == [hashed(e) for e in USERS["email"].to_pylist()[:2]]
+        assert [b.num_rows for b in ds.batches(batch_size=2)] == [2, 1]
+        spec = SplitSpec.parse("train=0.5,test=0.5", keys="id")
+        local = load(team.lake, "gold.contacts")  # the same split as on the lake itself
+        assert ds.split_counts(spec) == local.split_counts(spec)
+        assert (sorted(ds.to_arrow(splits=spec, split="train", columns=["id"])["id"].to_pylist())
+                == sorted(local.to_arrow(splits=spec, split="train", columns=["id"])["id"].to_pylist()))
+        with pytest.raises(SplitError, match="masked"):
+            ds.to_arrow(splits=SplitSpec.parse("train=0.5,test=0.5", keys="contact"), split="train")
+        with pytest.raises(ServiceError, match="403"):
+            load(remote, "bronze.users")
+        for refused in (lambda: remote.table("gold.contacts"), lambda: ds.export(str(tmp_path / "x"))):
+            with pytest.raises(LakeError, match="lake service"):
+                refused()
         owner = ServiceClient(base, team.tokens["owner"])
         try:
             owner.tag("silver.users", "reviewed")

@@ -5,6 +5,7 @@ the catalog's methods the CLI uses (``search``, ``show``, ``lineage``, ``runs``,
 ``tag``, ``untag``, ``describe``, owners, training datasets, reports) with the same return
 types, so ``lake catalog search|show|lineage|runs|run|tag|describe|owner`` work unchanged when
 ``[service] url`` is set; ``lake sql`` sends its query to ``POST /api/v1/sql``.
+:meth:`lake.lakehouse.Lake.connect` gives a ``Lake`` whose catalog and hand-off loads go through it.
 
 Example:
     >>> client = ServiceClient("http://lake.internal:8080", token)
@@ -15,7 +16,9 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import io
+from collections.abc import Iterator
+from typing import Any, Self
 
 import httpx
 import pyarrow as pa
@@ -41,7 +44,7 @@ class ServiceClient:
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ServiceClient:
+    def from_settings(cls, settings: Settings) -> Self:
         """The client ``[service] url`` and ``token`` describe."""
         if not settings.service.url:
             raise ServiceError("no [service] url is set (LAKE_SERVICE_URL)")
@@ -58,13 +61,16 @@ class ServiceClient:
         except httpx.HTTPError as exc:
             raise ServiceError(f"cannot reach the lake service at {self.url}: {exc}") from None
         if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text[:500]
-            raise ServiceError(f"the lake service answered {response.status_code}: {detail}",
-                               status=response.status_code)
+            self._raise(response)
         return response
+
+    @staticmethod
+    def _raise(response: httpx.Response) -> None:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text[:500]
+        raise ServiceError(f"the lake service answered {response.status_code}: {detail}", status=response.status_code)
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None}).json()
@@ -135,11 +141,39 @@ class ServiceClient:
                                     else [[] for _ in body["columns"]])
         return pa.table({name: pa.array(col) for name, col in zip(body["columns"], columns, strict=True)})
 
-    def load(self, ref: str, *, version: int | None = None, columns: list[str] | None = None) -> pa.Table:
-        """A table or a saved training frame for hand-off (``training:<id or name>``), masked by the service."""
-        params = {"version": version, "columns": ",".join(columns) if columns else None}
+    def load(self, ref: str, *, version: int | None = None, columns: list[str] | None = None,
+             limit: int | None = None) -> pa.Table:
+        """A table or a saved training frame for hand-off (``training:<id or name>``), masked by the service
+        (its first ``limit`` rows, or all)."""
+        params = {"version": version, "columns": ",".join(columns) if columns else None, "limit": limit}
         response = self.request("GET", f"/api/v1/load/{ref}", params={k: v for k, v in params.items() if v is not None})
         return pa.ipc.open_stream(response.content).read_all()
+
+    def load_metadata(self, ref: str, *, version: int | None = None) -> dict[str, Any]:
+        """What the service tells about the data :meth:`load` would hand over (``DatasetMetadata`` as JSON,
+        with the column types as they leave the service, masked ones included)."""
+        return self.get(f"/api/v1/load/{ref}/metadata", version=version)  # type: ignore[no-any-return]
+
+    def stream(self, ref: str, *, version: int | None = None,
+               columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+        """The batches of :meth:`load` as they arrive (memory bounded by one batch, not the table).
+
+        Raises:
+            ServiceError: the service refused, or the stream broke off.
+        """
+        params = {k: v for k, v in {"version": version, "columns": ",".join(columns) if columns else None}.items()
+                  if v is not None}
+        try:
+            with self.http.stream("GET", f"/api/v1/load/{ref}", params=params) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._raise(response)
+                reader = pa.ipc.open_stream(io.BufferedReader(_Chunks(response.iter_bytes()), 1 << 20))
+                yield from reader
+        except httpx.HTTPError as exc:
+            raise ServiceError(f"the lake service's stream of {ref} broke off: {exc}") from None
+        except pa.ArrowInvalid as exc:
+            raise ServiceError(f"the lake service sent an unreadable stream for {ref}: {exc}") from None
 
 
     def export(self, ref: str, out: str, *, version: int | None = None, columns: list[str] | None = None) -> int:
@@ -157,6 +191,29 @@ class RemoteCatalog(ServiceClient):
     def __getattr__(self, name: str) -> Any:
         raise ServiceError(f"`{name}` is not available through the lake service yet: unset [service] url "
                            "(LAKE_SERVICE_URL) to use the catalog database directly")
+
+
+class _Chunks(io.RawIOBase):
+    """An iterator of byte chunks as a readable file (what Arrow's stream reader takes)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._left = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._left:
+            try:
+                self._left = next(self._chunks)
+            except StopIteration:
+                return 0
+        view = memoryview(buffer).cast("B")
+        size = min(len(view), len(self._left))
+        view[:size] = self._left[:size]
+        self._left = self._left[size:]
+        return size
 
 
 def _times(value: Any) -> Any:
