@@ -27,6 +27,11 @@ def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def qualified(name: str) -> str:
+    """A quoted, possibly qualified, SQL name (``gold.daily`` -> ``"gold"."daily"``)."""
+    return ".".join(ident(part) for part in name.split("."))
+
+
 def literal(text: str) -> str:
     """A SQL string literal."""
     return "'" + text.replace("'", "''") + "'"

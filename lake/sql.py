@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from lake import delta_log, protocol
 from lake.duck import connect as duck_connect
-from lake.duck import ident, literal
+from lake.duck import ident, literal, qualified
 from lake.errors import LakeError, ReadOnlyError, SQLError, TableNotFoundError
 from lake.lakehouse import NAME, Lake, is_location
 from lake.masking import match_columns, register, sql_expression
@@ -349,7 +349,7 @@ class LakeSQL:
 
     def schema(self, name: str) -> list[tuple[str, str]]:
         """(column, type) of a lake table or a session table."""
-        rel = self.sql(f"SELECT * FROM {name} LIMIT 0")
+        rel = self.sql(f"SELECT * FROM {qualified(name)} LIMIT 0")
         return [(c, str(t)) for c, t in zip(rel.columns, rel.types, strict=True)]
 
     def in_lake(self, path: str) -> bool:

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from lake.duck import ident
+from lake.duck import ident, qualified
 from lake.errors import MonitorError
 from lake.lakehouse import Lake
 from lake.spark_io import quote
@@ -67,7 +67,8 @@ def _small_set(kind: str, distinct: int) -> bool:
     return kind == "VARCHAR" and 0 < distinct <= SET_LIMIT
 
 
-def _duckdb_stats(db: LakeSQL, table: str, columns: list[tuple[str, str]]) -> Stats:
+def _duckdb_stats(db: LakeSQL, name: str, columns: list[tuple[str, str]]) -> Stats:
+    table = qualified(name)
     rows = db.sql(f"SELECT count(*) FROM {table}").fetchone()
     total = int(rows[0]) if rows else 0
     stats: dict[str, tuple[int, int, Any, Any]] = {}

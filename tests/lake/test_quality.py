@@ -298,3 +298,17 @@ def test_row_conditions_quote_values_and_names_exactly_in_both_dialects(spark: A
         assert [r["na`me's"] for r in spark_rows] == failing
         duck_rows = duckdb.sql(f"SELECT * FROM frame WHERE {failing_condition(exp, 'duckdb')}").fetchall()
         assert [r[0] for r in duck_rows] == failing
+
+
+def test_profile_of_a_table_named_by_a_sql_keyword(local_lake: Lake) -> None:
+    """The table name reaches DuckDB quoted: `silver.order` (a keyword) profiles like any other."""
+    from lake.monitor.profile import propose
+
+    local_lake.table("silver.order").write(pa.table({"id": [1, 2, 3], "kind": ["a", "b", "a"]}))
+    suite = propose(local_lake, "silver.order", engine="duckdb")
+    import yaml
+
+    parsed = yaml.safe_load(suite)
+    assert parsed["table"] == "silver.order"
+    assert {"expect_column_values_to_be_unique": {"column": "id"}} in parsed["expectations"]
+    assert {"expect_column_values_to_be_in_set": {"column": "kind", "value_set": ["a", "b"]}} in parsed["expectations"]
