@@ -87,6 +87,9 @@ class LineageGraph:
     """(upstream node id, downstream node id); ids are ``name`` or ``name.column``/``name@v``."""
     jobs: dict[tuple[str, str], str] = field(default_factory=dict)
     """The job that made each edge, when known."""
+    ids: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    """Dataset-level graphs: each node's dataset id in the catalog (for callers that look more up about
+    the nodes in one query); empty for column and version graphs. Not part of :meth:`as_dict`."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
