@@ -63,9 +63,14 @@ class SearchHit:
     """Where the query matched: ``name``, ``description``, ``tags``, ``owners``, ``columns``."""
     current_version: int | None = None
     quality: str | None = None
+    kind: str | None = field(default=None, compare=False, repr=False)
+    """The dataset's kind in the catalog (``table``, ``feature_view``...; None when not recorded).
+    Not part of :meth:`as_dict`: the CLI's and the API's answers keep their shape."""
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        del out["kind"]
+        return out
 
 
 @dataclass(frozen=True)
