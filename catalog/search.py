@@ -394,10 +394,10 @@ class _postgres:  # noqa: N801 - a namespace for the PostgreSQL query
         tsq = func.to_tsquery("simple", " & ".join(clauses))
         # Rank at most the first RANK_CAP matches (filters applied first): ranking every row
         # of a word half the catalog contains is what makes naive search slow.
-        matches = select(_PG_DOCS.c.dataset_id, func.ts_rank(col, tsq).label("r"))
+        ranking = select(_PG_DOCS.c.dataset_id, func.ts_rank(col, tsq).label("r"))
         if conds:  # the filters name the datasets' columns (a search doc always has its dataset)
-            matches = matches.join(m.Dataset, m.Dataset.id == _PG_DOCS.c.dataset_id)
-        matches = matches.where(col.op("@@")(tsq), *conds).limit(RANK_CAP).subquery()
+            ranking = ranking.join(m.Dataset, m.Dataset.id == _PG_DOCS.c.dataset_id)
+        matches = ranking.where(col.op("@@")(tsq), *conds).limit(RANK_CAP).subquery()
         q = select(matches.c.dataset_id, matches.c.r).order_by(matches.c.r.desc(), matches.c.dataset_id).limit(k)
         return [(int(i), float(r)) for i, r in session.execute(q)]
 
