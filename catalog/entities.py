@@ -63,9 +63,14 @@ class SearchHit:
     """Where the query matched: ``name``, ``description``, ``tags``, ``owners``, ``columns``."""
     current_version: int | None = None
     quality: str | None = None
+    kind: str | None = field(default=None, compare=False, repr=False)
+    """The dataset's kind in the catalog (``table``, ``feature_view``...; None when not recorded).
+    Not part of :meth:`as_dict`: the CLI's and the API's answers keep their shape."""
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        del out["kind"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,9 @@ class LineageGraph:
     """(upstream node id, downstream node id); ids are ``name`` or ``name.column``/``name@v``."""
     jobs: dict[tuple[str, str], str] = field(default_factory=dict)
     """The job that made each edge, when known."""
+    ids: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    """Dataset-level graphs: each node's dataset id in the catalog (for callers that look more up about
+    the nodes in one query); empty for column and version graphs. Not part of :meth:`as_dict`."""
 
     def as_dict(self) -> dict[str, Any]:
         return {

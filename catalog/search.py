@@ -39,6 +39,7 @@ from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Session
 
 from catalog import models as m
+from catalog.db import among
 from catalog.entities import SearchHit
 from catalog.redact import redact_text
 
@@ -277,9 +278,9 @@ def _hits(session: Session, ranked: list[tuple[int, float]], terms: list[str], l
     d = m.Dataset
     doc_cols = [getattr(m.SearchDoc, f).label(f"doc_{f}") for f in FIELDS] if terms else []
     rows = {r.id: r for r in session.execute(
-        select(d.id, d.namespace, d.name, d.layer, d.description, d.current_version, *doc_cols)
+        select(d.id, d.namespace, d.name, d.layer, d.description, d.current_version, d.kind, *doc_cols)
         .outerjoin(m.SearchDoc, m.SearchDoc.dataset_id == d.id)
-        .where(d.id.in_([i for i, _ in ranked])))}
+        .where(among(session, d.id, [i for i, _ in ranked]))).all()}
     scored = sorted(((score + _name_bonus(rows[i].name, terms), i) for i, score in ranked if i in rows),
                     key=lambda r: (-r[0], rows[r[1]].name))[:limit]
     ids = [i for _, i in scored]
@@ -290,13 +291,14 @@ def _hits(session: Session, ranked: list[tuple[int, float]], terms: list[str], l
     q = m.QualityResult
     facts = union_all(
         select(m.DatasetTag.dataset_id, literal("t").label("k"), m.DatasetTag.tag.label("v"))
-        .where(m.DatasetTag.dataset_id.in_(ids)),
-        select(m.DatasetOwner.dataset_id, literal("o"), m.DatasetOwner.owner).where(m.DatasetOwner.dataset_id.in_(ids)),
+        .where(among(session, m.DatasetTag.dataset_id, ids)),
+        select(m.DatasetOwner.dataset_id, literal("o"), m.DatasetOwner.owner)
+        .where(among(session, m.DatasetOwner.dataset_id, ids)),
         select(q.dataset_id, literal("q"), func.min(q.success.cast(Integer)).cast(String))
-        .join(d, d.id == q.dataset_id).where(q.dataset_id.in_(ids), q.version == d.current_version)
+        .join(d, d.id == q.dataset_id).where(among(session, q.dataset_id, ids), q.version == d.current_version)
         .group_by(q.dataset_id),
     )
-    for ds, kind, value in session.execute(facts):
+    for ds, kind, value in session.execute(facts).all():
         if kind == "t":
             tags.setdefault(ds, set()).add(value)
         elif kind == "o":
@@ -311,7 +313,7 @@ def _hits(session: Session, ranked: list[tuple[int, float]], terms: list[str], l
             namespace=r.namespace, name=r.name, layer=r.layer, description=r.description, score=round(score, 4),
             tags=sorted(tags.get(ds_id, set())), owners=sorted(owners.get(ds_id, [])),
             matched=matched or (["similar"] if terms else []), current_version=r.current_version,
-            quality=None if ds_id not in quality else ("passed" if quality[ds_id] else "failed"),
+            quality=None if ds_id not in quality else ("passed" if quality[ds_id] else "failed"), kind=r.kind,
         ))
     return hits
 
@@ -392,9 +394,10 @@ class _postgres:  # noqa: N801 - a namespace for the PostgreSQL query
         tsq = func.to_tsquery("simple", " & ".join(clauses))
         # Rank at most the first RANK_CAP matches (filters applied first): ranking every row
         # of a word half the catalog contains is what makes naive search slow.
-        matches = (select(_PG_DOCS.c.dataset_id, func.ts_rank(col, tsq).label("r"))
-                   .join(m.Dataset, m.Dataset.id == _PG_DOCS.c.dataset_id)
-                   .where(col.op("@@")(tsq), *conds).limit(RANK_CAP).subquery())
+        ranking = select(_PG_DOCS.c.dataset_id, func.ts_rank(col, tsq).label("r"))
+        if conds:  # the filters name the datasets' columns (a search doc always has its dataset)
+            ranking = ranking.join(m.Dataset, m.Dataset.id == _PG_DOCS.c.dataset_id)
+        matches = ranking.where(col.op("@@")(tsq), *conds).limit(RANK_CAP).subquery()
         q = select(matches.c.dataset_id, matches.c.r).order_by(matches.c.r.desc(), matches.c.dataset_id).limit(k)
         return [(int(i), float(r)) for i, r in session.execute(q)]
 

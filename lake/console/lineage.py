@@ -10,9 +10,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from catalog import models as m
+from catalog.db import among
+from catalog.entities import LineageGraph
 from lake.console import views
 from lake.console.web import Console, Json, int_arg, version_arg
 from lake.errors import ConsoleError
@@ -39,37 +42,31 @@ def graph(lake: Lake, name: str, *, direction: str = "both", depth: int = 3, ver
     g = cat.lineage(name, direction=direction, depth=depth, version=version, column=column,
                     namespace=namespace or None)
     mode = "version" if version is not None else "column" if column else "dataset"
-    pairs = {(n.namespace, n.name) for n in g.nodes}
     with cat.reading() as s:
-        # namespace IN and name IN (the (namespace, name) index serves both), exact pairs kept here:
-        # a row-value IN is planned badly by PostgreSQL, and name alone scans the table
-        found = [r for r in s.execute(select(m.Dataset.id, m.Dataset.namespace, m.Dataset.name, m.Dataset.kind)
-                                      .where(m.Dataset.namespace.in_({ns for ns, _ in pairs}),
-                                             m.Dataset.name.in_({n for _, n in pairs})))
-                 if (r[1], r[2]) in pairs] if pairs else []
-        ids = {n: i for i, _, n, _ in found}
-        kinds = {n: views.kind_of(ns, k, cat.namespace) for _, ns, n, k in found}
+        kinds, ids = _kinds(s, g, cat.namespace)
         column_edges = []
         reports = []
         if mode == "dataset" and ids:
-            cl = m.ColumnLineage
+            # one query each, the graph's dataset ids bound as one array (PostgreSQL)
             by_id = {i: n for n, i in ids.items()}
+            conn = s.connection()
             if columns:
-                for src, sc, dst, dc, t in s.execute(select(cl.src_dataset_id, cl.src_column, cl.dst_dataset_id,
-                                                             cl.dst_column, cl.transformation).where(
-                        cl.src_dataset_id.in_(ids.values()), cl.dst_dataset_id.in_(ids.values()))):
+                cl = m.ColumnLineage
+                for src, sc, dst, dc, t in conn.execute(
+                        select(cl.src_dataset_id, cl.src_column, cl.dst_dataset_id, cl.dst_column, cl.transformation)
+                        .where(among(s, cl.src_dataset_id, by_id), among(s, cl.dst_dataset_id, by_id))).all():
                     column_edges.append({"from": by_id[src], "from_column": sc, "to": by_id[dst], "to_column": dc,
                                          "transformation": t})
             if direction != "upstream":
-                seen: set[int] = set()
-                for rid, ds_id, status, created in s.execute(
-                        select(m.Report.id, m.Report.dataset_id, m.Report.status, m.Report.created_at)
-                        .where(m.Report.dataset_id.in_(ids.values()), m.Report.kind == "drift")
-                        .order_by(m.Report.created_at.desc())):
-                    if ds_id is not None and ds_id not in seen:
-                        seen.add(ds_id)
-                        reports.append({"id": rid, "dataset": by_id[ds_id], "status": status,
-                                        "created_at": created})
+                # the newest drift report of each dataset
+                r = m.Report
+                newest = (select(r.id, r.dataset_id, r.status, r.created_at, func.row_number().over(
+                    partition_by=r.dataset_id, order_by=(r.created_at.desc(), r.id.desc())).label("n"))
+                    .where(among(s, r.dataset_id, by_id), r.kind == "drift").subquery())
+                for rid, ds_id, status, created in conn.execute(
+                        select(newest.c.id, newest.c.dataset_id, newest.c.status, newest.c.created_at)
+                        .where(newest.c.n == 1).order_by(newest.c.created_at.desc(), newest.c.id.desc())).all():
+                    reports.append({"id": rid, "dataset": by_id[ds_id], "status": status, "created_at": created})
     hidden: dict[str, str] = {}
     nodes = []
     for n in g.nodes:
@@ -90,13 +87,37 @@ def graph(lake: Lake, name: str, *, direction: str = "both", depth: int = 3, ver
     def shown(node_id: str) -> str:
         return hidden.get(node_id, node_id)
 
-    edges = [{"from": shown(a), "to": shown(b), **({"job": g.jobs[(a, b)]} if (a, b) in g.jobs else {})}
-             for a, b in g.edges]
+    edges = []
+    job_of = g.jobs.get
+    for a, b in g.edges:  # thousands on a big graph: no function call per edge that can be avoided
+        edge = {"from": hidden.get(a, a), "to": hidden.get(b, b)} if hidden else {"from": a, "to": b}
+        job = job_of((a, b))
+        if job is not None:
+            edge["job"] = job
+        edges.append(edge)
     visible = {n["name"] for n in nodes if n["name"]}
     column_edges = [e for e in column_edges if e["from"] in visible and e["to"] in visible]
     reports = [r for r in reports if r["dataset"] in visible]
     return {"root": shown(g.root), "mode": mode, "direction": direction, "depth": depth, "version": version,
             "column": column, "nodes": nodes, "edges": edges, "column_edges": column_edges, "reports": reports}
+
+
+def _kinds(s: Session, g: LineageGraph, home: str) -> tuple[dict[str, str], dict[str, int]]:
+    """Each node's kind (by name) and, for a dataset-level graph, its dataset id (by name)."""
+    d = m.Dataset
+    if g.ids:
+        rows = s.connection().execute(select(d.id, d.namespace, d.name, d.kind)
+                                      .where(among(s, d.id, g.ids.values()))).all()
+        return {n: views.kind_of(ns, k, home) for _, ns, n, k in rows}, dict(g.ids)
+    pairs = {(n.namespace, n.name) for n in g.nodes}
+    if not pairs:
+        return {}, {}
+    # namespace IN and name IN (the (namespace, name) index serves both), exact pairs kept here:
+    # a row-value IN is planned badly by PostgreSQL, and name alone scans the table
+    found = [r for r in s.execute(select(d.id, d.namespace, d.name, d.kind)
+                                  .where(d.namespace.in_({ns for ns, _ in pairs}), d.name.in_({n for _, n in pairs})))
+             if (r[1], r[2]) in pairs]
+    return {n: views.kind_of(ns, k, home) for _, ns, n, k in found}, {n: i for i, _, n, _ in found}
 
 
 def _node_id(name: str, version: int | None, column: str | None) -> str:

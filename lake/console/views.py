@@ -102,15 +102,9 @@ def search(lake: Lake, query: str, filters: dict[str, str], limit: int = 20) -> 
                 "tags": [filters["tag"]] if filters.get("tag") else []}
     external = kind == "external"
     hits = cat.search(query, limit=SEARCH_POOL, kind=None if external or kind is None else kind, **narrowed)
-    with cat.reading() as s:
-        # namespace and name both: the (namespace, name) index serves it (name alone scans the table)
-        rows = s.execute(select(m.Dataset.namespace, m.Dataset.name, m.Dataset.kind).where(
-            m.Dataset.namespace.in_({h.namespace for h in hits}), m.Dataset.name.in_({h.name for h in hits}))
-        ).all() if hits else []
-    kinds = {(ns, n): kind_of(ns, k, cat.namespace) for ns, n, k in rows}
     found = []
     for h in hits:
-        k = kinds.get((h.namespace, h.name), "table")
+        k = kind_of(h.namespace, h.kind, cat.namespace)
         if external and k != "external":
             continue
         found.append({**_hit(h), "kind": k, "kind_label": KINDS.get(k, k),

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
+from sqlalchemy import select
 
+from catalog import models as m
 from catalog.entities import ColumnSpec, VersionRecord
 from catalog.errors import CatalogError
 from catalog.lineage import render
@@ -94,3 +97,66 @@ def test_renderings(catalog: Catalog) -> None:
     assert "-> gold.customer_stats" in text
     with pytest.raises(CatalogError, match="unknown lineage format"):
         render(graph, "svg")
+
+
+def _expected(edges: set[tuple[str, str]], jobs: dict[tuple[str, str], str], root: str, direction: str,
+              depth: int) -> tuple[list[tuple[str, int]], list[tuple[str, str]], dict[tuple[str, str], str]]:
+    """The lineage by its definition (what the recursive query computed before the walk went breadth first):
+    a dataset's distance is the length of the shortest walk of at most ``depth`` hops to it; one reached
+    both ways keeps its upstream distance; an edge shows when both ends do and it stays on one side."""
+    def reach(step: dict[str, set[str]]) -> dict[str, int]:
+        dist, level = {root: 0}, {root}
+        for k in range(1, depth + 1):  # every walk of exactly k hops, no pruning
+            level = {o for n in level for o in step.get(n, set())}
+            for n in level:
+                dist.setdefault(n, k)
+        return dist
+
+    parents: dict[str, set[str]] = {}
+    children: dict[str, set[str]] = {}
+    for a, b in edges:
+        parents.setdefault(b, set()).add(a)
+        children.setdefault(a, set()).add(b)
+    dist = {root: 0}
+    if direction in ("upstream", "both"):
+        dist.update({n: -d for n, d in reach(parents).items()})
+    if direction in ("downstream", "both"):
+        for n, d in reach(children).items():
+            if dist.get(n, 0) == 0:
+                dist[n] = d
+    on_path = sorted((a, b) for a, b in edges if a in dist and b in dist
+                     and ((dist[a] <= 0 and dist[b] <= 0) or (dist[a] >= 0 and dist[b] >= 0)))
+    nodes = sorted(dist.items(), key=lambda kv: (kv[1], kv[0]))
+    return nodes, on_path, {e: jobs[e] for e in on_path}
+
+
+def test_dataset_walk_matches_the_definition_on_cycles_and_diamonds(catalog: Catalog) -> None:
+    rng = random.Random(11)
+    names = [f"g.n{i:02d}" for i in range(22)]
+    edges: set[tuple[str, str]] = set()
+    for i in range(1, len(names)):  # layered with diamonds: each fed by 1-3 earlier datasets
+        edges.update((names[j], names[i]) for j in rng.sample(range(i), min(i, rng.randint(1, 3))))
+    for _ in range(6):  # back edges: cycles, some long
+        low, high = sorted(rng.sample(range(len(names)), 2))
+        edges.add((names[high], names[low]))
+    feeds: dict[str, list[str]] = {}
+    for src, dst in sorted(edges):
+        feeds.setdefault(dst, []).append(src)
+    for out, ins in feeds.items():
+        with catalog.run(f"make.{out}") as r:
+            for name in ins:
+                r.input(name)
+            r.output(out)
+    jobs = {(a, b): f"make.{b}" for a, b in edges}
+    for root in ("g.n00", "g.n07", "g.n15", "g.n21"):
+        for direction in ("upstream", "downstream", "both"):
+            for depth in (1, 2, 3, 5, 50):
+                graph = catalog.lineage(root, direction=direction, depth=depth)  # type: ignore[arg-type]
+                nodes, on_path, on_path_jobs = _expected(edges, jobs, root, direction, depth)
+                assert [(n.name, n.depth) for n in graph.nodes] == nodes, (root, direction, depth)
+                assert graph.edges == on_path and graph.jobs == on_path_jobs, (root, direction, depth)
+                assert set(graph.ids) == {n for n, _ in nodes}
+    with catalog.reading() as s:
+        ids = dict(s.execute(select(m.Dataset.name, m.Dataset.id)).all())
+    assert catalog.lineage("g.n21", direction="upstream", depth=2).ids == {
+        n: ids[n] for n, _ in _expected(edges, jobs, "g.n21", "upstream", 2)[0]}
