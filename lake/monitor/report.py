@@ -37,7 +37,6 @@ from lake.monitor.drift import (
 from lake.monitor.html import render
 from lake.monitor.metrics import METRICS, Categories, Inputs
 from lake.monitor.results import FeatureDrift, clean
-from lake.monitor.spark_drift import SparkRows, choose_engine, table_rows
 from lake.monitor.sources import (
     MISSING,
     Column,
@@ -48,6 +47,7 @@ from lake.monitor.sources import (
     resolve,
     schema_changes,
 )
+from lake.monitor.spark_drift import SparkRows, choose_engine, table_rows
 from lake.monitor.thresholds import DRIFT, OK, WARN, Thresholds, at_least, worst
 
 KIND = "drift"

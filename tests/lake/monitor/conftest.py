@@ -53,7 +53,7 @@ def served(lake: Lake) -> Lake:
     return lake
 
 
-@pytest.fixture(scope="session", params=["duckdb", pytest.param("spark", marks=pytest.mark.spark)])
+@pytest.fixture(scope="session", params=["duckdb", pytest.param("spark", marks=[pytest.mark.spark, pytest.mark.slow])])
 def engine(request: pytest.FixtureRequest) -> dict[str, object]:
     """How a drift report reads its rows: DuckDB in the process, or Spark (the suite's session)."""
     if request.param == "duckdb":

@@ -178,3 +178,25 @@ def test_exact_metrics_match_scipy_on_any_small_sample(bare_lake: Lake, engine: 
     deciles = np.unique(np.quantile(a, np.arange(1, 10) / 10, method="inverted_cdf"))
     assert m["psi_edges"] == [e for e in deciles if e < max(a.max(), b.max())]
     assert m["psi"] == pytest.approx(numpy_psi(a, b, np.asarray(m["psi_edges"])), rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_engines_agree_on_tables_training_sets_and_windows(served: Lake, spark: object) -> None:
+    """Tables at their versions, a training dataset and a time window, read by Spark: DuckDB's report."""
+    from tests.lake.monitor.conftest import DAY2, DAY3
+
+    reports = [drift_report(served, "training:fraud", "logs.serving_fraud", since=DAY2, until=DAY3, record=False,
+                            **engine).to_dict()  # type: ignore[arg-type]
+               for engine in ({"engine": "duckdb"}, {"engine": "spark", "spark": spark})]
+    assert reports[0]["current"] == reports[1]["current"] and reports[0]["current"]["rows"] == 3000
+    assert reports[0]["features"] == reports[1]["features"]  # exact mode: equal, not close
+    assert reports[1]["status"] == "drift"
+    # binned mode on the executors: within the same bounds
+    binned = Options(exact_rows=0, bins=256, tolerance=1e-3)
+    duck, on_spark = (drift_report(served, "training:fraud", "logs.serving_fraud", record=False, options=binned,
+                                   columns=["amount"], **engine).feature("amount").metrics  # type: ignore[arg-type]
+                      for engine in ({"engine": "duckdb"}, {"engine": "spark", "spark": spark}))
+    assert duck["exact"] is False and on_spark["exact"] is False
+    assert abs(duck["ks"] - on_spark["ks"]) <= max(duck["ks_error"], on_spark["ks_error"]) + 1e-12
+    assert abs(duck["wasserstein"] - on_spark["wasserstein"]) <= duck["wasserstein_error"] + on_spark["wasserstein_error"]
