@@ -45,6 +45,9 @@ def drift(
                                                  "this http(s):// URL.")] = None,
     retrain: Annotated[str | None, typer.Option("--retrain", help="The training set the hook should refresh "
                                                 "(default: the reference's, for training:<id>).")] = None,
+    engine: Annotated[str | None, typer.Option(
+        help="duckdb, spark (the [spark] master's executors aggregate) or auto (by size); default: [features] "
+             "engine. The same statistics either way.")] = None,
 ) -> int:
     """Compare a current set with a reference; the report is stored in the catalog.
 
@@ -60,7 +63,7 @@ def drift(
     limits = Thresholds.parse(threshold or [])
     wanted = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     report = drift_report(state(ctx).lake(), reference, current, since=since, until=until, time_column=time_column,
-                          columns=wanted, thresholds=limits, html=out)
+                          columns=wanted, thresholds=limits, html=out, engine=engine)
     hook = None
     if on_drift is not None and report.failed("drift"):
         hook = run_hook(on_drift, drift_payload(report, retrain=retrain))

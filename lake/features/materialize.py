@@ -21,14 +21,13 @@ from typing import Any
 from urllib.parse import unquote
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from lake import metrics, protocol
 from lake.duck import ident, shared_cursor
 from lake.errors import FeatureError
 from lake.features import spark_materialize
 from lake.features.apply import source_table
-from lake.features.encoding import encode_values, entity_keys, timestamp_proto
+from lake.features.encoding import timestamp_proto
 from lake.features.online_store import OnlineStore
 from lake.features.repo import feature_store, online_store
 from lake.lakehouse import Lake
@@ -281,24 +280,12 @@ def _load(lake: Lake, backend: OnlineStore, store: Any, view: Any, table: Table,
     writer = backend.writer(store.config, view)
     keys = {k.name: k.dtype.to_value_type() for k in view.entity_columns}
     types = {f.name: f.dtype.to_value_type() for f in view.features}
-    entities = written = 0
-    newest: int | None = None
     try:
-        for batch in _batches(lake, view, table, version, files, end, batch_rows):
-            if not batch.num_rows:
-                continue
-            ek = entity_keys({k: batch.column(k) for k in keys}, keys)
-            values = {f: encode_values(batch.column(f), t) for f, t in types.items()}
-            ts = pc.fill_null(batch.column("__ts"), 0).to_pylist()
-            written += writer.write(ek, values, ts)
-            entities += batch.num_rows
-            top = pc.max(batch.column("__ts")).as_py()
-            newest = top if newest is None or (top is not None and top > newest) else newest
-            if progress is not None:
-                progress(view.name, entities, None)
+        return spark_materialize.write_batches(
+            writer, _batches(lake, view, table, version, files, end, batch_rows), keys, types,
+            None if progress is None else lambda done: progress(view.name, done, None))
     finally:
         writer.close()
-    return entities, written, newest
 
 
 __all__ = ["MaterializeResult", "last_version", "materialize", "timestamp_proto"]

@@ -14,7 +14,7 @@ commands; the reduction is Spark's own aggregation (it spills).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -72,6 +72,27 @@ def latest_rows(spark: SparkSession, view: Any, table: Table, version: int, file
                          *[F.col(f"__v.f_{i}").alias(f.name) for i, f in enumerate(view.features)])
 
 
+def write_batches(writer: Any, batches: Iterable[pa.RecordBatch], keys: dict[str, Any], types: dict[str, Any],
+                  progress: Callable[[int], None] | None = None) -> tuple[int, int, int | None]:
+    """Encode batches of latest rows (keys, ``__ts``, features) in Feast's layout and write them with
+    ``writer``: (entities, written, newest event in microseconds). Both engines' materialization."""
+    entities = written = 0
+    newest: int | None = None
+    for batch in batches:
+        if not batch.num_rows:
+            continue
+        ek = entity_keys({k: batch.column(k) for k in keys}, keys)
+        values = {f: encode_values(batch.column(f), t) for f, t in types.items()}
+        ts = pc.fill_null(batch.column("__ts"), 0).to_pylist()
+        written += writer.write(ek, values, ts)
+        entities += batch.num_rows
+        top = pc.max(batch.column("__ts")).as_py()
+        newest = top if newest is None or (top is not None and top > newest) else newest
+        if progress is not None:
+            progress(entities)
+    return entities, written, newest
+
+
 def write_redis(latest: SparkDataFrame, config: Any, view: Any) -> tuple[int, int, int | None]:
     """Write the latest rows to Redis from the executors; (entities, written, newest event in microseconds)."""
     keys = {k.name: k.dtype.to_value_type() for k in view.entity_columns}
@@ -80,19 +101,8 @@ def write_redis(latest: SparkDataFrame, config: Any, view: Any) -> tuple[int, in
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         writer = RedisWriter(config, view)
-        entities = written = 0
-        newest: int | None = None
         try:
-            for batch in batches:
-                if not batch.num_rows:
-                    continue
-                ek = entity_keys({k: batch.column(k) for k in keys}, keys)
-                values = {f: encode_values(batch.column(f), t) for f, t in types.items()}
-                ts = pc.fill_null(batch.column("__ts"), 0).to_pylist()
-                written += writer.write(ek, values, ts)
-                entities += batch.num_rows
-                top = pc.max(batch.column("__ts")).as_py()
-                newest = top if newest is None or (top is not None and top > newest) else newest
+            entities, written, newest = write_batches(writer, batches, keys, types)
         finally:
             writer.close()
         yield pa.RecordBatch.from_pylist([{"entities": entities, "written": written, "newest": newest}],

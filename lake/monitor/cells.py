@@ -106,6 +106,74 @@ quote = ident
 """A quoted SQL identifier."""
 
 
+class Rows:
+    """Where a report's rows are read and aggregated: here DuckDB relations of one connection.
+
+    :class:`lake.monitor.spark_drift.SparkRows` runs the same aggregations on Spark's
+    executors instead; only their small results (cells, counts per category) come back and
+    are matched in :attr:`local`, a DuckDB connection of this process. The statistics are
+    computed from those results the same way whichever engine read the rows.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self.local = con
+        """The connection both sides' aggregated results are matched in."""
+
+    text = "VARCHAR"
+    """The SQL name of the text type (categories are compared as text)."""
+
+    def quote(self, name: str) -> str:
+        """A quoted identifier in the engine's SQL."""
+        return ident(name)
+
+    def normalized(self, column: str) -> str:
+        """A numeric column as the statistics read it: DOUBLE, non-finite values as missing."""
+        q = self.quote(column)
+        return f"CASE WHEN isfinite(CAST({q} AS DOUBLE)) THEN CAST({q} AS DOUBLE) END"
+
+    def cell_key(self, u_sql: str, bins: int) -> str:
+        """A cell number from ``u_sql`` (a DOUBLE in [0, bins - 1]), monotone in it."""
+        # A rounding cast is monotone; USMALLINT keys let DuckDB group into an array instead of a hash table.
+        return f"CAST({u_sql} AS USMALLINT)" if bins <= 65536 else f"CAST({u_sql} AS UINTEGER)"
+
+    def sides(self, ref_sql: str, cur_sql: str) -> tuple[str, str]:
+        """Queries of :attr:`local` giving the results of two aggregations (each side's)."""
+        return ref_sql, cur_sql
+
+    def values(self, source: str) -> np.ndarray:
+        """The non-missing values ``x`` of a subquery (a sample: small)."""
+        got = self.con.execute(f"SELECT x FROM {source} WHERE x IS NOT NULL").fetchnumpy()["x"]
+        return np.asarray(got, dtype=np.float64)
+
+    def row(self, sql: str) -> tuple[Any, ...] | None:
+        """The first row of a query (None when there is none)."""
+        return self.con.execute(sql).fetchone()
+
+    def execute(self, sql: str) -> None:
+        """Run a statement (a view over a set)."""
+        self.con.execute(sql)
+
+    def sample(self, relation: str, where: str, column: str, rows: int, target: int) -> tuple[str, bool]:
+        """A subquery of about ``target`` values of a set's column as ``x`` (see :func:`sample_source`;
+        ``relation + "_all"`` holds the unfiltered rows, ``where`` the window), and whether it samples."""
+        source = sample_source(f"{relation}_all", where, column, rows, target)
+        return source, "TABLESAMPLE" in source
+
+    def register(self, name: str, table: pa.Table) -> None:
+        """A small Arrow table (the cells being refined) as a relation the engine's queries can join."""
+        self.con.register(name, table)
+
+    def unregister(self, name: str) -> None:
+        with contextlib.suppress(Exception):
+            self.con.unregister(name)
+
+
+def as_rows(con: duckdb.DuckDBPyConnection | Rows) -> Rows:
+    """``con`` itself if it is :class:`Rows`, else DuckDB rows of that connection."""
+    return con if isinstance(con, Rows) else Rows(con)
+
+
 def sample_source(base: str, where: str, column: str, rows: int, target: int) -> str:
     """A subquery of about ``target`` values of a column (as ``x``): a sample of vectors of ``base``.
 
@@ -122,13 +190,13 @@ def normalized(column: str) -> str:
     return f"CASE WHEN isfinite(CAST({q} AS DOUBLE)) THEN CAST({q} AS DOUBLE) END"
 
 
-def numeric_cells(con: duckdb.DuckDBPyConnection, ref: str, cur: str, column: str, rows: tuple[int, int], *,
-                  integer: bool, options: Options,
-                  samples: tuple[str, str] | None = None) -> tuple[Cells, Profile, Profile]:
+def numeric_cells(con: duckdb.DuckDBPyConnection | Rows, ref: str, cur: str, column: str, rows: tuple[int, int], *,
+                  integer: bool, options: Options, samples: tuple[str, str] | None = None,
+                  sampled: bool | None = None) -> tuple[Cells, Profile, Profile]:
     """The cells of a numeric column in two relations, and each side's profile.
 
     Args:
-        con: the DuckDB connection holding the relations.
+        con: the DuckDB connection holding the relations, or the :class:`Rows` reading them.
         ref: the reference relation (numeric columns already normalized).
         cur: the current relation.
         column: the column.
@@ -137,45 +205,46 @@ def numeric_cells(con: duckdb.DuckDBPyConnection, ref: str, cur: str, column: st
         options: sizes and tolerances.
         samples: subqueries of each side's values for the cell layout (see :func:`sample_source`);
             default all values.
+        sampled: whether ``samples`` are samples of a larger set (default: whether they use TABLESAMPLE).
     """
+    rs = as_rows(con)
+    q = rs.quote(column)
     if sum(rows) > options.exact_rows:
-        sampled = samples is not None and any("TABLESAMPLE" in sample for sample in samples)
-        sources = samples or tuple(f"(SELECT {quote(column)} AS x FROM {rel})" for rel in (ref, cur))
-        values = np.concatenate([_values(con, source) for source in sources])
+        if sampled is None:
+            sampled = samples is not None and any("TABLESAMPLE" in sample for sample in samples)
+        sources = samples or tuple(f"(SELECT {q} AS x FROM {rel})" for rel in (ref, cur))
+        values = np.concatenate([rs.values(source) for source in sources])
         if sampled and not values.size:  # the sampled vectors held no value (a narrow window): read them all
             sampled = False
-            values = np.concatenate([_values(con, f"(SELECT {quote(column)} AS x FROM {rel})") for rel in (ref, cur)])
+            values = np.concatenate([rs.values(f"(SELECT {q} AS x FROM {rel})") for rel in (ref, cur)])
         if values.size:
             lo, hi = float(values.min()), float(values.max())
             distinct = len(np.unique(values))
             few = distinct <= _FEW_VALUES and values.size >= 20 * distinct
             if lo < hi and not few and not (integer and hi - lo <= options.bins):
-                key = _key(values, lo, hi, sampled, options)
-                return _binned(con, ref, cur, column, rows, key, options)
-    got = _combine(con, _side(ref, column, "0 AS k0, x AS s"), _side(cur, column, "0 AS k0, x AS s"))
+                key = rs.cell_key(_layout(values, lo, hi, sampled, options), options.bins)
+                return _binned(rs, ref, cur, column, rows, key, options)
+    got = _combine(rs, _side(rs, ref, column, "0 AS k0, x AS s"), _side(rs, cur, column, "0 AS k0, x AS s"))
     cells = Cells(got["lo"], got["hi"], got["nr"], got["nc"], exact=True)
     return cells, _exact_profile(cells.lo, cells.ref, rows[0]), _exact_profile(cells.lo, cells.cur, rows[1])
 
 
-def _values(con: duckdb.DuckDBPyConnection, source: str) -> np.ndarray:
-    got = con.execute(f"SELECT x FROM {source} WHERE x IS NOT NULL").fetchnumpy()["x"]
-    return np.asarray(got, dtype=np.float64)
+def _side(rs: Rows, relation: str, column: str, select: str, source: str = "", group: str = "1, 2") -> str:
+    q = rs.quote(column)
+    return (f"SELECT {select}, count(*) AS n, min(x) AS lo, max(x) AS hi FROM (SELECT {q} AS x "
+            f"FROM {relation} WHERE {q} IS NOT NULL) t{source} GROUP BY {group}")
 
 
-def _side(relation: str, column: str, select: str, source: str = "", group: str = "1, 2") -> str:
-    return (f"SELECT {select}, count(*) AS n, min(x) AS lo, max(x) AS hi FROM (SELECT {quote(column)} AS x "
-            f"FROM {relation} WHERE {quote(column)} IS NOT NULL) t{source} GROUP BY {group}")
-
-
-def _combine(con: duckdb.DuckDBPyConnection, ref_sql: str, cur_sql: str, sides: bool = False) -> dict[str, np.ndarray]:
+def _combine(rs: Rows, ref_sql: str, cur_sql: str, sides: bool = False) -> dict[str, np.ndarray]:
     """Both sides' cells matched by key (k0, s), in value order (``sides``: each side's extremes too)."""
     extra = "".join(f", coalesce({t}.{c}, {d}) AS {c}_{t}" for t in "rc" for c, d in
                     (("lo", "'inf'::DOUBLE"), ("hi", "'-inf'::DOUBLE"))) if sides else ""
+    ref_sql, cur_sql = rs.sides(ref_sql, cur_sql)
     sql = (f"WITH r AS ({ref_sql}), c AS ({cur_sql}) "
            "SELECT coalesce(r.k0, c.k0) AS k0, coalesce(r.s, c.s) AS s, coalesce(r.n, 0) AS nr, "
            f"coalesce(c.n, 0) AS nc, least(r.lo, c.lo) AS lo, greatest(r.hi, c.hi) AS hi{extra} "
            "FROM r FULL OUTER JOIN c ON r.k0 = c.k0 AND r.s = c.s ORDER BY lo")
-    got = con.execute(sql).fetchnumpy()
+    got = rs.local.execute(sql).fetchnumpy()
     out = {name: np.asarray(got[name], dtype=np.float64) for name in got if name not in ("k0", "nr", "nc")}
     out.update({name: np.asarray(got[name], dtype=np.int64) for name in ("k0", "nr", "nc")})
     return out
@@ -203,8 +272,9 @@ def _binned_profile(got: dict[str, np.ndarray], side: str, rows: int) -> Profile
     return Profile(rows, n, float(got[f"lo_{side}"].min()), float(got[f"hi_{side}"].max()), mean, std)
 
 
-def _key(values: np.ndarray, lo: float, hi: float, sampled: bool, options: Options) -> str:
-    """SQL for a value's first cell: the layout that leaves the fewest heavy cells on the sample.
+def _layout(values: np.ndarray, lo: float, hi: float, sampled: bool, options: Options) -> str:
+    """SQL for a value's position in [0, bins - 1] (its first cell once made a whole number,
+    :meth:`Rows.cell_key`): the layout that leaves the fewest heavy cells on the sample.
 
     Linear over the range (the cheapest to compute) unless a logarithmic-tailed layout
     ``sign(y) * ln(1 + |y|)``, ``y = (x - c) / s`` leaves clearly fewer values in cells above
@@ -245,9 +315,7 @@ def _key(values: np.ndarray, lo: float, hi: float, sampled: bool, options: Optio
             best = (heavy, sql)
     assert best is not None
     # Clamped: values beyond a sample's range go to the end cells (which record their true extremes).
-    u_sql = f"least(greatest({best[1]}, 0.0), {options.bins - 1.0!r})"
-    # A rounding cast is monotone too; USMALLINT keys let DuckDB group into an array instead of a hash table.
-    return f"CAST({u_sql} AS USMALLINT)" if options.bins <= 65536 else f"CAST({u_sql} AS UINTEGER)"
+    return f"least(greatest({best[1]}, 0.0), {options.bins - 1.0!r})"
 
 
 def _heavy_share(keys: np.ndarray, values: np.ndarray, tolerance: float) -> float:
@@ -259,10 +327,11 @@ def _heavy_share(keys: np.ndarray, values: np.ndarray, tolerance: float) -> floa
     return float(counts[heavy].sum()) / len(keys)
 
 
-def _binned(con: duckdb.DuckDBPyConnection, ref: str, cur: str, column: str, rows: tuple[int, int], key: str,
+def _binned(rs: Rows, ref: str, cur: str, column: str, rows: tuple[int, int], key: str,
             options: Options) -> tuple[Cells, Profile, Profile]:
     select = f"{key} AS k0, 0 AS s"
-    got = _combine(con, _side(ref, column, select, group="1"), _side(cur, column, select, group="1"), sides=True)
+    got = _combine(rs, _side(rs, ref, column, select, group="1"), _side(rs, cur, column, select, group="1"),
+                   sides=True)
     profiles = (_binned_profile(got, "r", rows[0]), _binned_profile(got, "c", rows[1]))
     got = {k: got[k] for k in ("k0", "s", "nr", "nc", "lo", "hi")}
     totals = (max(profiles[0].count, 1), max(profiles[1].count, 1))
@@ -280,12 +349,12 @@ def _binned(con: duckdb.DuckDBPyConnection, ref: str, cur: str, column: str, row
                 break
             if level == 0:  # heavy cells are split linearly over the range of values they hold
                 width = got["hi"][heavy] - got["lo"][heavy]
-                con.register(parents, pa.table({"k0": got["k0"][heavy], "lo": got["lo"][heavy],
+                rs.register(parents, pa.table({"k0": got["k0"][heavy], "lo": got["lo"][heavy],
                                                 "inv": np.minimum(1.0 / width, 1e300)}))
             else:
-                con.register(heavy_name, pa.table({"k0": got["k0"][heavy], "s": got["s"][heavy].astype(np.int64)}))
-            fine = _combine(con, _refine(ref, column, key, level, exact, parents, heavy_name),
-                            _refine(cur, column, key, level, exact, parents, heavy_name))
+                rs.register(heavy_name, pa.table({"k0": got["k0"][heavy], "s": got["s"][heavy].astype(np.int64)}))
+            fine = _combine(rs, _refine(rs, ref, column, key, level, exact, parents, heavy_name),
+                            _refine(rs, cur, column, key, level, exact, parents, heavy_name))
             merged = {k: np.concatenate([v[~heavy], fine[k]]) for k, v in got.items()}
             order = np.argsort(merged["lo"], kind="stable")
             got = {k: v[order] for k, v in merged.items()}
@@ -294,20 +363,19 @@ def _binned(con: duckdb.DuckDBPyConnection, ref: str, cur: str, column: str, row
                 break
     finally:
         for name in (parents, heavy_name):
-            with contextlib.suppress(Exception):
-                con.unregister(name)
+            rs.unregister(name)
     cells = Cells(got["lo"], got["hi"], got["nr"], got["nc"], exact=bool(np.all(got["hi"] == got["lo"])), levels=level)
     return cells, *profiles
 
 
-def _refine(relation: str, column: str, key: str, level: int, exact: bool, parents: str, heavy: str) -> str:
+def _refine(rs: Rows, relation: str, column: str, key: str, level: int, exact: bool, parents: str, heavy: str) -> str:
     """One side's cells inside the heavy cells of ``level``: split 64-fold, or by exact value."""
     def sub(depth: int) -> str:
         scale = float(_SPLIT ** depth)
-        return f"least(floor((x - p.lo) * p.inv * {scale!r}), {scale - 1!r})::BIGINT"
+        return f"CAST(least(floor((x - p.lo) * p.inv * {scale!r}), {scale - 1!r}) AS BIGINT)"
 
     source = f" JOIN {parents} p ON p.k0 = {key}"
     if level > 0:
         source += f" JOIN {heavy} h ON h.k0 = p.k0 AND h.s = {sub(level)}"
     select = "p.k0 AS k0, " + ("x AS s" if exact else f"{sub(level + 1)} AS s")
-    return _side(relation, column, select, source)
+    return _side(rs, relation, column, select, source)

@@ -34,6 +34,8 @@ from lake.monitor.cells import (
     Cells,
     Options,
     Profile,
+    Rows,
+    as_rows,
     normalized,
     numeric_cells,
     quote,
@@ -44,8 +46,8 @@ if TYPE_CHECKING:
     import duckdb
 
 NUMERIC, CATEGORICAL, OTHER = "numeric", "categorical", "other"
-__all__ = ["CATEGORICAL", "NUMERIC", "OTHER", "Cells", "Options", "Profile", "numeric_cells", "quote",
-           "sample_source"]
+__all__ = ["CATEGORICAL", "NUMERIC", "OTHER", "Cells", "Options", "Profile", "Rows", "as_rows", "numeric_cells",
+           "quote", "sample_source"]
 
 
 def kind_of(dtype: pa.DataType) -> str:
@@ -73,17 +75,20 @@ def type_name(dtype: pa.DataType) -> str:
     return str(dtype)
 
 
-def normalized_column(name: str, kind: str) -> str:
-    """The select-list item that reads a column the way the statistics see it."""
+def normalized_column(name: str, kind: str, rows: Rows | None = None) -> str:
+    """The select-list item that reads a column the way the statistics see it (in ``rows``' SQL)."""
+    if rows is None:
+        return f"{normalized(name)} AS {quote(name)}" if kind == NUMERIC else quote(name)
     if kind == NUMERIC:
-        return f"{normalized(name)} AS {quote(name)}"
-    return quote(name)  # categories are grouped as they are and cast to text afterwards (cheaper)
+        return f"{rows.normalized(name)} AS {rows.quote(name)}"
+    return rows.quote(name)  # categories are grouped as they are and cast to text afterwards (cheaper)
 
 
-def counts(con: duckdb.DuckDBPyConnection, relation: str, columns: list[str]) -> tuple[int, dict[str, int]]:
+def counts(con: duckdb.DuckDBPyConnection | Rows, relation: str, columns: list[str]) -> tuple[int, dict[str, int]]:
     """Rows of a relation and non-missing values of some columns (cheap: no values decoded)."""
-    items = ["count(*)", *(f"count({quote(c)})" for c in columns)]
-    row = con.execute(f"SELECT {', '.join(items)} FROM {relation}").fetchone()
+    rs = as_rows(con)
+    items = ["count(*)", *(f"count({rs.quote(c)})" for c in columns)]
+    row = rs.row(f"SELECT {', '.join(items)} FROM {relation}")
     assert row is not None
     return int(row[0]), {c: int(v) for c, v in zip(columns, row[1:], strict=True)}
 
@@ -214,16 +219,19 @@ def numeric_histogram(cells: Cells, options: Options) -> dict[str, Any]:
             "clipped": bool(a > cells.lo[0] or b < cells.hi[-1])}
 
 
-def category_counts(con: duckdb.DuckDBPyConnection, ref: str, cur: str, column: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+def category_counts(con: duckdb.DuckDBPyConnection | Rows, ref: str, cur: str,
+                    column: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Every category of either set with its count in each, most frequent first."""
-    q = quote(column)
+    rs = as_rows(con)
+    q = rs.quote(column)
 
     def side(relation: str) -> str:
-        return (f"SELECT CAST(v AS VARCHAR) AS v, n FROM (SELECT v, count(*) AS n FROM (SELECT {q} AS v "
-                f"FROM {relation}) WHERE v IS NOT NULL GROUP BY 1)")
+        return (f"SELECT CAST(v AS {rs.text}) AS v, n FROM (SELECT v, count(*) AS n FROM (SELECT {q} AS v "
+                f"FROM {relation}) a WHERE v IS NOT NULL GROUP BY 1) b")
 
-    got = con.execute(
-        f"WITH r AS ({side(ref)}), c AS ({side(cur)}) SELECT coalesce(r.v, c.v) AS v, coalesce(r.n, 0) AS nr, "
+    r, c = rs.sides(side(ref), side(cur))
+    got = rs.local.execute(
+        f"WITH r AS ({r}), c AS ({c}) SELECT coalesce(r.v, c.v) AS v, coalesce(r.n, 0) AS nr, "
         "coalesce(c.n, 0) AS nc FROM r FULL OUTER JOIN c ON r.v = c.v ORDER BY nr + nc DESC, v").fetchnumpy()
     return [str(v) for v in got["v"]], np.asarray(got["nr"], dtype=np.int64), np.asarray(got["nc"], dtype=np.int64)
 

@@ -31,6 +31,7 @@ from lake.monitor.drift import (
     Cells,
     Options,
     Profile,
+    Rows,
     normalized_column,
 )
 from lake.monitor.html import render
@@ -46,6 +47,7 @@ from lake.monitor.sources import (
     resolve,
     schema_changes,
 )
+from lake.monitor.spark_drift import SparkRows, choose_engine, table_rows
 from lake.monitor.thresholds import DRIFT, OK, WARN, Thresholds, at_least, worst
 
 KIND = "drift"
@@ -140,6 +142,8 @@ def drift_report(
     record: bool = True,
     options: Options | None = None,
     job: str | None = None,
+    engine: str | None = None,
+    spark: Any = None,
 ) -> DriftReport:
     """Compare a current set with a reference, feature by feature.
 
@@ -163,6 +167,10 @@ def drift_report(
         options: how the statistics are computed (:class:`lake.monitor.drift.Options`).
         job: the catalog job of the run that records the report (default
             ``monitor.drift.<current table>``; a declared monitor uses its own name).
+        engine: ``duckdb`` (this process), ``spark`` (the executors aggregate; see
+            :mod:`lake.monitor.spark_drift`) or ``auto`` (Spark once both sets' rows reach
+            ``[features] spark_min_rows``); default ``[features] engine``. The same statistics.
+        spark: the Spark session for the Spark engine (default: the lake's).
 
     Returns:
         The report; ``report_id`` and ``run_id`` are set when it was recorded.
@@ -170,29 +178,34 @@ def drift_report(
     Raises:
         SourceError: bad spec, empty set, no common columns, bad time window.
         ThresholdError: a bad threshold.
+        MonitorError: an unknown engine.
         TableNotFoundError, VersionNotFoundError: no such table or version.
     """
     limits = Thresholds.coerce(thresholds)
     opts = options or Options()
+    if engine is not None:
+        choose_engine(lake, engine, None)  # an unknown engine fails before anything is read
     con = duckdb.connect()
+    rows: Rows | None = None
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET perfect_ht_threshold = 17")  # numeric cells group by a 16-bit key: an array, no hashing
         ref = resolve(lake, con, reference, "_lake_ref")
         cur = resolve(lake, con, current, "_lake_cur", since=since, until=until, time_column=time_column)
         plan = plan_columns(ref, cur, list(columns) if columns else None, time_column)
+        rows = _rows(lake, con, (ref, cur), engine, spark)
         for source, what in ((ref, "the reference"), (cur, "the current set")):
-            if con.execute(f"SELECT 1 FROM {source.relation} LIMIT 1").fetchone() is None:
+            if rows.row(f"SELECT 1 FROM {source.relation} LIMIT 1") is None:
                 raise SourceError(f"{what} {source.label} has no rows"
                                   + (f" in {source.window}" if source.window else ""))
         if not record or lake.recorder is None:
-            return _build(con, ref, cur, plan, limits, opts, html)
+            return _build(rows, ref, cur, plan, limits, opts, html)
         params = {"reference": ref.label, "current": cur.label, "window": cur.window,
                   "columns": [c.name for c in plan]}
         with lake.run(job or f"monitor.drift.{cur.table or 'frame'}", parameters=clean(params)) as run:
             for source in (ref, cur):
                 source.record_read(lake)
-            report = dataclasses.replace(_build(con, ref, cur, plan, limits, opts, html), run_id=run.run_id)
+            report = dataclasses.replace(_build(rows, ref, cur, plan, limits, opts, html), run_id=run.run_id)
             body = {k: v for k, v in report.to_dict().items() if k != "report_id"}  # the id is the catalog's
             report_id = lake.catalog.record_report(
                 KIND, cur.table, cur.version, status=report.status, summary=report.summary(),
@@ -205,20 +218,39 @@ def drift_report(
             metrics.publish(lake.settings.metrics.pushgateway, lake.settings.metrics.textfile)
         return dataclasses.replace(report, report_id=report_id)
     finally:
+        if isinstance(rows, SparkRows):
+            rows.close()
         con.close()
 
 
-def _build(con: duckdb.DuckDBPyConnection, ref: Source, cur: Source, plan: list[Column], limits: Thresholds,
+def _rows(lake: Lake, con: duckdb.DuckDBPyConnection, sources: tuple[Source, Source], engine: str | None,
+          spark: Any) -> Rows:
+    """Where the rows are read: DuckDB (``con``) or Spark, by :func:`choose_engine`."""
+    counted = [table_rows(s) for s in sources] if (engine or lake.settings.features.engine) == "auto" else []
+    total = sum(n for n in counted if n is not None) if counted and None not in counted else None
+    if choose_engine(lake, engine, total) == "duckdb":
+        return Rows(con)
+    spark_rows = SparkRows(spark if spark is not None else lake.spark(app_name="lake-drift"), con)
+    try:
+        for source in sources:
+            spark_rows.attach(source, con)
+    except BaseException:
+        spark_rows.close()
+        raise
+    return spark_rows
+
+
+def _build(rows: Rows, ref: Source, cur: Source, plan: list[Column], limits: Thresholds,
            opts: Options, html: str | Path | None) -> DriftReport:
     present = [c for c in plan if c.kind != MISSING]
     kinds_r = {c.name: c.kind if c.comparable else OTHER for c in plan}
     kinds_c = {c.name: kinds_r[c.name] for c in present}
     for source, kinds in ((ref, kinds_r), (cur, kinds_c)):
-        select = ", ".join(normalized_column(n, k) for n, k in kinds.items())
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {source.relation}_n AS SELECT {select} FROM {source.relation}")
+        select = ", ".join(normalized_column(n, k, rows) for n, k in kinds.items())
+        rows.execute(f"CREATE OR REPLACE TEMP VIEW {source.relation}_n AS SELECT {select} FROM {source.relation}")
     binned = {c.name for c in present if c.comparable and c.kind == NUMERIC}  # their profiles come with the cells
-    rows_r, counts_r = stats.counts(con, f"{ref.relation}_n", [n for n in kinds_r if n not in binned])
-    rows_c, counts_c = stats.counts(con, f"{cur.relation}_n", [n for n in kinds_c if n not in binned])
+    rows_r, counts_r = stats.counts(rows, f"{ref.relation}_n", [n for n in kinds_r if n not in binned])
+    rows_c, counts_c = stats.counts(rows, f"{cur.relation}_n", [n for n in kinds_c if n not in binned])
     if rows_r == 0 or rows_c == 0:
         raise SourceError(f"{'the reference ' + ref.label if rows_r == 0 else 'the current set ' + cur.label} "
                           "has no rows")
@@ -226,13 +258,15 @@ def _build(con: duckdb.DuckDBPyConnection, ref: Source, cur: Source, plan: list[
     def feature(column: Column) -> FeatureDrift:
         if column.name in binned:
             integer = all(t is not None and t.startswith(("int", "uint")) for t in (column.ref_type, column.cur_type))
-            samples = (stats.sample_source(f"{ref.relation}_all", ref.where, column.name, rows_r, opts.sample_rows),
-                       stats.sample_source(f"{cur.relation}_all", cur.where, column.name, rows_c, opts.sample_rows))
-            cells, pr, pc = stats.numeric_cells(con, f"{ref.relation}_n", f"{cur.relation}_n", column.name,
-                                                (rows_r, rows_c), integer=integer, options=opts, samples=samples)
-            return _feature(con, ref, cur, column, pr, pc, cells, limits, opts)
+            (sample_r, sampled_r), (sample_c, sampled_c) = (
+                rows.sample(ref.relation, ref.where, column.name, rows_r, opts.sample_rows),
+                rows.sample(cur.relation, cur.where, column.name, rows_c, opts.sample_rows))
+            cells, pr, pc = stats.numeric_cells(rows, f"{ref.relation}_n", f"{cur.relation}_n", column.name,
+                                                (rows_r, rows_c), integer=integer, options=opts,
+                                                samples=(sample_r, sample_c), sampled=sampled_r or sampled_c)
+            return _feature(rows, ref, cur, column, pr, pc, cells, limits, opts)
         current = Profile(rows_c, counts_c[column.name]) if column.name in counts_c else None
-        return _feature(con, ref, cur, column, Profile(rows_r, counts_r[column.name]), current, None, limits, opts)
+        return _feature(rows, ref, cur, column, Profile(rows_r, counts_r[column.name]), current, None, limits, opts)
 
     features = tuple(feature(c) for c in plan)
     report = DriftReport(
@@ -254,7 +288,7 @@ def _side(column: Column, prof: Profile | None, dtype: str | None) -> dict[str, 
     return out
 
 
-def _feature(con: duckdb.DuckDBPyConnection, ref: Source, cur: Source, column: Column, pr: Profile,
+def _feature(rows: Rows, ref: Source, cur: Source, column: Column, pr: Profile,
              pc: Profile | None, cells: Cells | None, limits: Thresholds, opts: Options) -> FeatureDrift:
     ref_side, cur_side = _side(column, pr, column.ref_type), _side(column, pc, column.cur_type)
     if column.kind == MISSING or pc is None:
@@ -278,7 +312,7 @@ def _feature(con: duckdb.DuckDBPyConnection, ref: Source, cur: Source, column: C
                 side["median"] = stats.quantile(cells, counts, 0.5)
                 side["distinct"] = int((counts > 0).sum()) if cells.exact else None
         elif column.kind == CATEGORICAL:
-            values, nr, nc = stats.category_counts(con, f"{ref.relation}_n", f"{cur.relation}_n", column.name)
+            values, nr, nc = stats.category_counts(rows, f"{ref.relation}_n", f"{cur.relation}_n", column.name)
             categories = Categories(values, nr, nc)
             extra.update(stats.category_changes(values, nr, nc))
             histogram = stats.category_histogram(values, nr, nc, opts)

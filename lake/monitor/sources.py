@@ -32,6 +32,7 @@ from lake.errors import SourceError
 from lake.lakehouse import Lake
 from lake.monitor.drift import CATEGORICAL, NUMERIC, OTHER, kind_of, quote, type_name
 from lake.naming import training_table
+from lake.spark_io import quote as spark_quote
 from lake.table import Table
 
 if TYPE_CHECKING:
@@ -63,6 +64,8 @@ class Source:
     handle: Table | None = field(default=None, compare=False, repr=False)
     where: str = ""
     """The window as SQL (`` WHERE ...``) over ``relation + "_all"``, the unfiltered rows."""
+    spark_where: str = ""
+    """The same window in Spark SQL (for the Spark engine)."""
 
     def record_read(self, lake: Lake) -> None:
         """Record this set as an input (at its version) of the run the caller is in."""
@@ -84,14 +87,14 @@ def resolve(lake: Lake, con: duckdb.DuckDBPyConnection, spec: Any, view: str, *,
         TableNotFoundError, VersionNotFoundError: no such table or version.
     """
     source = _resolve(lake, con, spec, view + "_all")
-    where = ""
+    where = spark_where = ""
     if since is not None or until is not None:
-        where, text = _window(source, since, until, time_column)
+        where, text, spark_where = _window(source, since, until, time_column)
         source = Source(source.label, view, source.schema, source.table, source.version, source.training_id,
                         source.features, text, source.handle)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {view}_all{where}")
     return Source(source.label, view, source.schema, source.table, source.version, source.training_id,
-                  source.features, source.window, source.handle, where)
+                  source.features, source.window, source.handle, where, spark_where)
 
 
 def _resolve(lake: Lake, con: duckdb.DuckDBPyConnection, spec: Any, view: str) -> Source:
@@ -185,7 +188,9 @@ def parse_time(value: TimeLike, now: dt.datetime | None = None) -> dt.datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-def _window(source: Source, since: TimeLike | None, until: TimeLike | None, time_column: str | None) -> tuple[str, str]:
+def _window(source: Source, since: TimeLike | None, until: TimeLike | None,
+            time_column: str | None) -> tuple[str, str, str]:
+    """The window as DuckDB SQL, as text, and as Spark SQL."""
     temporal = [f.name for f in source.schema if pa.types.is_timestamp(f.type) or pa.types.is_date(f.type)]
     if time_column is None:
         if len(temporal) != 1:
@@ -203,15 +208,18 @@ def _window(source: Source, since: TimeLike | None, until: TimeLike | None, time
         raise SourceError(f"empty window: since ({bounds['since'].isoformat()}) is not before until "
                           f"({bounds['until'].isoformat()})")
     aware = pa.types.is_timestamp(dtype) and dtype.tz is not None
-    conditions = []
+    conditions, spark = [], []
     for key, op in (("since", ">="), ("until", "<")):
         if key in bounds:
             when = bounds[key].astimezone(dt.UTC)
-            literal = f"TIMESTAMPTZ '{when.isoformat()}'" if aware else \
-                f"TIMESTAMP '{when.replace(tzinfo=None).isoformat()}'"
+            naive = when.replace(tzinfo=None).isoformat(sep=" ")
+            literal = f"TIMESTAMPTZ '{when.isoformat()}'" if aware else f"TIMESTAMP '{naive}'"
             conditions.append(f"{quote(time_column)} {op} {literal}")
+            # Spark: TIMESTAMP is an instant (the offset says which), TIMESTAMP_NTZ a wall-clock time.
+            at = f"TIMESTAMP '{naive}+00:00'" if aware else f"TIMESTAMP_NTZ '{naive}'"
+            spark.append(f"{spark_quote(time_column)} {op} {at}")
     text = f"{time_column} in [{_iso(bounds.get('since'))}, {_iso(bounds.get('until'))})"
-    return " WHERE " + " AND ".join(conditions), text
+    return " WHERE " + " AND ".join(conditions), text, " WHERE " + " AND ".join(spark)
 
 
 def _iso(when: dt.datetime | None) -> str:

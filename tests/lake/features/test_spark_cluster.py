@@ -45,3 +45,28 @@ def test_training_set_on_the_cluster_reproduces_on_duckdb(spark_cluster: str, tm
     proc = lake_cli("training", "reproduce", "on_cluster", "--engine", "duckdb", "--json")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert json.loads(proc.stdout)["matches"] is True and json.loads(proc.stdout)["stored_matches"] is True
+
+
+def test_drift_on_the_cluster_equals_duckdb(spark_cluster: str, tmp_path: Path) -> None:
+    """`lake monitor drift --engine spark` on the cluster: the executors aggregate, the numbers are DuckDB's."""
+    import numpy as np
+
+    from lake.lakehouse import Lake
+    from tests.conftest import make_settings
+
+    lake = Lake(make_settings(root=str(tmp_path / "lake")))
+    rng = np.random.default_rng(4)
+    for name, shift in (("gold.ref", 0.0), ("gold.cur", 1.0)):
+        lake.table(name).write(pa.table({"amount": rng.normal(shift, 1, 5000), "qty": rng.integers(0, 20, 5000),
+                                         "country": rng.choice(["FR", "DE", "IT"], 5000).tolist()}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKE_")}
+    env.update(LAKE_ROOT=lake.settings.root_uri, LAKE_CONFIG="", LAKE_SPARK_MASTER=spark_cluster)
+    reports = {}
+    for engine in ("spark", "duckdb"):
+        proc = subprocess.run([sys.executable, "-m", "lake.cli.main", "monitor", "drift", "-r", "gold.ref", "-c",
+                               "gold.cur", "--engine", engine, "--json"], env=env, capture_output=True, text=True,
+                              timeout=600, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        reports[engine] = json.loads(proc.stdout)
+    assert reports["spark"]["features"] == reports["duckdb"]["features"]  # exact mode: the same numbers
+    assert reports["spark"]["features"][0]["name"] == "amount" and reports["spark"]["features"][0]["status"] == "drift"

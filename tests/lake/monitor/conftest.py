@@ -51,3 +51,11 @@ def served(lake: Lake) -> Lake:
         data["request_id"] = [f"{day:%d}-{i}" for i in range(N)]
         logs.write(pa.table(data))
     return lake
+
+
+@pytest.fixture(scope="session", params=["duckdb", pytest.param("spark", marks=[pytest.mark.spark, pytest.mark.slow])])
+def engine(request: pytest.FixtureRequest) -> dict[str, object]:
+    """How a drift report reads its rows: DuckDB in the process, or Spark (the suite's session)."""
+    if request.param == "duckdb":
+        return {"engine": "duckdb"}
+    return {"engine": "spark", "spark": request.getfixturevalue("spark")}

@@ -1,4 +1,7 @@
-"""Drift statistics against independent oracles: SciPy and a numpy PSI on the same data."""
+"""Drift statistics against independent oracles: SciPy and a numpy PSI on the same data.
+
+Every test runs on both engines (``engine``: DuckDB in the process, Spark's executors): the same bounds.
+"""
 
 from __future__ import annotations
 
@@ -26,21 +29,22 @@ def numpy_psi(ref: np.ndarray, cur: np.ndarray, edges: np.ndarray) -> float:
     return float(np.sum((q - p) * np.log(q / p)))
 
 
-def compare(lake: Lake, ref: dict[str, object], cur: dict[str, object], **kwargs: object) -> DriftReport:
-    return drift_report(lake, pa.table(ref), pa.table(cur), record=False, **kwargs)  # type: ignore[arg-type]
+def compare(lake: Lake, ref: dict[str, object], cur: dict[str, object], engine: dict[str, object],
+            **kwargs: object) -> DriftReport:
+    return drift_report(lake, pa.table(ref), pa.table(cur), record=False, **engine, **kwargs)  # type: ignore[arg-type]
 
 
 def finite(values: np.ndarray) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
-def test_numeric_metrics_are_exactly_scipys_on_small_data(local_lake: Lake) -> None:
+def test_numeric_metrics_are_exactly_scipys_on_small_data(local_lake: Lake, engine: dict[str, object]) -> None:
     rng = np.random.default_rng(7)
     a, b = rng.normal(0, 1, 4000), rng.normal(0.25, 1.3, 3000)
     a[::97] = np.nan
     b[::50] = np.inf  # non-finite values count as missing
     ints_a, ints_b = rng.integers(0, 12, 4000), rng.integers(1, 14, 3000)
-    report = compare(local_lake, {"x": a, "n": ints_a}, {"x": b, "n": ints_b})
+    report = compare(local_lake, {"x": a, "n": ints_a}, {"x": b, "n": ints_b}, engine)
     for name, (ra, rb) in {"x": (finite(a), finite(b)), "n": (ints_a, ints_b)}.items():
         f = report.feature(name)
         assert f.kind == "numeric" and f.metrics["exact"] is True
@@ -60,14 +64,14 @@ def test_numeric_metrics_are_exactly_scipys_on_small_data(local_lake: Lake) -> N
     assert x.reference["mean"] == pytest.approx(finite(a).mean()) and x.current["max"] == pytest.approx(finite(b).max())
 
 
-def test_categorical_metrics_are_scipys(local_lake: Lake) -> None:
+def test_categorical_metrics_are_scipys(local_lake: Lake, engine: dict[str, object]) -> None:
     rng = np.random.default_rng(3)
     a = rng.choice(["red", "green", "blue", "grey"], 5000, p=[0.4, 0.3, 0.2, 0.1])
     b = rng.choice(["red", "green", "blue", "pink"], 4000, p=[0.3, 0.3, 0.3, 0.1])
     flags_a, flags_b = rng.random(5000) < 0.3, rng.random(4000) < 0.36
     ref = {"color": pa.array(a.tolist()), "flag": flags_a}
     cur = {"color": pa.array([None if i % 40 == 0 else v for i, v in enumerate(b.tolist())]), "flag": flags_b}
-    report = compare(local_lake, ref, cur)
+    report = compare(local_lake, ref, cur, engine)
     kept = np.array([v for i, v in enumerate(b) if i % 40])
     for name, (ra, rb) in {"color": (a, kept), "flag": (flags_a, flags_b)}.items():
         f = report.feature(name)
@@ -98,7 +102,7 @@ def zero_inflated(rng: np.random.Generator, n: int, scale: float) -> np.ndarray:
 
 
 @pytest.mark.parametrize("shape", ["normal", "lognormal", "zero_inflated", "wide_integers", "far_modes"])
-def test_binned_metrics_are_within_their_error_bounds(local_lake: Lake, shape: str) -> None:
+def test_binned_metrics_are_within_their_error_bounds(local_lake: Lake, shape: str, engine: dict[str, object]) -> None:
     rng = np.random.default_rng(11)
     n = 60_000
     a, b = {
@@ -110,7 +114,7 @@ def test_binned_metrics_are_within_their_error_bounds(local_lake: Lake, shape: s
                               np.r_[rng.normal(0, 1, n // 2), rng.normal(1e6, 0.012, n // 2)]),
     }[shape]()
     # Few cells and no grouping by exact value: the binned path is what is tested.
-    report = compare(local_lake, {"v": a}, {"v": b}, options=Options(exact_rows=0, bins=1024, tolerance=1e-3,
+    report = compare(local_lake, {"v": a}, {"v": b}, engine, options=Options(exact_rows=0, bins=1024, tolerance=1e-3,
                                                                      refine_rows=0))
     m = report.feature("v").metrics
     assert m["exact"] is False
@@ -125,10 +129,10 @@ def test_binned_metrics_are_within_their_error_bounds(local_lake: Lake, shape: s
     assert len(edges) == 9 or shape == "zero_inflated"  # 30% zeros: one edge for three deciles
 
 
-def test_default_options_bound_ks_by_the_tolerance_on_larger_data(local_lake: Lake) -> None:
+def test_default_options_bound_ks_by_the_tolerance_on_larger_data(local_lake: Lake, engine: dict[str, object]) -> None:
     rng = np.random.default_rng(5)
     a, b = rng.lognormal(0, 1.5, 300_000), rng.lognormal(0.02, 1.5, 300_000)
-    m = compare(local_lake, {"v": a}, {"v": b}).feature("v").metrics
+    m = compare(local_lake, {"v": a}, {"v": b}, engine).feature("v").metrics
     assert m["exact"] is False and m["ks_error"] <= Options().tolerance
     ks = stats.ks_2samp(a, b, method="asymp").statistic
     assert m["ks"] <= ks <= m["ks"] + m["ks_error"] + 1e-12
@@ -141,11 +145,11 @@ def test_default_options_bound_ks_by_the_tolerance_on_larger_data(local_lake: La
     assert m["psi"] == pytest.approx(numpy_psi(a, b, np.asarray(m["psi_edges"])), rel=1e-9)
 
 
-def test_a_layout_from_samples_keeps_the_bounds(local_lake: Lake) -> None:
+def test_a_layout_from_samples_keeps_the_bounds(local_lake: Lake, engine: dict[str, object]) -> None:
     rng = np.random.default_rng(8)
     a, b = rng.lognormal(0, 1.5, 400_000), rng.lognormal(0.05, 1.5, 400_000)
     b[:1000] = 1e6  # far beyond anything a sample of the reference shows
-    m = compare(local_lake, {"v": a}, {"v": b}, options=Options(sample_rows=5_000)).feature("v").metrics
+    m = compare(local_lake, {"v": a}, {"v": b}, engine, options=Options(sample_rows=5_000)).feature("v").metrics
     ks = stats.ks_2samp(a, b, method="asymp").statistic
     assert m["exact"] is False and m["ks"] <= ks <= m["ks"] + m["ks_error"] + 1e-12
     assert m["ks_error"] <= Options().tolerance
@@ -163,9 +167,9 @@ def bare_lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.integers(-5, 5) | st.floats(-1e3, 1e3, allow_nan=False, width=32), min_size=1, max_size=60),
        st.lists(st.integers(-5, 5) | st.floats(-1e3, 1e3, allow_nan=False, width=32), min_size=1, max_size=60))
-def test_exact_metrics_match_scipy_on_any_small_sample(bare_lake: Lake, xs: list[float], ys: list[float]) -> None:
+def test_exact_metrics_match_scipy_on_any_small_sample(bare_lake: Lake, engine: dict[str, object], xs: list[float], ys: list[float]) -> None:
     a, b = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
-    m = compare(bare_lake, {"v": a}, {"v": b}).feature("v").metrics
+    m = compare(bare_lake, {"v": a}, {"v": b}, engine).feature("v").metrics
     with warnings.catch_warnings():  # SciPy's p-value of tiny samples divides by zero; only its statistic is used
         warnings.simplefilter("ignore", RuntimeWarning)
         ks = stats.ks_2samp(a, b, method="asymp").statistic
@@ -174,3 +178,25 @@ def test_exact_metrics_match_scipy_on_any_small_sample(bare_lake: Lake, xs: list
     deciles = np.unique(np.quantile(a, np.arange(1, 10) / 10, method="inverted_cdf"))
     assert m["psi_edges"] == [e for e in deciles if e < max(a.max(), b.max())]
     assert m["psi"] == pytest.approx(numpy_psi(a, b, np.asarray(m["psi_edges"])), rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_engines_agree_on_tables_training_sets_and_windows(served: Lake, spark: object) -> None:
+    """Tables at their versions, a training dataset and a time window, read by Spark: DuckDB's report."""
+    from tests.lake.monitor.conftest import DAY2, DAY3
+
+    reports = [drift_report(served, "training:fraud", "logs.serving_fraud", since=DAY2, until=DAY3, record=False,
+                            **engine).to_dict()  # type: ignore[arg-type]
+               for engine in ({"engine": "duckdb"}, {"engine": "spark", "spark": spark})]
+    assert reports[0]["current"] == reports[1]["current"] and reports[0]["current"]["rows"] == 3000
+    assert reports[0]["features"] == reports[1]["features"]  # exact mode: equal, not close
+    assert reports[1]["status"] == "drift"
+    # binned mode on the executors: within the same bounds
+    binned = Options(exact_rows=0, bins=256, tolerance=1e-3)
+    duck, on_spark = (drift_report(served, "training:fraud", "logs.serving_fraud", record=False, options=binned,
+                                   columns=["amount"], **engine).feature("amount").metrics  # type: ignore[arg-type]
+                      for engine in ({"engine": "duckdb"}, {"engine": "spark", "spark": spark}))
+    assert duck["exact"] is False and on_spark["exact"] is False
+    assert abs(duck["ks"] - on_spark["ks"]) <= max(duck["ks_error"], on_spark["ks_error"]) + 1e-12
+    assert abs(duck["wasserstein"] - on_spark["wasserstein"]) <= duck["wasserstein_error"] + on_spark["wasserstein_error"]
