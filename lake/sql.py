@@ -33,18 +33,18 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lake import delta_log, protocol
-from lake.duck import connect as duck_connect
 from lake.duck import ident, literal, qualified
 from lake.errors import LakeError, ReadOnlyError, SQLError, TableNotFoundError
-from lake.lakehouse import NAME, Lake, is_location
-from lake.masking import match_columns, register, sql_expression
-from lake.table import Table
 
 if TYPE_CHECKING:
     import duckdb
+
+    from lake.config import Settings
+    from lake.lakehouse import Lake
+    from lake.table import Table
 
 _AT = re.compile(r"lake_at\(\s*'([^']+)'\s*,\s*('([^']*)'|\d+)\s*\)", re.IGNORECASE)
 _WRITE_TARGET = re.compile(
@@ -105,10 +105,17 @@ class LakeSQL:
     """A DuckDB session that sees the lake's tables by name, read-only over the lake.
 
     Args:
-        lake: the lake (default: from the settings).
+        lake: the lake (default: from ``settings``, made when a query first names a table).
         as_of: read every lake table at this version (int) or time (ISO string).
         allow: folders whose files queries may read (besides the lake and the settings'
             ``sql_read_dirs``).
+        settings: the settings to open the lake from when ``lake`` is not given (default:
+            :func:`lake.config.load_settings`).
+        lazy: load DuckDB's delta extension (about 0.5 s) only if the first statement reads
+            a lake table, so ``lake sql "SELECT 1"`` answers without it. The session is sealed
+            (external access off, configuration locked) before any statement runs, lazy or
+            not; a lake table that a later statement of a lazy session names without the
+            extension is read through delta-rs as Arrow.
 
     Example:
         >>> db = LakeSQL()
@@ -116,34 +123,84 @@ class LakeSQL:
     """
 
     def __init__(self, lake: Lake | None = None, *, as_of: int | str | None = None,
-                 allow: Sequence[str] = (), policy: ReadPolicy | None = None) -> None:
-        self.lake = lake or Lake()
+                 allow: Sequence[str] = (), policy: ReadPolicy | None = None,
+                 settings: Settings | None = None, lazy: bool = False) -> None:
+        import duckdb  # heavy: DuckDB loads on first use
+
+        if lake is None and settings is None:
+            from lake.config import load_settings
+
+            settings = load_settings()
+        self._lake = lake
+        self.settings: Settings = lake.settings if lake is not None else settings  # type: ignore[assignment]
         self.as_of = as_of
         self.policy = policy
-        self.read_dirs = [] if policy else [self._folder(d) for d in [*self.lake.settings.sql_read_dirs, *allow]]
-        self.con: duckdb.DuckDBPyConnection = duck_connect(self.lake.storage)
-        if policy is not None:
-            register(self.con, policy.salt)
-            self.con.execute("SET python_enable_replacements = false")  # no Python variable read as a table
-        # DuckDB may open files only in the lake and the granted folders, spills only in a
-        # temp folder of its own, and nothing can change that afterwards.
-        self._spill = tempfile.mkdtemp(prefix="lake-sql-")
-        self.con.execute(f"SET temp_directory = {literal(self._spill)}")
-        self.con.execute("SET allowed_directories = " + _list([self.lake.storage.root.rstrip("/") + "/",
-                                                              *self.read_dirs]))
-        self.con.execute("SET enable_external_access = false")
-        self.con.execute("SET lock_configuration = true")
+        self.read_dirs = [] if policy else [self._folder(d) for d in [*self.settings.sql_read_dirs, *allow]]
+        self._con: duckdb.DuckDBPyConnection = duckdb.connect(":memory:")
+        self._sealed = False
+        self._delta = False
+        self._spill: str | None = None
         self._views: dict[str, tuple[Table, int]] = {}
         self._arrow: dict[str, Any] = {}
         self._missing: set[str] = set()
+        if policy is not None:
+            from lake.masking import register  # deferred: pyarrow loads only for the service
+
+            register(self._con, policy.salt)
+            self._con.execute("SET python_enable_replacements = false")  # no Python variable read as a table
+        if not lazy:
+            self._seal(delta=True)
+
+    def _seal(self, *, delta: bool) -> None:
+        """Load the extensions, then lock the session: DuckDB may open files only in the lake and the
+        granted folders, spills only in a temp folder of its own, and nothing can change that afterwards."""
+        from lake.duck import configure_storage, load_extensions
+
+        if delta:
+            load_extensions(self._con, "delta")
+            self._delta = True
+        if self.settings.is_s3:  # the lake's S3 endpoint and credentials (httpfs), before the lock
+            configure_storage(self._con, self.lake.storage)
+        self._spill = tempfile.mkdtemp(prefix="lake-sql-")
+        self._con.execute(f"SET temp_directory = {literal(self._spill)}")
+        self._con.execute("SET allowed_directories = " + _list([self.root.rstrip("/") + "/", *self.read_dirs]))
+        self._con.execute("SET enable_external_access = false")
+        self._con.execute("SET lock_configuration = true")
+        self._sealed = True
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection, sealed (a lazy session is sealed with the delta extension on first access)."""
+        if not self._sealed:
+            self._seal(delta=True)
+        return self._con
+
+    @property
+    def lake(self) -> Lake:
+        """The lake (made on first use: pyarrow and delta-rs load only when a query needs a table)."""
+        if self._lake is None:
+            from lake.lakehouse import Lake  # deferred: pyarrow, delta-rs
+
+            self._lake = Lake(self.settings)
+        return self._lake
+
+    @property
+    def root(self) -> str:
+        """The lake root as the storage spells it (an absolute folder, or ``s3://bucket/prefix``)."""
+        if self._lake is not None or self.settings.is_s3:
+            return self.lake.storage.root
+        return str(Path(self.settings.root_uri).expanduser().resolve())  # as LocalStorage has it
 
     def __getattr__(self, name: str) -> Any:
         # Everything else (fetch*, register, read_parquet...) is the DuckDB connection's.
+        if name.startswith("_"):
+            raise AttributeError(name)
         return getattr(self.con, name)
 
     def close(self) -> None:
-        self.con.close()
-        shutil.rmtree(self._spill, ignore_errors=True)
+        self._con.close()
+        if self._spill is not None:
+            shutil.rmtree(self._spill, ignore_errors=True)
 
     @staticmethod
     def _folder(folder: str) -> str:
@@ -155,6 +212,8 @@ class LakeSQL:
 
     def tables(self) -> list[str]:
         """Every lake table: what the catalog knows plus what is under the root."""
+        from lake.naming import TABLE_NAME as NAME
+
         names = {ref.name for ref in self.lake.tables()}
         with contextlib.suppress(LakeError):  # no catalog: the storage listing is enough
             names |= {d["name"] for d in self.lake.catalog.datasets(namespace=self.lake.settings.catalog.namespace)
@@ -163,6 +222,11 @@ class LakeSQL:
 
     def _table(self, name: str) -> Table | None:
         """The existing lake table a ``layer.name`` denotes: under the root, else where the catalog says."""
+        if "." not in name:  # no lake name: nothing to import
+            return None
+        from lake.naming import TABLE_NAME as NAME
+        from lake.naming import is_location
+
         if not NAME.match(name) or is_location(name):
             return None
         table = self.lake.table(name)
@@ -200,17 +264,20 @@ class LakeSQL:
         if table is None:
             raise TableNotFoundError(f"no lake table {name}{self._suggest(name)}; `lake table ls` lists them",
                                      table=name)
+        from lake import protocol  # deferred: pyarrow, delta-rs
+
         version = self._version(table, name, when)
         delta = table.delta(version)
-        if table.storage is self.lake.storage and table.uri.startswith(self.lake.storage.root.rstrip("/") + "/"):
+        if self._delta and table.storage is self.lake.storage and table.uri.startswith(self.lake.storage.root.rstrip("/") + "/"):
             protocol.check(delta, protocol.DUCKDB, name)  # the reader allow list
             return f"delta_scan({literal(table.uri)}, version => {version})", (table, version)
-        # A table registered at a location outside the lake root: DuckDB may not open files
-        # there, so delta-rs reads it and DuckDB scans the Arrow dataset.
+        # A table registered at a location outside the lake root (DuckDB may not open files
+        # there), or a lazy session sealed without the delta extension: delta-rs reads it
+        # and DuckDB scans the Arrow dataset.
         protocol.check(delta, protocol.HANDOFF, name)  # a pyarrow dataset of the version's files
         alias = f"_lake_{len(self._arrow)}"
         self._arrow[alias] = delta.to_pyarrow_dataset()
-        self.con.register(alias, self._arrow[alias])
+        self._con.register(alias, self._arrow[alias])
         return ident(alias), (table, version)
 
     def _suggest(self, name: str) -> str:
@@ -225,16 +292,7 @@ class LakeSQL:
         """Create views for the lake tables ``query`` names; expand ``lake_at(...)``."""
         query = _AT.sub(self._expand_at, query)
         self._missing.clear()  # a table may have appeared since the last query
-        try:
-            import duckdb  # heavy: DuckDB loads on first use
-
-            referenced = {r.split(" AS ", 1)[0].replace('"', "").strip().lower()
-                          for r in duckdb.get_table_names(query, qualified=True)}
-        except Exception:
-            # DuckDB's name extraction binds some clauses (JOIN ... USING); fall back to every
-            # qualified name in the text outside string literals.
-            referenced = {f"{a}.{b}".lower() for a, b in _QUALIFIED.findall(_STRINGS.sub("''", query))}
-        for name in sorted(referenced):
+        for name in sorted(referenced_names(query)):
             if name in self._missing or (name in self._views and not self._moved_on(name)):
                 continue
             if self._table(name) is None:
@@ -242,8 +300,8 @@ class LakeSQL:
                 continue
             schema, table = name.split(".")
             scan, located = self._scan_table(name, self.as_of)
-            self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
-            self.con.execute(f"CREATE OR REPLACE VIEW {ident(schema)}.{ident(table)} AS {self._select(name, scan)}")
+            self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
+            self._con.execute(f"CREATE OR REPLACE VIEW {ident(schema)}.{ident(table)} AS {self._select(name, scan)}")
             self._views[name] = located
         return query
 
@@ -255,6 +313,8 @@ class LakeSQL:
         """Whether a table this session reads at its latest version has committed since (one stat)."""
         if self.as_of is not None:
             return False
+        from lake import delta_log  # deferred: pyarrow
+
         table, version = self._views[name]
         return delta_log.exists(table.storage, table.uri, version + 1)
 
@@ -271,7 +331,9 @@ class LakeSQL:
         masked = self.policy.table(name)
         if not masked:
             return f"SELECT * FROM {scan}"
-        columns = [d[0] for d in self.con.execute(f"SELECT * FROM {scan} LIMIT 0").description]
+        from lake.masking import match_columns, sql_expression  # deferred: pyarrow
+
+        columns = [d[0] for d in self._con.execute(f"SELECT * FROM {scan} LIMIT 0").description]
         hits = match_columns(columns, masked)
         if not hits:
             return f"SELECT * FROM {scan}"
@@ -286,7 +348,7 @@ class LakeSQL:
     def _check_statements(self, query: str) -> None:
         """Refuse what could write a file or change the session's settings (by DuckDB's own parse)."""
         try:
-            statements = self.con.extract_statements(query)
+            statements = self._con.extract_statements(query)  # parsing only: fine before the seal
         except Exception:
             return  # a syntax error: DuckDB says where when it runs
         for statement in statements:
@@ -311,11 +373,11 @@ class LakeSQL:
 
     def sql(self, query: str) -> duckdb.DuckDBPyRelation:
         """Run a query (a relation: ``.pl()``, ``.df()``, ``.arrow()``, ``.fetchall()``)."""
-        return self._run(query, lambda q: self.con.sql(q))
+        return self._run(query, lambda q: self._con.sql(q))
 
     def execute(self, query: str, parameters: Iterable[Any] | None = None) -> duckdb.DuckDBPyConnection:
         """Run statements like ``duckdb.execute`` (parameters bound with ``?``)."""
-        return self._run(query, lambda q: self.con.execute(q, parameters))
+        return self._run(query, lambda q: self._con.execute(q, parameters))
 
     def _run(self, query: str, fn: Any) -> Any:
         if not query.strip():
@@ -323,6 +385,9 @@ class LakeSQL:
         self._check_statements(query)
         if self.policy is not None:
             self._check_policy(query)
+        if not self._sealed:  # a lazy session's first statement: the delta extension only if it reads a table
+            self._seal(delta=_AT.search(query) is not None
+                       or any(self._table(name) is not None for name in referenced_names(query)))
         query = self.resolve(query)
         try:
             return fn(query)
@@ -354,13 +419,26 @@ class LakeSQL:
 
     def in_lake(self, path: str) -> bool:
         """Whether a path (an output file) is inside the lake root."""
-        root = self.lake.storage.root.rstrip("/")
+        root = self.root.rstrip("/")
         if "://" in root:
             target = re.sub(r"^s3[an]?://", "s3://", path.strip(), flags=re.IGNORECASE)
             return target == root or target.startswith(root + "/")
         local = os.path.realpath(os.path.expanduser(path))
         real_root = os.path.realpath(root)
         return local == real_root or local.startswith(real_root + os.sep)
+
+
+def referenced_names(query: str) -> set[str]:
+    """The table names a query reads or writes, lower case (``bronze.events``), by DuckDB's parser."""
+    try:
+        import duckdb  # heavy: DuckDB loads on first use
+
+        return {r.split(" AS ", 1)[0].replace('"', "").strip().lower()
+                for r in duckdb.get_table_names(query, qualified=True)}
+    except Exception:
+        # DuckDB's name extraction binds some clauses (JOIN ... USING); fall back to every
+        # qualified name in the text outside string literals.
+        return {f"{a}.{b}".lower() for a, b in _QUALIFIED.findall(_STRINGS.sub("''", query))}
 
 
 def check_policy_query(query: str) -> None:

@@ -44,24 +44,29 @@ class State:
         ``catalog_only``: the command uses only the catalog, so an explicit ``catalog.url`` is enough.
         """
         if self._lake is None:
-            settings = self.settings()
-            root = Path(settings.root_uri)
-            if not settings.is_s3 and not root.is_dir():
-                if root.exists():
-                    raise ConfigError(f"the lake root {root} is a file, not a folder", root=str(root))
-                if catalog_only and settings.catalog.url is not None:
-                    pass  # the catalog is elsewhere: nothing is read or made under the root
-                elif not (write or self.create):
-                    raise ConfigError(f"no lake at {root}: check --root, LAKE_ROOT or root in {self._where(settings)}; "
-                                      "`lake init` starts a project, --create makes an empty lake there")
-                else:
-                    root.mkdir(parents=True)
-                    err_console.print(f"created the lake root {root}", style="dim", highlight=False, markup=False)
+            self.check_root(write=write, catalog_only=catalog_only)
             # deferred: pyarrow, pandas and the catalog load only when a command needs the lake
             from lake.lakehouse import Lake
 
             self._lake = Lake(self.settings())
         return self._lake
+
+    def check_root(self, *, write: bool = False, catalog_only: bool = False) -> Settings:
+        """The settings, once the lake root is known to exist (see :meth:`lake`); loads no engine."""
+        settings = self.settings()
+        root = Path(settings.root_uri)
+        if not settings.is_s3 and not root.is_dir():
+            if root.exists():
+                raise ConfigError(f"the lake root {root} is a file, not a folder", root=str(root))
+            if catalog_only and settings.catalog.url is not None:
+                pass  # the catalog is elsewhere: nothing is read or made under the root
+            elif not (write or self.create):
+                raise ConfigError(f"no lake at {root}: check --root, LAKE_ROOT or root in {self._where(settings)}; "
+                                  "`lake init` starts a project, --create makes an empty lake there")
+            else:
+                root.mkdir(parents=True)
+                err_console.print(f"created the lake root {root}", style="dim", highlight=False, markup=False)
+        return settings
 
     @staticmethod
     def _where(settings: Settings) -> str:

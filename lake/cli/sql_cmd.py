@@ -81,7 +81,8 @@ def sql(
         finally:
             client.close()
         return
-    db = LakeSQL(state(ctx).lake(), as_of=version, allow=allow or ())
+    # One statement: DuckDB's delta extension, pyarrow and delta-rs load only if it names a lake table.
+    db = LakeSQL(settings=state(ctx).check_root(), as_of=version, allow=allow or (), lazy=query is not None)
     if query is None:
         shell(db)
         return
@@ -125,7 +126,7 @@ def run_one(db: LakeSQL, query: str, *, fmt: str = "table", out: Path | None = N
             timer: bool = False) -> None:
     started = time.perf_counter()
     if out is not None and db.in_lake(str(out)):
-        raise LakeError(f"--out {out} is inside the lake root {db.lake.storage.root}: `lake sql` never writes "
+        raise LakeError(f"--out {out} is inside the lake root {db.root}: `lake sql` never writes "
                         "there (write tables through a job or the Python API)")
     rel = db.sql(query)
     if rel is None:  # a statement without a result (CREATE TABLE scratch AS ...)
@@ -231,7 +232,7 @@ def shell(db: LakeSQL) -> None:
         from prompt_toolkit.history import FileHistory
 
         session: PromptSession[str] = PromptSession(history=FileHistory(str(Path.home() / ".lake_sql_history")))
-        console.print(f"lake sql on {db.lake.storage.root} - .help for commands, statements end with ;")
+        console.print(f"lake sql on {db.root} - .help for commands, statements end with ;")
 
         def lines() -> Iterator[str]:
             buffer_empty = True

@@ -312,3 +312,57 @@ def test_json_and_parquet_output_stream_with_bounded_memory(tmp_path: Path) -> N
     head = (tmp_path / "out.json").read_text()[:80]
     assert head.startswith('[{"i": 0, "label": "row 0", "v": 0.0},')
     assert len(json.loads((tmp_path / "out.json").read_text())) == 2_000_000
+
+
+def _delta_loaded(db: LakeSQL) -> bool:
+    return db.sql("SELECT count(*) FROM duckdb_functions() WHERE function_name = 'delta_scan'").fetchone() != (0,)
+
+
+def test_a_lazy_session_loads_the_delta_extension_only_for_lake_tables_and_is_sealed_all_the_same(
+        filled: Lake, tmp_path: Path) -> None:
+    """`lake sql QUERY` opens a lazy session: its first statement decides whether the delta extension loads;
+    the configuration is locked before any statement runs either way."""
+    db = LakeSQL(settings=filled.settings, lazy=True)
+    assert db.sql("SELECT 1").fetchall() == [(1,)]
+    # No Lake object (pyarrow, delta-rs) for a statement that names no table (on S3: the storage's credentials).
+    assert (db._lake is None) != filled.settings.is_s3
+    assert not _delta_loaded(db)
+    for statement in ("SET enable_external_access = true", "LOAD delta", f"COPY (SELECT 1) TO '{tmp_path}/x.csv'"):
+        with pytest.raises(ReadOnlyError):
+            db.sql(statement)
+    with pytest.raises(SQLError, match="--allow"):
+        db.sql("SELECT * FROM read_csv('/etc/hostname')").fetchall()
+    with pytest.raises(Exception, match="disabled|locked"):  # the seal itself, under the statement checks
+        db._con.execute("SET enable_external_access = true")
+    # A later statement's lake table: read through delta-rs as Arrow (the extension cannot load any more).
+    assert db.sql("SELECT count(*) FROM silver.flights WHERE carrier = 'AA'").fetchone() == (125,)
+    assert db.versions_read() == {"silver.flights": 4}
+    with pytest.raises(ReadOnlyError, match="read-only"):
+        db.sql("DELETE FROM silver.flights")
+    # A first statement that reads a lake table (or lake_at) loads the extension before the seal.
+    for first in ("SELECT count(*) FROM gold.carriers", "SELECT count(*) FROM lake_at('gold.carriers', 0)"):
+        eager = LakeSQL(settings=filled.settings, lazy=True)
+        assert eager.sql(first).fetchone() == (4,)
+        assert _delta_loaded(eager)
+    # The connection itself is never handed out unsealed.
+    other = LakeSQL(settings=filled.settings, lazy=True)
+    with pytest.raises(Exception, match="disabled|locked"):
+        other.con.execute("SET enable_external_access = true")
+    assert _delta_loaded(other)
+
+
+def test_lake_sql_select_1_loads_no_table_engine(tmp_path: Path) -> None:
+    """`lake sql "select 1"` is DuckDB and the settings: no pyarrow, delta-rs, pandas or catalog."""
+    import subprocess
+    import sys
+
+    code = ("import sys, io, contextlib; from lake.cli.main import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out: status = main(['sql', 'select 41 + 1'])\n"
+            "assert status == 0 and '42' in out.getvalue(), out.getvalue()\n"
+            "heavy = {'pyarrow', 'pandas', 'feast', 'pyspark', 'sqlalchemy', 'deltalake', 'numpy', 'polars'}\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in heavy}))\n")
+    (tmp_path / "lake").mkdir()
+    env = {**__import__("os").environ, "LAKE_ROOT": str(tmp_path / "lake"), "LAKE_CONFIG": ""}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
