@@ -95,6 +95,9 @@ class LineageGraph:
     ids: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
     """Dataset-level graphs: each node's dataset id in the catalog (for callers that look more up about
     the nodes in one query); empty for column and version graphs. Not part of :meth:`as_dict`."""
+    kinds: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
+    """Dataset-level graphs: each node's kind in the catalog (``table``, ``feature_view``...). Not part
+    of :meth:`as_dict`."""
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -73,21 +73,11 @@ def lineage(
         return _historical(session, ds, version, depth)
     if column is not None:
         return _columns(session, ds, column, direction, depth)
-    dist: dict[int, int] = {ds.id: 0}
-    if direction in ("upstream", "both"):
-        for i, d in walk(session, ds.id, "upstream", depth).items():
-            dist[i] = -d if i != ds.id else 0
-    if direction in ("downstream", "both"):
-        for i, d in walk(session, ds.id, "downstream", depth).items():
-            if i not in dist or dist[i] == 0:
-                dist[i] = d
+    dist, info = _reached(session, ds.id, direction, depth)
     ids = list(dist)
     # Plain rows through the connection (no ORM objects, no ORM result processing), fetched at once
     # (row by row, psycopg's per-row checks cost more than the query).
     conn = session.connection()
-    d_ = m.Dataset
-    info = {i: (ns, name, layer, version) for i, ns, name, layer, version in conn.execute(
-        select(d_.id, d_.namespace, d_.name, d_.layer, d_.current_version).where(among(session, d_.id, ids))).all()}
     edge_rows = conn.execute(
         select(m.LineageEdge.src_id, m.LineageEdge.dst_id, m.Job.name)
         .outerjoin(m.Run, m.Run.id == m.LineageEdge.last_run_id)
@@ -104,7 +94,57 @@ def lineage(
                 jobs[key] = job
     nodes = [LineageNode(*info[i][:3], d, info[i][3])
              for i, d in sorted(dist.items(), key=lambda kv: (kv[1], names[kv[0]]))]
-    return LineageGraph(ds.name, nodes, sorted(edges), jobs, ids={names[i]: i for i in dist})
+    return LineageGraph(ds.name, nodes, sorted(edges), jobs, ids={names[i]: i for i in dist},
+                        kinds={names[i]: info[i][4] for i in dist})
+
+
+_PG_WALK = """{side}(depth, frontier, seen) AS (
+        SELECT 0, ARRAY[CAST(:start AS INTEGER)], ARRAY[CAST(:start AS INTEGER)]
+        UNION ALL
+        SELECT w.depth + 1, n.next, w.seen || n.next
+        FROM {side} w CROSS JOIN LATERAL (
+            SELECT ARRAY(SELECT e.{theirs} FROM lineage_edges e WHERE e.{mine} = ANY(w.frontier)
+                         EXCEPT SELECT unnest(w.seen)) AS next OFFSET 0) n
+        WHERE w.depth < :depth AND cardinality(n.next) > 0)"""
+"""Breadth first in one statement (PostgreSQL): a row per hop holding the frontier and every dataset
+seen so far as arrays, so that each dataset is expanded once (``OFFSET 0`` keeps the next frontier
+computed once per hop)."""
+
+Reached = dict[int, tuple[str, str, str | None, int | None, str | None]]
+
+
+def _reached(session: Session, start: int, direction: str, depth: int) -> tuple[dict[int, int], Reached]:
+    """The datasets within ``depth`` hops -> their signed distance (negative upstream; a dataset on
+    both sides keeps its upstream distance, the root 0), and their (namespace, name, layer,
+    current version, kind).
+
+    PostgreSQL: the walks and the datasets in one round trip. SQLite (in process, where a round
+    trip costs nothing): :func:`walk` per side, then the datasets.
+    """
+    sides = [d for d in ("upstream", "downstream") if direction in (d, "both")]
+    d_ = m.Dataset
+    if sides and session.get_bind().dialect.name == "postgresql":
+        walks = ", ".join(_PG_WALK.format(side=side, mine=_STEP[side][0], theirs=_STEP[side][1]) for side in sides)
+        reached = " UNION ALL ".join(f"SELECT '{side}' AS side, unnest(frontier) AS id, depth FROM {side}"
+                                     for side in sides)
+        rows = session.connection().execute(text(
+            f"WITH RECURSIVE {walks} SELECT r.side, r.id, r.depth, d.namespace, d.name, d.layer, "
+            f"d.current_version, d.kind FROM ({reached}) r JOIN datasets d ON d.id = r.id"),
+            {"start": start, "depth": depth}).all()
+        found = [(side, int(i), int(hops)) for side, i, hops, *_ in rows]
+        info: Reached = {int(r[1]): (r[3], r[4], r[5], r[6], r[7]) for r in rows}
+    else:
+        found = [(side, i, hops) for side in sides for i, hops in walk(session, start, side, depth).items()]
+        info = {i: (ns, name, layer, version, kind) for i, ns, name, layer, version, kind in session.connection().execute(
+            select(d_.id, d_.namespace, d_.name, d_.layer, d_.current_version, d_.kind)
+            .where(among(session, d_.id, {start} | {i for _, i, _ in found}))).all()}
+    dist: dict[int, int] = {start: 0}
+    for side, i, hops in sorted(found, key=lambda f: f[0] != "upstream"):
+        if side == "upstream":
+            dist[i] = -hops if i != start else 0
+        elif i not in dist or dist[i] == 0:
+            dist[i] = hops
+    return dist, info
 
 
 def _on_path(d_src: int, d_dst: int) -> bool:

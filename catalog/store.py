@@ -16,8 +16,8 @@ import contextlib
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -43,6 +43,8 @@ from catalog.search import search as search_docs
 from catalog.tags import propagate as propagate_tags
 from catalog.tags import repropagate
 from catalog.tokens import Authenticator, AuthMode, TokenInfo
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -590,9 +592,15 @@ class Catalog:
 
     def lineage(self, name: str, **kwargs: Any) -> LineageGraph:
         """The lineage graph around a dataset (see :func:`catalog.lineage.lineage`)."""
+        return self.lineage_and(name, lambda _s, _g: None, **kwargs)[0]
+
+    def lineage_and(self, name: str, more: Callable[[Session, LineageGraph], T], **kwargs: Any) -> tuple[LineageGraph, T]:
+        """The lineage graph and what ``more(session, graph)`` looks up about it, in one read transaction
+        (a page that shows more about the nodes saves a transaction's round trips)."""
         with self.reading() as s:
             ds = self._dataset(s, name, kwargs.pop("namespace", None))
-            return lineage_graph(s, ds, **kwargs)
+            graph = lineage_graph(s, ds, **kwargs)
+            return graph, more(s, graph)
 
     # -------------------------------------------------------------------- reads
 

@@ -141,8 +141,10 @@ def _dataset_routes(app: FastAPI, console: Console) -> None:
     def dataset_page(request: Request, name: str, version: str | None = None) -> HTMLResponse:
         guard = console.guard(request)
         shown = readable(request, name, version_arg(version))
+        can_write = guard.can("write", views.access_object(name))
+        # column descriptions belong to the current columns: edited on the current version's page
         return console.render(request, guard, "dataset.html", ds=shown, sheet=views.datasheet(lake, shown),
-                              can_write=guard.can("write", views.access_object(name)))
+                              can_write=can_write, edit_columns=can_write and version is None and bool(shown["schema"]))
 
     @app.get("/api/datasets/{name:path}/sample")
     def api_sample(request: Request, name: str, version: str | None = None, limit: str | None = None) -> Any:
@@ -166,7 +168,8 @@ def _dataset_routes(app: FastAPI, console: Console) -> None:
         changes = check_annotations(await body_json(request))
 
         def apply() -> dict[str, Any]:
-            lake.catalog.show(name)  # 404 for an unknown dataset before anything is written
+            current = lake.catalog.show(name)  # 404 for an unknown dataset before anything is written
+            views.check_columns(current, changes["column_descriptions"])  # 400 for an unknown column, likewise
             views.annotate(lake, name, changes)
             access.audit(who, "write", name, "annotated")
             return views.dataset(lake, name)

@@ -39,34 +39,38 @@ def graph(lake: Lake, name: str, *, direction: str = "both", depth: int = 3, ver
     if direction not in DIRECTIONS:
         raise ConsoleError(400, f"direction must be one of {', '.join(DIRECTIONS)}, not {direction[:20]!r}")
     cat = lake.catalog
-    g = cat.lineage(name, direction=direction, depth=depth, version=version, column=column,
-                    namespace=namespace or None)
     mode = "version" if version is not None else "column" if column else "dataset"
-    with cat.reading() as s:
+
+    def more(s: Session, g: LineageGraph) -> tuple[dict[str, str], list[dict[str, Any]], list[dict[str, Any]]]:
+        """Kinds, column edges and the newest drift reports of the nodes (in the graph's transaction)."""
         kinds, ids = _kinds(s, g, cat.namespace)
-        column_edges = []
-        reports = []
-        if mode == "dataset" and ids:
-            # one query each, the graph's dataset ids bound as one array (PostgreSQL)
-            by_id = {i: n for n, i in ids.items()}
-            conn = s.connection()
-            if columns:
-                cl = m.ColumnLineage
-                for src, sc, dst, dc, t in conn.execute(
-                        select(cl.src_dataset_id, cl.src_column, cl.dst_dataset_id, cl.dst_column, cl.transformation)
-                        .where(among(s, cl.src_dataset_id, by_id), among(s, cl.dst_dataset_id, by_id))).all():
-                    column_edges.append({"from": by_id[src], "from_column": sc, "to": by_id[dst], "to_column": dc,
-                                         "transformation": t})
-            if direction != "upstream":
-                # the newest drift report of each dataset
-                r = m.Report
-                newest = (select(r.id, r.dataset_id, r.status, r.created_at, func.row_number().over(
-                    partition_by=r.dataset_id, order_by=(r.created_at.desc(), r.id.desc())).label("n"))
-                    .where(among(s, r.dataset_id, by_id), r.kind == "drift").subquery())
-                for rid, ds_id, status, created in conn.execute(
-                        select(newest.c.id, newest.c.dataset_id, newest.c.status, newest.c.created_at)
-                        .where(newest.c.n == 1).order_by(newest.c.created_at.desc(), newest.c.id.desc())).all():
-                    reports.append({"id": rid, "dataset": by_id[ds_id], "status": status, "created_at": created})
+        column_edges: list[dict[str, Any]] = []
+        reports: list[dict[str, Any]] = []
+        if mode != "dataset" or not ids:
+            return kinds, column_edges, reports
+        # one query each, the graph's dataset ids bound as one array (PostgreSQL)
+        by_id = {i: n for n, i in ids.items()}
+        conn = s.connection()
+        if columns:
+            cl = m.ColumnLineage
+            for src, sc, dst, dc, t in conn.execute(
+                    select(cl.src_dataset_id, cl.src_column, cl.dst_dataset_id, cl.dst_column, cl.transformation)
+                    .where(among(s, cl.src_dataset_id, by_id), among(s, cl.dst_dataset_id, by_id))).all():
+                column_edges.append({"from": by_id[src], "from_column": sc, "to": by_id[dst], "to_column": dc,
+                                     "transformation": t})
+        if direction != "upstream":
+            r = m.Report
+            newest = (select(r.id, r.dataset_id, r.status, r.created_at, func.row_number().over(
+                partition_by=r.dataset_id, order_by=(r.created_at.desc(), r.id.desc())).label("n"))
+                .where(among(s, r.dataset_id, by_id), r.kind == "drift").subquery())
+            for rid, ds_id, status, created in conn.execute(
+                    select(newest.c.id, newest.c.dataset_id, newest.c.status, newest.c.created_at)
+                    .where(newest.c.n == 1).order_by(newest.c.created_at.desc(), newest.c.id.desc())).all():
+                reports.append({"id": rid, "dataset": by_id[ds_id], "status": status, "created_at": created})
+        return kinds, column_edges, reports
+
+    g, (kinds, column_edges, reports) = cat.lineage_and(
+        name, more, direction=direction, depth=depth, version=version, column=column, namespace=namespace or None)
     hidden: dict[str, str] = {}
     nodes = []
     for n in g.nodes:
@@ -105,10 +109,9 @@ def graph(lake: Lake, name: str, *, direction: str = "both", depth: int = 3, ver
 def _kinds(s: Session, g: LineageGraph, home: str) -> tuple[dict[str, str], dict[str, int]]:
     """Each node's kind (by name) and, for a dataset-level graph, its dataset id (by name)."""
     d = m.Dataset
-    if g.ids:
-        rows = s.connection().execute(select(d.id, d.namespace, d.name, d.kind)
-                                      .where(among(s, d.id, g.ids.values()))).all()
-        return {n: views.kind_of(ns, k, home) for _, ns, n, k in rows}, dict(g.ids)
+    if g.ids:  # a dataset-level graph: the catalog found them already
+        spaces = {n.name: n.namespace for n in g.nodes}
+        return {n: views.kind_of(spaces[n], k, home) for n, k in g.kinds.items()}, dict(g.ids)
     pairs = {(n.namespace, n.name) for n in g.nodes}
     if not pairs:
         return {}, {}

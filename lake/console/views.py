@@ -15,7 +15,7 @@ from sqlalchemy import select
 from catalog import models as m
 from catalog.entities import SearchHit
 from catalog.errors import CatalogError
-from lake.errors import LakeError
+from lake.errors import ConsoleError, LakeError
 from lake.lakehouse import Lake
 from lake.naming import FEATURE_SERVICE_PREFIX, FEATURE_VIEW_PREFIX, TABLE_NAME
 
@@ -220,6 +220,16 @@ def rows_of(data: pa.Table) -> dict[str, Any]:
 def sql_snippet(name: str, version: int | None) -> str:
     at = f" --version {version}" if version is not None else ""
     return f'lake sql "SELECT * FROM {name} LIMIT 10"{at}'
+
+
+def check_columns(shown: dict[str, Any], descriptions: dict[str, str]) -> None:
+    """Refuse descriptions of columns the dataset does not have (``shown``: its current page)."""
+    known = [c["name"] for c in shown["schema"]]
+    unknown = sorted(set(descriptions) - set(known))
+    if unknown:
+        listed = ", ".join(repr(c[:80]) for c in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise ConsoleError(400, f"{shown['name']} has no column {listed}; its columns: "
+                                f"{', '.join(known[:50]) or 'none'}")
 
 
 def annotate(lake: Lake, name: str, changes: dict[str, Any]) -> None:

@@ -23,6 +23,8 @@ from lake.lakehouse import Lake
 HERE = Path(__file__).parent
 MAX_BODY = 256 * 1024
 """Bytes a console request body may carry (edits, sign-in, saved queries)."""
+MAX_COLUMNS = 5_000
+"""Column descriptions one edit may set."""
 SECURITY_HEADERS = {
     # Every script and style is a file of the package: no inline code runs, nothing from elsewhere loads.
     "content-security-policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -213,8 +215,11 @@ def check_annotations(data: dict[str, Any]) -> dict[str, Any]:
             raise ConsoleError(400, "description must be text of at most 20,000 characters")
         out["description"] = data["description"]
     cols = data.get("column_descriptions") or {}
-    if not isinstance(cols, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in cols.items()):
-        raise ConsoleError(400, "column_descriptions must map column names to text")
+    if not isinstance(cols, dict) or len(cols) > MAX_COLUMNS or not all(
+            isinstance(k, str) and 0 < len(k) <= 512 and isinstance(v, str) and len(v) <= 20_000
+            for k, v in cols.items()):
+        raise ConsoleError(400, f"column_descriptions must map at most {MAX_COLUMNS:,} column names to text of "
+                                "at most 20,000 characters each")
     out["column_descriptions"] = cols
     for key in ("add_owners", "remove_owners", "add_tags", "remove_tags"):
         values = data.get(key) or []

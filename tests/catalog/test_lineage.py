@@ -155,7 +155,7 @@ def test_dataset_walk_matches_the_definition_on_cycles_and_diamonds(catalog: Cat
                 nodes, on_path, on_path_jobs = _expected(edges, jobs, root, direction, depth)
                 assert [(n.name, n.depth) for n in graph.nodes] == nodes, (root, direction, depth)
                 assert graph.edges == on_path and graph.jobs == on_path_jobs, (root, direction, depth)
-                assert set(graph.ids) == {n for n, _ in nodes}
+                assert set(graph.ids) == set(graph.kinds) == {n for n, _ in nodes}
     with catalog.reading() as s:
         ids = dict(s.execute(select(m.Dataset.name, m.Dataset.id)).all())
     assert catalog.lineage("g.n21", direction="upstream", depth=2).ids == {

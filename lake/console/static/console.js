@@ -169,6 +169,21 @@ function setupDataset() {
     } catch (e) { status.textContent = "Not saved: " + e.message; }
   });
 
+  const columnsForm = document.getElementById("columns-form");
+  if (columnsForm) columnsForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const changed = {};  // only the descriptions edited here
+    for (const input of columnsForm.querySelectorAll("input[data-column]")) {
+      if (input.value !== input.dataset.current) changed[input.dataset.column] = input.value;
+    }
+    const status = document.getElementById("columns-status");
+    if (!Object.keys(changed).length) { status.textContent = "Nothing changed."; return; }
+    try {
+      await postJSON(api + "/annotations", { column_descriptions: changed });
+      location.reload();
+    } catch (e) { status.textContent = "Not saved: " + e.message; }
+  });
+
   const saveSheet = document.getElementById("save-sheet");
   if (saveSheet) saveSheet.addEventListener("click", async () => {
     const notes = {};

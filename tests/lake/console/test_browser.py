@@ -102,6 +102,11 @@ def test_search_as_you_type_and_open_a_dataset(browser: Browser, base_url: str) 
         expect(page.locator("#diff")).to_contain_text("+ country")
         shot(page, "dataset")
         assert serious(page) == []
+        page.click("#schema-h ~ details.edit summary")  # edit a column's description (admin may write)
+        page.get_by_label("Description of amount", exact=True).fill("Paid, tax included")
+        assert serious(page) == []  # the open form too
+        page.click("#columns-form button[type=submit]")
+        expect(page.locator("#schema tr", has_text="amount")).to_contain_text("Paid, tax included")  # reloaded
         assert page.errors == []  # type: ignore[attr-defined]
     finally:
         ctx.close()

@@ -131,6 +131,43 @@ def test_edits_and_datasheet_need_write(guarded: tuple[TestClient, TokenAccess],
                        **as_user(client, ADMIN)).status_code == 400
 
 
+def test_column_descriptions_are_edited_with_write(guarded: tuple[TestClient, TokenAccess],
+                                                  console_lake: Lake) -> None:
+    client, access = guarded
+    url = "/api/datasets/gold.order_totals/annotations"
+    reader_page = client.get("/datasets/gold.order_totals", **as_user(client, READER))
+    assert reader_page.status_code == 200 and 'id="columns-form"' not in reader_page.text
+    admin_page = client.get("/datasets/gold.order_totals", **as_user(client, ADMIN))
+    assert 'id="columns-form"' in admin_page.text and 'data-column="total"' in admin_page.text
+    old = client.get("/datasets/gold.order_totals", params={"version": "0"}, **as_user(client, ADMIN))
+    assert 'id="columns-form"' not in old.text  # descriptions belong to the current columns
+    edit = {"column_descriptions": {"total": "Sum of order amounts, in <b>EUR</b>"}}
+    denied = client.post(url, json=edit, **as_user(client, READER))
+    assert denied.status_code == 403 and ("reader", "write", "gold.order_totals", "denied") in access.audited
+    assert console_lake.catalog.show("gold.order_totals")["schema"][0]["description"] is None
+    done = client.post(url, json=edit, **as_user(client, ADMIN))
+    assert done.status_code == 200 and ("admin", "write", "gold.order_totals", "annotated") in access.audited
+    assert done.json()["schema"] == [{"name": "total", "type": "double", "nullable": True,
+                                      "description": "Sum of order amounts, in <b>EUR</b>", "tags": []}]
+    page = client.get("/datasets/gold.order_totals", **as_user(client, READER)).text
+    assert "Sum of order amounts, in &lt;b&gt;EUR&lt;/b&gt;" in page and "<b>EUR" not in page
+    assert [h["name"] for h in client.get("/api/search", params={"q": "amounts eur"},
+                                          **as_user(client, READER)).json()["hits"]] == ["gold.order_totals"]
+    # an unknown column refuses the whole edit: nothing is written
+    before = console_lake.catalog.show("gold.order_totals")["description"]
+    unknown = client.post(url, json={"description": "changed?", "column_descriptions": {"total": "x", "totl": "y"}},
+                          **as_user(client, ADMIN))
+    assert unknown.status_code == 400 and "no column 'totl'" in unknown.json()["detail"]
+    shown = console_lake.catalog.show("gold.order_totals")
+    assert shown["description"] == before and shown["schema"][0]["description"] == "Sum of order amounts, in <b>EUR</b>"
+    for bad in ({"column_descriptions": ["total"]}, {"column_descriptions": {"total": 3}},
+                {"column_descriptions": {"total": "x" * 20_001}}, {"column_descriptions": {"": "x"}}):
+        assert client.post(url, json=bad, **as_user(client, ADMIN)).status_code == 400
+    assert client.post(url, json=edit).status_code == 401  # not signed in
+    cleared = client.post(url, json={"column_descriptions": {"total": ""}}, **as_user(client, ADMIN))
+    assert cleared.status_code == 200 and cleared.json()["schema"][0]["description"] == ""
+
+
 def test_masking_for_a_reader_without_unmask(guarded: tuple[TestClient, TokenAccess]) -> None:
     client, access = guarded
     reader = client.get("/api/datasets/silver.orders/sample", **as_user(client, READER)).json()
