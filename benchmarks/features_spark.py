@@ -228,7 +228,9 @@ def main() -> None:
     from tests.services import reachable
 
     redis = reachable("127.0.0.1", 6379)
-    spark = get_spark(settings_for({"spark": {"shuffle_partitions": 8}}, env={}, config_file=False),
+    # --quick: as many shuffle partitions as cores (tiny data; each task costs a Python worker round trip)
+    partitions = (os.cpu_count() or 2) if args.quick else 8
+    spark = get_spark(settings_for({"spark": {"shuffle_partitions": partitions}}, env={}, config_file=False),
                       app_name="bench-features-spark")
     results = []
     for i, rows in enumerate(sizes):
