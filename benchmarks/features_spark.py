@@ -221,6 +221,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="300000,3000000", help="source rows per view, comma-separated")
     parser.add_argument("--feast-max-rows", type=int, default=1_000_000,
                         help="run Feast's Spark store up to this size (at 3M it ran out of its 2 GB driver heap here)")
+    parser.add_argument("--driver-memory", default="2g",
+                        help="the Spark driver's heap (local mode: every side's); Feast's Spark store needs more at 3M")
     args = parser.parse_args()
     sizes = [20_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     from lake.config import load_settings as settings_for
@@ -230,7 +232,8 @@ def main() -> None:
     redis = reachable("127.0.0.1", 6379)
     # --quick: as many shuffle partitions as cores (tiny data; each task costs a Python worker round trip)
     partitions = (os.cpu_count() or 2) if args.quick else 8
-    spark = get_spark(settings_for({"spark": {"shuffle_partitions": partitions}}, env={}, config_file=False),
+    spark = get_spark(settings_for({"spark": {"shuffle_partitions": partitions, "driver_memory": args.driver_memory}},
+                                   env={}, config_file=False),
                       app_name="bench-features-spark")
     results = []
     for i, rows in enumerate(sizes):
