@@ -87,6 +87,11 @@ _FAST: dict[str, Callable[[pa.Array], list[bytes]]] = {
 }
 
 
+def fast_types() -> frozenset[str]:
+    """The Feast value type names :func:`encode_values` encodes without Feast."""
+    return frozenset(_FAST)
+
+
 def encode_values(arr: pa.Array | pa.ChunkedArray, value_type: Any) -> list[bytes]:
     """Serialized ``feast.types.Value`` bytes for each element (nulls as an empty value).
 
@@ -132,11 +137,6 @@ def _key_part(arr: pa.Array, value_type: Any) -> list[bytes]:
 
 def entity_keys(columns: dict[str, pa.Array], types: dict[str, Any]) -> list[bytes]:
     """Feast's ``serialize_entity_key`` (version 3) for every row of the join-key columns."""
-    # heavy: feast is imported only when keys are encoded (materialization)
-    from feast.infra.key_encoding_utils import serialize_entity_key
-    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-    from feast.type_map import python_values_to_proto_values
-
     names = sorted(columns)
     for name in names:
         if columns[name].null_count:
@@ -144,6 +144,11 @@ def entity_keys(columns: dict[str, pa.Array], types: dict[str, Any]) -> list[byt
     try:
         parts = [_key_part(columns[n], types[n]) for n in names]
     except ValueError:
+        # heavy: feast encodes the key types without a fast path; imported only for them
+        from feast.infra.key_encoding_utils import serialize_entity_key
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.type_map import python_values_to_proto_values
+
         protos = {n: python_values_to_proto_values(columns[n].to_pylist(), types[n]) for n in names}
         rows = len(next(iter(columns.values())))
         return [serialize_entity_key(EntityKey(join_keys=names, entity_values=[protos[n][i] for n in names]),

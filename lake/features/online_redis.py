@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import mmh3
@@ -145,25 +146,62 @@ class RedisStore:
         self._roundtrip(b"*1\r\n$4\r\nPING\r\n", 1)
 
 
+@dataclass(frozen=True)
+class WriterPlan:
+    """What a :class:`RedisWriter` needs, as plain values: made where Feast is loaded (the driver),
+    used where it need not be (Spark's executors: importing Feast costs a Python worker seconds)."""
+
+    ts_key: bytes
+    fields: dict[str, bytes]
+    suffix: bytes
+    ttl: int | None
+    address: str
+    """The connection string, for messages."""
+    connect: dict[str, Any] | None
+    """``redis.Redis`` keyword arguments for a single server (Feast builds the same client), else None."""
+    online_config: Any = None
+    """Feast's online store configuration when ``connect`` is None (a cluster or sentinel: Feast's client)."""
+
+
+def writer_plan(config: Any, view: Any) -> WriterPlan:
+    """The :class:`WriterPlan` of a view in a Feast repository's Redis online store."""
+    # heavy: feast is imported only when materialization writes
+    from feast.infra.online_stores.redis import RedisOnlineStore, RedisType, _versioned_fv_name
+
+    online = config.online_store
+    name = _versioned_fv_name(view, config)
+    connect: dict[str, Any] | None = None
+    if online.redis_type == RedisType.redis:
+        nodes, params = RedisOnlineStore._parse_connection_string(online.connection_string)
+        connect = {**params, "host": nodes[0]["host"], "port": nodes[0]["port"]}
+    return WriterPlan(f"_ts:{name}".encode(), {f.name: field_hash(name, f.name) for f in view.features},
+                      config.project.encode("utf-8"), online.key_ttl_seconds, online.connection_string, connect,
+                      None if connect is not None else online)
+
+
 class RedisWriter:
     """``HSET`` per entity into Feast's Redis layout, skipping entities whose online value is newer."""
 
-    def __init__(self, config: Any, view: Any) -> None:
-        # heavy: feast is imported only when materialization writes
-        from feast.infra.online_stores.redis import RedisOnlineStore, _versioned_fv_name
-
-        self.online_config = config.online_store
+    def __init__(self, config: Any, view: Any, plan: WriterPlan | None = None) -> None:
+        plan = plan or writer_plan(config, view)
         try:
-            self.client = RedisOnlineStore()._get_client(self.online_config)
+            if plan.connect is not None:
+                import redis  # heavy: redis is imported only when materialization writes
+
+                self.client = redis.Redis(**plan.connect)
+            else:
+                # heavy: feast's client for a Redis cluster or sentinel
+                from feast.infra.online_stores.redis import RedisOnlineStore
+
+                self.client = RedisOnlineStore()._get_client(plan.online_config)
             self.client.ping()
         except Exception as exc:
-            raise FeatureError(f"cannot reach the Redis online store at {self.online_config.connection_string}: "
+            raise FeatureError(f"cannot reach the Redis online store at {plan.address}: "
                                f"{exc}. Check [feast] redis_url and that Redis is up.") from exc
-        name = _versioned_fv_name(view, config)
-        self.ts_key = f"_ts:{name}".encode()
-        self.fields = {f.name: field_hash(name, f.name) for f in view.features}
-        self.suffix = config.project.encode("utf-8")
-        self.ttl = self.online_config.key_ttl_seconds
+        self.ts_key = plan.ts_key
+        self.fields = plan.fields
+        self.suffix = plan.suffix
+        self.ttl = plan.ttl
 
     def _pipeline(self, commands: list[tuple[bytes, ...]]) -> list[Any]:
         """Send commands in one go and read every reply (hiredis packs and parses, no per-command Python)."""

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from lake import protocol
 from lake.errors import FeatureError
-from lake.features.encoding import encode_values, entity_keys
-from lake.features.online_redis import RedisWriter
+from lake.features.encoding import encode_values, entity_keys, fast_types
+from lake.features.online_redis import RedisWriter, writer_plan
 from lake.spark_io import quote, scan_files
 from lake.table import Table
 
@@ -32,6 +32,17 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 SUMMARY = "entities long, written long, newest long"
+_KEY_TYPES = frozenset({"STRING", "INT64", "INT32"})  # entity key types lake.features.encoding encodes itself
+
+
+class TypeName(NamedTuple):
+    """A Feast value type by name, for the types the lake encodes without Feast."""
+
+    name: str
+
+
+def _light(value_type: Any, fast: frozenset[str]) -> Any:
+    return TypeName(value_type.name) if value_type.name in fast else value_type
 
 
 def latest_rows(spark: SparkSession, view: Any, table: Table, version: int, files: list[dict[str, Any]] | None,
@@ -95,12 +106,15 @@ def write_batches(writer: Any, batches: Iterable[pa.RecordBatch], keys: dict[str
 
 def write_redis(latest: SparkDataFrame, config: Any, view: Any) -> tuple[int, int, int | None]:
     """Write the latest rows to Redis from the executors; (entities, written, newest event in microseconds)."""
-    keys = {k.name: k.dtype.to_value_type() for k in view.entity_columns}
-    types = {f.name: f.dtype.to_value_type() for f in view.features}
+    # Plain values only in the closure the executors unpickle: a Feast object would make each Python
+    # worker import Feast (seconds); types with a fast path travel as their names.
+    plan = writer_plan(config, view)
+    keys = {k.name: _light(k.dtype.to_value_type(), _KEY_TYPES) for k in view.entity_columns}
+    types = {f.name: _light(f.dtype.to_value_type(), fast_types()) for f in view.features}
     summary_schema = pa.schema([("entities", pa.int64()), ("written", pa.int64()), ("newest", pa.int64())])
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        writer = RedisWriter(config, view)
+        writer = RedisWriter(None, None, plan)
         try:
             entities, written, newest = write_batches(writer, batches, keys, types)
         finally:
