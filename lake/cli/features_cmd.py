@@ -239,7 +239,7 @@ def get_cmd(
 ) -> None:
     """Latest online values for entity keys (what serving returns)."""
     # heavy: lake.features (DuckDB, pandas, Delta) is imported only when the command runs
-    from lake.features.online import get_online_features
+    from lake.features.online import OnlineReader
 
     rows: list[dict[str, Any]] = []
     for item in entity:
@@ -248,8 +248,9 @@ def get_cmd(
             raise LakeError(f"--entity {item!r}: write it as key=value")
         parsed: Any = int(value) if value.lstrip("-").isdigit() else value
         rows.append({key.strip(): parsed})
-    result = get_online_features(state(ctx).lake(), rows, features=_features(features),
-                                 feature_service=feature_service)
+    # light: the registry file is read without importing Feast when it can be (seconds saved)
+    reader = OnlineReader(state(ctx).lake(), light=True)
+    result = reader.get(rows, _features(features), feature_service=feature_service).to_dict()
     if as_json:
         print_json(result)
         return
