@@ -97,18 +97,15 @@ def materialize_cmd(
 ) -> None:
     """Load the latest feature values into the online store (SQLite or Redis)."""
     # heavy: lake.features (DuckDB, pandas, Delta) is imported only when the command runs
+    from lake.cli.progress import Bars
     from lake.features.materialize import materialize
     from lake.table import parse_when
 
     until = parse_when(end) if end else None
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} entities"),
-                  TimeElapsedColumn(), console=console, transient=True, disable=as_json) as bar:
-        tasks: dict[str, Any] = {}
+    with Bars("materialize", enabled=not as_json) as bars:  # stderr, on a terminal only: rows per view
 
         def progress(view: str, done: int, total: int | None) -> None:
-            if view not in tasks:
-                tasks[view] = bar.add_task(view, total=total)
-            bar.update(tasks[view], completed=done)
+            bars.update(view, message="entities written", rows=done, total_rows=total)
 
         results = materialize(state(ctx).lake(), views or None, incremental=incremental, end=until,
                               progress=progress, engine=engine)
@@ -239,7 +236,7 @@ def get_cmd(
 ) -> None:
     """Latest online values for entity keys (what serving returns)."""
     # heavy: lake.features (DuckDB, pandas, Delta) is imported only when the command runs
-    from lake.features.online import get_online_features
+    from lake.features.online import OnlineReader
 
     rows: list[dict[str, Any]] = []
     for item in entity:
@@ -248,8 +245,9 @@ def get_cmd(
             raise LakeError(f"--entity {item!r}: write it as key=value")
         parsed: Any = int(value) if value.lstrip("-").isdigit() else value
         rows.append({key.strip(): parsed})
-    result = get_online_features(state(ctx).lake(), rows, features=_features(features),
-                                 feature_service=feature_service)
+    # light: the registry file is read without importing Feast when it can be (seconds saved)
+    reader = OnlineReader(state(ctx).lake(), light=True)
+    result = reader.get(rows, _features(features), feature_service=feature_service).to_dict()
     if as_json:
         print_json(result)
         return

@@ -60,12 +60,12 @@ def _show_report(report: Any, as_json: bool) -> None:
 
 
 def run_job(ctx: typer.Context, job: Any, full_refresh: bool, params: dict[str, str], as_json: bool) -> None:
-    from rich.status import Status
-
+    from lake.cli.progress import Bars
     from lake.pipeline.runner import JobRunner
 
-    with Status(f"running {job.name}", console=console) as status:
-        runner = JobRunner(state(ctx).lake(write=True), progress=lambda msg: status.update(f"{job.name}: {msg}"))
+    with Bars(job.name, enabled=not as_json) as bars:  # stderr, on a terminal only: files parsed, rows read
+        bars.update(job.name, message="starting")
+        runner = JobRunner(state(ctx).lake(write=True), progress=bars.job(job.name))
         report = runner.run(job, full_refresh=full_refresh, params=params)
     _show_report(report, as_json)
 

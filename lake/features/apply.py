@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from catalog.entities import ColumnSpec
 from lake.errors import FeatureError
-from lake.features.repo import feature_repo_folder, feature_store, load_definitions
+from lake.features.repo import feast_dir, feature_repo_folder, feature_store, load_definitions
 from lake.lakehouse import NAME, Lake
 from lake.naming import feature_service_dataset, feature_view_dataset
 from lake.table import Table
@@ -186,9 +186,18 @@ def _register(lake: Lake, project: str, views: list[Any], odfvs: list[Any], serv
                 run.input(feature_view_dataset(proj.name), None)
 
 
+def registered(lake: Lake) -> Any:
+    """The registry's definitions, with ``FeatureStore``'s listing methods: read straight from the
+    registry file when it can be (Feast, seconds to import, is not loaded), else through Feast."""
+    from lake.features.registry_light import snapshot
+
+    light = snapshot(lake.settings.feast, feast_dir(lake))
+    return light if light is not None else feature_store(lake)
+
+
 def describe(lake: Lake) -> list[dict[str, Any]]:
     """Every registered feature view, on-demand view and service, for ``lake features list``."""
-    store = feature_store(lake)
+    store = registered(lake)
     rows: list[dict[str, Any]] = []
     for view in store.list_feature_views():
         table = source_table(lake, view)
@@ -208,7 +217,7 @@ def describe(lake: Lake) -> list[dict[str, Any]]:
 
 def show(lake: Lake, name: str) -> dict[str, Any]:
     """One feature view or service in detail (features, types, entities, source, TTL)."""
-    store = feature_store(lake)
+    store = registered(lake)
     for view in store.list_feature_views():
         if view.name == name:
             table = source_table(lake, view)

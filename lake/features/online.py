@@ -16,6 +16,7 @@ stores (Feast's Redis store reports it ``PRESENT``, with null values).
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 import weakref
@@ -43,7 +44,8 @@ from lake.features.online_values import (
     python_value,
     ts_text,
 )
-from lake.features.repo import feature_store, online_store
+from lake.features.registry_light import snapshot
+from lake.features.repo import feast_dir, feature_store, online_store
 from lake.lakehouse import Lake
 
 __all__ = ["OnlineReader", "OnlineRequestError", "OnlineResult", "OnlineStore", "OnlineStoreError", "RedisStore",
@@ -129,14 +131,19 @@ class OnlineReader:
         >>> reader.get({"driver_id": [1001, 1002]}, ["driver_stats:conv_rate"]).to_dict()
     """
 
-    def __init__(self, lake: Lake, *, refresh_seconds: float = REFRESH_SECONDS, background: bool = False) -> None:
+    def __init__(self, lake: Lake, *, refresh_seconds: float = REFRESH_SECONDS, background: bool = False,
+                 light: bool = False) -> None:
         """Args:
             lake: the lake whose ``[feast]`` settings name the registry and the online store.
             refresh_seconds: how old the registry snapshot may get before it is reloaded.
             background: reload on a timer thread (a server) instead of at the first call after expiry.
+            light: read the registry file without importing Feast when it can be
+                (:mod:`lake.features.registry_light`; a one-off ``lake features get``), else through Feast.
         """
-        self._store = feature_store(lake)
-        self.project: str = self._store.project
+        self._lake = lake
+        self._light = light
+        self._store: Any = None if light else feature_store(lake)
+        self.project: str = lake.settings.feast.project  # the FeatureStore's project too (repo_config)
         self.backend: OnlineStore = online_store(lake)
         self.online_store = self.backend.kind
         self.refresh_seconds = refresh_seconds
@@ -151,10 +158,20 @@ class OnlineReader:
                                             name="lake-registry-refresh", daemon=True)
             self._thread.start()
 
+    def _feast(self) -> Any:
+        if self._store is None:
+            self._store = feature_store(self._lake)
+        return self._store
+
     def _load(self) -> Registry:
+        if self._light:
+            light = snapshot(self._lake.settings.feast, feast_dir(self._lake))
+            if light is not None:
+                return Registry(light, value_types=False)
         try:
-            self._store.refresh_registry()
-            return Registry(self._store)
+            store = self._feast()
+            store.refresh_registry()
+            return Registry(store)
         except Exception as exc:
             raise OnlineStoreError(f"cannot read the Feast registry of project {self.project}: "
                                    f"{type(exc).__name__}: {exc}") from exc
@@ -181,7 +198,7 @@ class OnlineReader:
             OnlineStoreError: naming the part that does not.
         """
         try:
-            self._store.registry.list_projects(allow_cache=False)
+            self._feast().registry.list_projects(allow_cache=False)
         except Exception as exc:
             raise OnlineStoreError(f"the Feast registry is not reachable: {type(exc).__name__}: {exc}") from exc
         self.backend.health()
@@ -246,9 +263,6 @@ class OnlineReader:
         keys = [c for c in columns if c in encoded]
         if plan.on_demand:
             return _with_on_demand(plan, n, keys, columns, rows, indexes, full_feature_names)
-        # heavy: feast (its Value proto) is loaded by now: the registry snapshot needed it
-        from feast.protos.feast.types.Value_pb2 import Value
-
         names: list[str] = []
         values: list[list[Any]] = []
         statuses: list[list[str]] = []
@@ -261,7 +275,7 @@ class OnlineReader:
             values.append(cells)
             statuses.append([PRESENT] * n)
             stamps.append([EPOCH] * n)
-            protos.append(bool(cells) and type(cells[0]) is Value)
+            protos.append(bool(cells) and type(cells[0]) is _value_class())
             types.append(None)
         decoded, found, view_stamps, view_protos = [], [], [], []
         for urows, view in zip(rows, plan.views, strict=True):
@@ -274,7 +288,7 @@ class OnlineReader:
             found.append([[NOT_FOUND] * nf if ts is None else [PRESENT] * nf if None not in raws
                           else [PRESENT if r is not None else NOT_FOUND for r in raws] for ts, raws in urows])
             view_stamps.append([ts_text(*ts) if ts else EPOCH for ts, _ in urows])
-            view_protos.append(not view.simple or any(Value in set(map(type, row)) for row in cells))
+            view_protos.append(not view.simple or any(_value_class() in set(map(type, row)) for row in cells))
         single = n == 1 and all(index == [0] for index in indexes)
         for v, f, name in plan.outputs:
             names.append(name)
@@ -290,6 +304,17 @@ class OnlineReader:
             protos.append(view_protos[v])
             types.append(plan.feature_types.get(name))
         return OnlineResult(names, values, statuses, stamps, protos, types, len(keys), plan.refs, plan.service)
+
+
+class _NoValue:
+    """Stands for Feast's Value class while Feast is not loaded: no cell is one of it."""
+
+
+def _value_class() -> type:
+    """Feast's ``Value`` proto class once Feast has loaded it (a cell can be one only then: a light
+    registry and the scalar decoders load no Feast), else a class no cell is of."""
+    module = sys.modules.get("feast.protos.feast.types.Value_pb2")
+    return module.Value if module is not None else _NoValue  # type: ignore[no-any-return]
 
 
 def _refresh_loop(ref: weakref.ref[OnlineReader], stop: threading.Event) -> None:

@@ -72,8 +72,12 @@ def view_read(view: Any, features: Sequence[str] | None = None,
 class Registry:
     """A snapshot of the registry's views, on-demand views, services and entities."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, *, value_types: bool = True) -> None:
+        """``store``: Feast's ``FeatureStore`` or a :class:`~lake.features.registry_light.LightRegistry`;
+        ``value_types``: a plan's ``feature_types`` are Feast ``ValueType`` members (else their numbers,
+        and Feast is not imported)."""
         reg, project = store.registry, store.project
+        self.value_types = value_types
         self.views = {v.name: v for v in reg.list_feature_views(project, allow_cache=True)}
         self.odfvs = {v.name: v for v in reg.list_on_demand_feature_views(project, allow_cache=True)}
         self.services = {s.name: s for s in reg.list_feature_services(project, allow_cache=True)}
@@ -148,13 +152,16 @@ class Registry:
                 raise OnlineRequestError(f"features: {seen[name]} and {ref} would both be served as {name!r}; "
                                          "ask for full_feature_names", feature=name)
             seen[name] = ref
-        # heavy: feast is imported only when a request is resolved (its registry is loaded by then)
-        from feast.value_type import ValueType
+        convert: Any = int
+        if self.value_types:
+            # heavy: feast is imported only when a request is resolved (its registry is loaded by then)
+            from feast.value_type import ValueType
 
+            convert = ValueType
         types = {}
         for read in views:
             for feat, vt in zip(read.features, read.types, strict=True):
-                types[feat] = types[f"{read.alias}__{feat}"] = ValueType(vt)
+                types[feat] = types[f"{read.alias}__{feat}"] = convert(vt)
         return Plan(refs, outputs, views, list(odfvs.values()), request_fields, types, service)
 
     def _view(self, view_name: str, feat: str | None) -> Any:

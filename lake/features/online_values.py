@@ -57,8 +57,11 @@ def python_value(cell: Any, value_type: Any) -> Any:
     # heavy: feast is imported only when a cell is a protobuf Value
     from feast.protos.feast.types.Value_pb2 import Value
     from feast.type_map import feast_value_type_to_python_type
+    from feast.value_type import ValueType
 
-    return feast_value_type_to_python_type(cell, value_type) if type(cell) is Value else cell
+    if type(cell) is not Value:
+        return cell
+    return feast_value_type_to_python_type(cell, ValueType(value_type) if isinstance(value_type, int) else value_type)
 
 
 def native_value(cell: Any) -> Any:

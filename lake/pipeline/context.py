@@ -29,6 +29,21 @@ from lake.table import Table
 from lake.transaction import DataFile, Transaction
 
 Progress = Callable[[str], None]
+"""Told what a run is doing: a message, or a :class:`FilesProgress` (a message too) while files are parsed."""
+
+
+class FilesProgress(str):
+    """How far an ingest is: files parsed of those to ingest, rows they held. A message as well
+    (``3/10 file(s) parsed, 1,200 rows read``), so any :data:`Progress` callback can print it."""
+
+    files_done: int
+    files: int
+    rows: int
+
+    def __new__(cls, files_done: int, files: int, rows: int) -> FilesProgress:
+        self = super().__new__(cls, f"{files_done}/{files} file(s) parsed, {rows:,} rows read")
+        self.files_done, self.files, self.rows = files_done, files, rows
+        return self
 
 
 @dataclass

@@ -6,6 +6,7 @@ import datetime as dt
 import fnmatch
 import json
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ from lake.errors import JobError, SchemaMismatchError, SourceFileError, StorageE
 from lake.lakehouse import Lake
 from lake.naming import QUARANTINE_SCHEMA, STAGING_DIR, quarantine_name
 from lake.pipeline import ledger, parse
-from lake.pipeline.context import SourceRun, commit_files
+from lake.pipeline.context import FilesProgress, SourceRun, commit_files
 from lake.pipeline.spec import FileSource, Job
 from lake.schema import normalize_schema, widens_to
 from lake.storage import Storage, storage_reaching
@@ -237,6 +238,42 @@ def pending_files(files: list[SourceFile], state: ledger.JobState) -> list[Sourc
             or (state.files[f.path].size, state.files[f.path].mtime) != (f.size, f.mtime)]
 
 
+def _parse_files(ctx: SourceRun, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Parse the files on the executors (one task each); meanwhile tell ``ctx.progress`` how many are
+    done and how many rows they held (Spark accumulators, merged as each task finishes)."""
+    sc = ctx.spark.sparkContext
+    files_done, rows_read = sc.accumulator(0), sc.accumulator(0)
+
+    def parse_one(task: dict[str, Any]) -> dict[str, Any]:
+        result = parse.ingest_file(task)
+        files_done.add(1)
+        rows_read.add(int(result["rows_read"]))
+        return result
+
+    outcome: dict[str, Any] = {}
+
+    def collect() -> None:
+        try:
+            outcome["results"] = sc.parallelize(tasks, len(tasks)).map(parse_one).collect()
+        except BaseException as exc:  # raised again in the calling thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=collect, name="lake-ingest-collect", daemon=True)
+    worker.start()
+    shown = (-1, -1)
+    while worker.is_alive():
+        worker.join(0.25)
+        now = (files_done.value, rows_read.value)
+        if now != shown and worker.is_alive():
+            ctx.progress(FilesProgress(now[0], len(tasks), now[1]))
+            shown = now
+    if "error" in outcome:
+        raise outcome["error"]
+    results: list[dict[str, Any]] = outcome["results"]
+    ctx.progress(FilesProgress(len(results), len(tasks), sum(int(r["rows_read"]) for r in results)))
+    return results
+
+
 def run_files(ctx: SourceRun) -> list[dict[str, Any]]:
     job, report, state, batch = ctx.job, ctx.report, ctx.state, ctx.batch
     source = job.source
@@ -292,7 +329,7 @@ def run_files(ctx: SourceRun) -> list[dict[str, Any]]:
         # The source's own file system (it may differ from the lake's).
         "src_fs_kind": fs_kind, "src_fs_kwargs": fs_kwargs,
     } for i, f in enumerate(todo)]
-    results = ctx.spark.sparkContext.parallelize(tasks, len(tasks)).map(parse.ingest_file).collect()
+    results = _parse_files(ctx, tasks)
     data: list[DataFile] = [_decoded(info) for r in results for info in r["data_files"]]
     bad: list[DataFile] = [_decoded(info) for r in results for info in r["quarantine_files"]]
     report.rows_written = sum(r["rows_written"] for r in results)

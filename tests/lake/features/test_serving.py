@@ -638,3 +638,15 @@ def test_lake_features_serve_as_a_user_starts_it(served: FeatureLake, tmp_path: 
             assert httpx.post(base + "/get-online-features", json=body, headers=auth).status_code == 401
     finally:
         served.lake.catalog.revoke_token(info.id)
+
+
+def test_the_light_reader_leaves_on_demand_views_and_sql_registries_to_feast(served: FeatureLake) -> None:
+    """`lake features get` reads the registry file without Feast when it can; here it cannot (an on-demand
+    view; production: a SQL registry), and answers through Feast, the same."""
+    from lake.features.registry_light import snapshot
+    from lake.features.repo import feast_dir
+
+    assert snapshot(served.lake.settings.feast, feast_dir(served.lake)) is None
+    got = OnlineReader(served.lake, light=True).get({"driver_id": DRIVERS}, feature_service="driver_model")
+    assert _same(got.to_dict()) == _same(get_online_features(served.lake, {"driver_id": DRIVERS},
+                                                             feature_service="driver_model"))

@@ -290,3 +290,26 @@ def test_a_spark_failure_is_its_cause_on_the_terminal_and_on_the_run(local_lake:
     assert len(message.splitlines()) == 1 and "\tat " not in message and len(message) < 700
     run = local_lake.catalog.runs(job="boom")[0]
     assert run["status"] == "failed" and run["error"] == f"SparkError: {message}"
+
+
+def test_progress_reports_files_parsed_and_rows_read(local_lake: Lake, spark: Any) -> None:
+    """What `lake ingest` / `lake jobs run` draw as a bar (issue 17: "1 file(s) to ingest" for half a minute)."""
+    from lake.cli.progress import Bars
+    from lake.pipeline.context import FilesProgress
+
+    for i, n in enumerate((120, 30, 7)):
+        put(local_lake, f"landing/orders/{i}.csv", make_csv(i * 1000, n)[0])
+    events: list[str] = []
+    report = JobRunner(local_lake, spark=spark, progress=events.append).run(csv_job())
+    assert "3 file(s) to ingest (0 changed)" in events
+    counts = [e for e in events if isinstance(e, FilesProgress)]
+    assert counts and all(e.files == 3 for e in counts)
+    assert [(e.files_done, e.rows) for e in counts][-1] == (3, 157) == (report.files, report.rows_read)
+    assert [e.files_done for e in counts] == sorted(e.files_done for e in counts)  # only ever forward
+    assert str(counts[-1]) == "3/3 file(s) parsed, 157 rows read"
+    # The CLI's bars take the same events (and draw nothing when stderr is not a terminal).
+    with Bars("orders") as bars:
+        report_to = bars.job("orders")
+        for event in events:
+            report_to(event)
+    assert not bars.enabled
