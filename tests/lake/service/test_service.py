@@ -27,13 +27,13 @@ from sqlalchemy import select
 from catalog import access as acl
 from catalog import models as m
 from lake.errors import LakeError, ServiceError, SplitError
-from lake.handoff import SplitSpec, load
 from lake.features.server import create_app as create_feature_server
 from lake.features.training import save_training_dataset
+from lake.handoff import SplitSpec, load
 from lake.lakehouse import Lake
 from lake.masking import hash_text
-from lake.service.access import ServiceAccess
 from lake.remote import ServiceClient
+from lake.service.access import ServiceAccess
 from lake.service.run import build
 from tests.lake.features.conftest import entities
 from tests.lake.features.test_operations import samples
