@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, insert, text
 
 from benchmarks.catalog import PIPELINE, dataset_name, generate, postgres_url, queries
 from benchmarks.common import emit, parse_args
@@ -56,7 +56,7 @@ def join_pipelines(url: str) -> tuple[int, str]:
              for p in range(1, ROOT_PIPELINES) for k in range(1, 11)]
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(m.LineageEdge.__table__.insert(), edges)
+        conn.execute(insert(m.LineageEdge), edges)
         name = conn.execute(text("SELECT name FROM datasets WHERE id = :i"), {"i": root}).scalar_one()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE lineage_edges"))
