@@ -201,33 +201,49 @@ def _historical(session: Session, ds: m.Dataset, version: int, depth: int) -> Li
     edges: set[tuple[tuple[int, int], tuple[int, int]]] = set()
     jobs: dict[tuple[tuple[int, int], tuple[int, int]], str] = {}
     frontier = [start]
-    producer = text(
-        "SELECT r.id, j.name FROM run_outputs o JOIN runs r ON r.id = o.run_id JOIN jobs j ON j.id = r.job_id "
-        "WHERE o.dataset_id = :ds AND o.version = :v ORDER BY r.started_at DESC LIMIT 1")
-    inputs = text("SELECT dataset_id, version FROM run_inputs WHERE run_id = :run")
+    conn = session.connection()
+    o, r, i_ = m.RunOutput, m.Run, m.RunInput
     for hop in range(1, depth + 1):
+        # per hop, two queries for the whole frontier: the newest run that wrote each (dataset,
+        # version), then what those runs read
+        wanted = set(frontier)
+        made: dict[tuple[int, int], tuple[Any, str, str]] = {}
+        for ds_id, v, run_id, job, started in conn.execute(
+                select(o.dataset_id, o.version, r.id, m.Job.name, r.started_at)
+                .join(r, r.id == o.run_id).join(m.Job, m.Job.id == r.job_id)
+                .where(among(session, o.dataset_id, {k[0] for k in wanted}),
+                       among(session, o.version, {k[1] for k in wanted}))).all():
+            key = (int(ds_id), int(v))
+            if key in wanted and (key not in made or (started, run_id) > made[key][:2]):
+                made[key] = (started, run_id, job)
+        read: dict[str, list[tuple[int, int]]] = {}
+        if made:
+            for run_id, in_ds, in_v in conn.execute(
+                    select(i_.run_id, i_.dataset_id, i_.version)
+                    .where(i_.run_id.in_(sorted({run for _, run, _ in made.values()})))).all():
+                read.setdefault(run_id, []).append((int(in_ds), int(in_v)))
         nxt = []
-        for ds_id, v in frontier:
-            row = session.execute(producer, {"ds": ds_id, "v": v}).first()
-            if row is None:
+        for node in frontier:
+            if node not in made:
                 continue
-            for in_ds, in_v in session.execute(inputs, {"run": row[0]}):
-                key = (int(in_ds), int(in_v))
-                edges.add((key, (ds_id, v)))
-                jobs[(key, (ds_id, v))] = row[1]
+            _, run_id, job = made[node]
+            for key in read.get(run_id, []):
+                edges.add((key, node))
+                jobs[(key, node)] = job
                 if key not in dist:
                     dist[key] = -hop
                     nxt.append(key)
         frontier = nxt
         if not frontier:
             break
-    names = {d.id: d for d in session.scalars(select(m.Dataset).where(m.Dataset.id.in_({k[0] for k in dist})))}
+    d_ = m.Dataset
+    names = {i: (ns, name, layer) for i, ns, name, layer in conn.execute(
+        select(d_.id, d_.namespace, d_.name, d_.layer).where(among(session, d_.id, {k[0] for k in dist}))).all()}
 
     def node_id(k: tuple[int, int]) -> str:
-        return names[k[0]].name + ("" if k[1] == m.UNKNOWN_VERSION else f"@{k[1]}")
+        return names[k[0]][1] + ("" if k[1] == m.UNKNOWN_VERSION else f"@{k[1]}")
 
-    nodes = [LineageNode(names[k[0]].namespace, names[k[0]].name, names[k[0]].layer, d,
-                         None if k[1] == m.UNKNOWN_VERSION else k[1])
+    nodes = [LineageNode(*names[k[0]], d, None if k[1] == m.UNKNOWN_VERSION else k[1])
              for k, d in sorted(dist.items(), key=lambda kv: (kv[1], node_id(kv[0])))]
     return LineageGraph(node_id(start), nodes, sorted((node_id(a), node_id(b)) for a, b in edges),
                         {(node_id(a), node_id(b)): j for (a, b), j in jobs.items()})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 from collections.abc import Callable
 
@@ -60,12 +61,22 @@ def server(lake: Lake, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
     return uvicorn.Server(config), sock, f"http://{shown}:{bound}/"
 
 
+def settle_heap() -> None:
+    """Collect once, then freeze what is left (the imports, the app, the catalog's metadata), so that
+    later full collections walk only what requests allocate. A 500-node lineage answer allocates
+    thousands of objects, enough for a full collection every few requests; walking the whole heap
+    each time took 100-170 ms on the loaded benchmark machine (the page's p95), 15 ms once frozen."""
+    gc.collect()
+    gc.freeze()
+
+
 def serve(lake: Lake, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, access: Access | None = None,
           on_ready: Callable[[str], None] | None = None) -> None:
     """Serve the console until interrupted (see :func:`server`); ``on_ready`` gets its address."""
     srv, sock, url = server(lake, host=host, port=port, access=access)
     if on_ready is not None:
         on_ready(url)
+    settle_heap()
     try:
         srv.run(sockets=[sock])
     finally:

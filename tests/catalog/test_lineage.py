@@ -160,3 +160,25 @@ def test_dataset_walk_matches_the_definition_on_cycles_and_diamonds(catalog: Cat
         ids = dict(s.execute(select(m.Dataset.name, m.Dataset.id)).all())
     assert catalog.lineage("g.n21", direction="upstream", depth=2).ids == {
         n: ids[n] for n, _ in _expected(edges, jobs, "g.n21", "upstream", 2)[0]}
+
+
+def test_historical_lineage_follows_the_newest_run_that_wrote_a_version(catalog: Catalog) -> None:
+    cols = [ColumnSpec("x", "int64")]
+    with catalog.run("make.b") as r:
+        r.input("h.z", 3)
+        r.input("h.y", 1)
+        catalog.record_version("h.b", VersionRecord(0, cols), run_id=r.run_id)
+    with catalog.run("first") as r:
+        r.input("h.a", 0)
+        catalog.record_version("h.c", VersionRecord(0, cols), run_id=r.run_id)
+    with catalog.run("second") as r:  # wrote the same version again, from other inputs: it is the one shown
+        r.input("h.b", 0)
+        r.input("h.a", 2)
+        catalog.record_version("h.c", VersionRecord(0, cols), run_id=r.run_id)
+    graph = catalog.lineage("h.c", version=0, depth=5)
+    assert [(n.name, n.version, n.depth) for n in graph.nodes] == [
+        ("h.y", 1, -2), ("h.z", 3, -2), ("h.a", 2, -1), ("h.b", 0, -1), ("h.c", 0, 0)]
+    assert graph.edges == [("h.a@2", "h.c@0"), ("h.b@0", "h.c@0"), ("h.y@1", "h.b@0"), ("h.z@3", "h.b@0")]
+    assert graph.jobs == {("h.a@2", "h.c@0"): "second", ("h.b@0", "h.c@0"): "second",
+                          ("h.y@1", "h.b@0"): "make.b", ("h.z@3", "h.b@0"): "make.b"}
+    assert {n.name for n in catalog.lineage("h.c", version=0, depth=1).nodes} == {"h.a", "h.b", "h.c"}
