@@ -223,6 +223,8 @@ def main() -> None:
                         help="run Feast's Spark store up to this size (at 3M it ran out of its 2 GB driver heap here)")
     parser.add_argument("--driver-memory", default="2g",
                         help="the Spark driver's heap (local mode: every side's); Feast's Spark store needs more at 3M")
+    parser.add_argument("--no-warm", action="store_true",
+                        help="no untimed warm-up run at the first size (cold figures; saves a Feast run at large sizes)")
     args = parser.parse_args()
     sizes = [20_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     from lake.config import load_settings as settings_for
@@ -237,7 +239,7 @@ def main() -> None:
                       app_name="bench-features-spark")
     results = []
     for i, rows in enumerate(sizes):
-        results.append(one_size(rows, spark, redis, materialize_too=i == len(sizes) - 1, warm=i == 0 and not args.quick,
+        results.append(one_size(rows, spark, redis, materialize_too=i == len(sizes) - 1, warm=i == 0 and not (args.quick or args.no_warm),
                                 feast_max_rows=args.feast_max_rows))
     last = results[-1]
     sec = last["seconds"]
