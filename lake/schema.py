@@ -6,6 +6,14 @@ was asked for, and then it joins the table as a nullable column; a type must be
 the table's type or widen safely to it (int8 -> int16 -> int32 -> int64,
 float32 -> float64, any timestamp unit -> microseconds). Anything else fails,
 naming every offending column with both types.
+
+Timestamps: Delta has two kinds. ``timestamp`` is an instant (stored as UTC; Arrow
+``timestamp[us, tz=UTC]``; what Spark writes from its ``TIMESTAMP``), ``timestamp_ntz`` a
+wall-clock time with no time zone (Arrow ``timestamp[us]``; pandas' naive datetimes). Naive
+values written into a ``timestamp`` column are taken as UTC: the rule Spark applies with the
+UTC session time zone the lake sets, so a table Spark made from naive datetimes takes the same
+data from pandas. Time-zone-aware values are refused by a ``timestamp_ntz`` column (which wall
+clock to keep is the writer's choice); the error says how to convert them.
 """
 
 from __future__ import annotations
@@ -49,6 +57,10 @@ def normalize_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema([f.with_type(normalize_type(f.type)) for f in schema])
 
 
+DELTA_TIMESTAMPS = {"timestamp": "timestamp (an instant, in UTC)", "timestamp_ntz": "timestamp_ntz (no time zone)"}
+"""Delta's two timestamp types, as ``lake table show`` names them."""
+
+
 def type_name(dtype: pa.DataType) -> str:
     """A short, user-facing type name (``int64``, ``timestamp[us, tz=UTC]``...)."""
     return str(dtype)
@@ -63,6 +75,8 @@ def widens_to(src: pa.DataType, dst: pa.DataType) -> bool:
         return _INT_ORDER.index(src) <= _INT_ORDER.index(dst)
     if pa.types.is_float32(src) and pa.types.is_float64(dst):
         return True
+    if pa.types.is_timestamp(src) and pa.types.is_timestamp(dst) and src.tz is None and dst.tz is not None:
+        return True  # naive values are taken as UTC (Spark's rule with the lake's UTC session time zone)
     if pa.types.is_decimal(src) and pa.types.is_decimal(dst):
         return src.scale == dst.scale and src.precision <= dst.precision
     if pa.types.is_struct(src) and pa.types.is_struct(dst):
@@ -71,6 +85,10 @@ def widens_to(src: pa.DataType, dst: pa.DataType) -> bool:
     if pa.types.is_list(src) and pa.types.is_list(dst):
         return widens_to(src.value_type, dst.value_type)
     return False
+
+
+def _aware_into_ntz(src: pa.DataType, dst: pa.DataType) -> bool:
+    return pa.types.is_timestamp(src) and pa.types.is_timestamp(dst) and src.tz is not None and dst.tz is None
 
 
 @dataclass(frozen=True)
@@ -125,7 +143,14 @@ def fit_schema(
             else:
                 problems.append(f"column {tf.name!r} ({type_name(tf.type)}, NOT NULL) is missing from the data")
             continue
-        if not widens_to(df_.type, tf.type):
+        if _aware_into_ntz(df_.type, tf.type):
+            problems.append(
+                f"column {tf.name!r}: the table has timestamp_ntz (no time zone) and the data's values carry a "
+                f"time zone: convert the values to the wall-clock time to keep, e.g. the UTC time in pandas "
+                f"df[{tf.name!r}] = df[{tf.name!r}].dt.tz_convert('UTC').dt.tz_localize(None), in Spark "
+                f"col({tf.name!r}).cast('timestamp_ntz')"
+            )
+        elif not widens_to(df_.type, tf.type):
             problems.append(
                 f"column {tf.name!r}: the table has {type_name(tf.type)}, the data has "
                 f"{type_name(df_.type)} (cast it in the job, or write to a new column)"

@@ -142,3 +142,14 @@ def test_the_parser_reads_shell_lines_like_a_shell() -> None:
     assert words("lake a 'b c' # note") == [["lake", "a", "b c"]]
     assert words("lake x ; lake y > out.txt") == [["lake", "x"], ["lake", "y", ">", "out.txt"]]
     assert [" ".join(c.split()) for c in commands("lake a \\\n   --b\n# c\n\nlake d")] == ["lake a --b", "lake d"]
+
+
+def test_the_readme_links_only_to_files_in_the_repository() -> None:
+    """Issue 17: the README linked to a design file outside the repository."""
+    text = README.read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)#\s]+)", text)
+    local = [t for t in targets if "://" not in t and not t.startswith("mailto:")]
+    assert local, "the README links to its companion documents"
+    for target in local:
+        path = (README.parent / target).resolve()
+        assert path.is_relative_to(README.parent.resolve()) and path.exists(), target

@@ -62,8 +62,13 @@ def drift(
         raise LakeError(f"--fail-on {fail_on!r}: use drift or warn")
     limits = Thresholds.parse(threshold or [])
     wanted = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
-    report = drift_report(state(ctx).lake(), reference, current, since=since, until=until, time_column=time_column,
-                          columns=wanted, thresholds=limits, html=out, engine=engine)
+    from lake.cli.progress import Bars
+
+    with Bars("drift", enabled=not as_json) as bars:  # stderr, on a terminal only: columns compared, rows
+        report = drift_report(state(ctx).lake(), reference, current, since=since, until=until,
+                              time_column=time_column, columns=wanted, thresholds=limits, html=out, engine=engine,
+                              progress=lambda done, total, rows: bars.update(
+                                  message="comparing", files=(done, total), unit="columns", rows=rows))
     hook = None
     if on_drift is not None and report.failed("drift"):
         hook = run_hook(on_drift, drift_payload(report, retrain=retrain))

@@ -42,8 +42,9 @@ class Bars:
             self._progress.stop()
 
     def update(self, key: str | None = None, *, message: str | None = None, files: tuple[int, int] | None = None,
-               rows: int | None = None, total_rows: int | None = None) -> None:
-        """Show how far ``key`` is: a message, files done of a total, rows (of a total, when known)."""
+               rows: int | None = None, total_rows: int | None = None, unit: str = "files") -> None:
+        """Show how far ``key`` is: a message, files (or other ``unit``) done of a total, rows (of a total,
+        when known; the bar follows the rows when no files are given)."""
         if self._progress is None:
             return
         key = key or self.label
@@ -53,7 +54,7 @@ class Bars:
         if message is not None:
             fields["description"] = f"{key}: {message}"
         if files is not None:
-            fields.update(completed=files[0], total=files[1], files=f"{files[0]}/{files[1]} files")
+            fields.update(completed=files[0], total=files[1], files=f"{files[0]}/{files[1]} {unit}")
         if rows is not None:
             fields["rows"] = f"{rows:,} rows"
             if files is None:

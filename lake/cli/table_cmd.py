@@ -36,7 +36,19 @@ def ls(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @app.command("show")
 def show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
     """Schema, version, files and size of a table."""
-    d = state(ctx).lake().existing(name).details()
+    from lake.schema import DELTA_TIMESTAMPS
+
+    table = state(ctx).lake().existing(name)
+    d = table.details()
+    # Delta's own type names: `timestamp` (an instant, UTC) and `timestamp_ntz` (no time zone) differ
+    # where Arrow's text is easy to misread, and a write of the other kind is treated differently.
+    delta_types = {}
+    for f in table.delta().schema().fields:
+        kind = getattr(f.type, "type", None)  # a primitive's name (long, string, timestamp...)
+        kind = kind if isinstance(kind, str) else type(f.type).__name__.removesuffix("Type").lower()
+        delta_types[f.name] = DELTA_TIMESTAMPS.get(kind, kind)
+    for column in d["schema"]:
+        column["delta_type"] = delta_types.get(column["name"], column["type"])
     if as_json:
         print_json(d)
         return
@@ -47,7 +59,7 @@ def show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
         console.print(f"partitioned by: {', '.join(d['partition_columns'])}")
     if d["description"]:
         console.print(d["description"])
-    print_table(d["schema"], ["name", "type", "nullable"], title="schema")
+    print_table(d["schema"], ["name", "type", "delta_type", "nullable"], title="schema")
 
 
 @app.command("history")

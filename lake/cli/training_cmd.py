@@ -93,6 +93,7 @@ def export(
 ) -> None:
     """Export a snapshot to Parquet plus manifest.json (provenance, schema, split, file checksums)."""
     # heavy: lake.handoff (Delta, DuckDB, pandas) is imported only when the command runs
+    from lake.cli.progress import Bars
     from lake.errors import SplitError
     from lake.handoff.export import export as run_export
     from lake.handoff.stream import SplitSpec
@@ -100,8 +101,11 @@ def export(
     if key and not split:
         raise SplitError("--key needs --split, e.g. --split train=0.8,validation=0.1,test=0.1")
     spec = SplitSpec.parse(split, keys=key or "", salt=salt) if split else None
-    result = run_export(state(ctx).lake(), ref, out, version=version, splits=spec, overwrite=overwrite,
-                        rows_per_file=rows_per_file)
+    with Bars("export", enabled=not as_json) as bars:  # stderr, on a terminal only: rows and files written
+        result = run_export(state(ctx).lake(), ref, out, version=version, splits=spec, overwrite=overwrite,
+                            rows_per_file=rows_per_file,
+                            progress=lambda rows, total, files: bars.update(
+                                message=f"{files} file(s)", rows=rows, total_rows=total or None))
     if as_json:
         print_json(result.manifest)
         return

@@ -17,6 +17,8 @@ which does the writing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from lake.handoff import stream as st
 from lake.handoff.load import load
 from lake.handoff.snapshot import (
@@ -50,6 +52,7 @@ def export(
     rows_per_file: int = DEFAULT_ROWS_PER_FILE,
     row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
     compression: str = "zstd",
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> ExportResult:
     """Export a training dataset or curated table version to Parquet files plus ``manifest.json``.
 
@@ -64,6 +67,7 @@ def export(
         rows_per_file: rows per Parquet file.
         row_group_size: rows per Parquet row group.
         compression: Parquet codec (``zstd``, ``snappy``, ``gzip``, ``none``...).
+        progress: called as batches are written: ``(rows so far, rows in all, files opened)``.
 
     Returns:
         The files written and the manifest.
@@ -75,4 +79,4 @@ def export(
     """
     return load(lake, ref, version=version).export(
         out, splits=splits, overwrite=overwrite, rows_per_file=rows_per_file, row_group_size=row_group_size,
-        compression=compression)
+        compression=compression, progress=progress)

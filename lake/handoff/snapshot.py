@@ -29,7 +29,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from importlib import metadata as pkg_metadata
 from pathlib import Path
@@ -133,6 +133,7 @@ def export_dataset(
     rows_per_file: int = DEFAULT_ROWS_PER_FILE,
     row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
     compression: str = "zstd",
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> ExportResult:
     """Export an already loaded dataset (same arguments as :func:`lake.handoff.export.export`)."""
     if rows_per_file < 1 or row_group_size < 1:
@@ -154,7 +155,7 @@ def export_dataset(
         _prepare(target, overwrite)
         writers = {name: _SplitWriter(target, name, dataset.schema, rows_per_file, compression) for name in names}
         try:
-            _write_rows(dataset, splits, writers, row_group_size)
+            _write_rows(dataset, splits, writers, row_group_size, progress, meta.row_count)
             files = tuple(f for w in writers.values() for f in w.close())
             total = sum(f.rows for f in files)
             if total != meta.row_count:
@@ -176,8 +177,10 @@ def export_dataset(
 
 
 def _write_rows(dataset: Any, splits: st.SplitSpec | None, writers: dict[str, _SplitWriter],
-                row_group_size: int) -> None:
+                row_group_size: int, progress: Callable[[int, int, int], None] | None = None,
+                total: int = 0) -> None:
     cutters = {name: st.Rebatcher(row_group_size) for name in writers}
+    done = 0
     for batch in st.scan(dataset, batch_size=row_group_size):
         if splits is None:
             parts = {UNSPLIT: batch}
@@ -187,9 +190,14 @@ def _write_rows(dataset: Any, splits: st.SplitSpec | None, writers: dict[str, _S
         for name, part in parts.items():
             for group in cutters[name].push(part):
                 writers[name].write(group)
+        if progress is not None:  # rows read so far, of the total, and files opened
+            done += batch.num_rows
+            progress(done, total, sum(len(w._opened) for w in writers.values()))
     for name, cutter in cutters.items():
         for group in cutter.flush():
             writers[name].write(group)
+    if progress is not None:  # the rows held back for full row groups are written now
+        progress(done, total, sum(len(w._opened) for w in writers.values()))
 
 
 @contextlib.contextmanager

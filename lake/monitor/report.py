@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,7 @@ def drift_report(
     job: str | None = None,
     engine: str | None = None,
     spark: Any = None,
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> DriftReport:
     """Compare a current set with a reference, feature by feature.
 
@@ -171,6 +172,7 @@ def drift_report(
             :mod:`lake.monitor.spark_drift`) or ``auto`` (Spark once both sets' rows reach
             ``[features] spark_min_rows``); default ``[features] engine``. The same statistics.
         spark: the Spark session for the Spark engine (default: the lake's).
+        progress: called as columns are compared: ``(columns done, columns in all, rows of both sets)``.
 
     Returns:
         The report; ``report_id`` and ``run_id`` are set when it was recorded.
@@ -199,13 +201,14 @@ def drift_report(
                 raise SourceError(f"{what} {source.label} has no rows"
                                   + (f" in {source.window}" if source.window else ""))
         if not record or lake.recorder is None:
-            return _build(rows, ref, cur, plan, limits, opts, html)
+            return _build(rows, ref, cur, plan, limits, opts, html, progress)
         params = {"reference": ref.label, "current": cur.label, "window": cur.window,
                   "columns": [c.name for c in plan]}
         with lake.run(job or f"monitor.drift.{cur.table or 'frame'}", parameters=clean(params)) as run:
             for source in (ref, cur):
                 source.record_read(lake)
-            report = dataclasses.replace(_build(rows, ref, cur, plan, limits, opts, html), run_id=run.run_id)
+            report = dataclasses.replace(_build(rows, ref, cur, plan, limits, opts, html, progress),
+                                         run_id=run.run_id)
             body = {k: v for k, v in report.to_dict().items() if k != "report_id"}  # the id is the catalog's
             report_id = lake.catalog.record_report(
                 KIND, cur.table, cur.version, status=report.status, summary=report.summary(),
@@ -241,7 +244,8 @@ def _rows(lake: Lake, con: duckdb.DuckDBPyConnection, sources: tuple[Source, Sou
 
 
 def _build(rows: Rows, ref: Source, cur: Source, plan: list[Column], limits: Thresholds,
-           opts: Options, html: str | Path | None) -> DriftReport:
+           opts: Options, html: str | Path | None,
+           progress: Callable[[int, int, int], None] | None = None) -> DriftReport:
     present = [c for c in plan if c.kind != MISSING]
     kinds_r = {c.name: c.kind if c.comparable else OTHER for c in plan}
     kinds_c = {c.name: kinds_r[c.name] for c in present}
@@ -268,7 +272,12 @@ def _build(rows: Rows, ref: Source, cur: Source, plan: list[Column], limits: Thr
         current = Profile(rows_c, counts_c[column.name]) if column.name in counts_c else None
         return _feature(rows, ref, cur, column, Profile(rows_r, counts_r[column.name]), current, None, limits, opts)
 
-    features = tuple(feature(c) for c in plan)
+    done: list[FeatureDrift] = []
+    for column in plan:
+        done.append(feature(column))
+        if progress is not None:
+            progress(len(done), len(plan), rows_r + rows_c)
+    features = tuple(done)
     report = DriftReport(
         status=worst(f.status for f in features), features=features, schema=schema_changes(ref.schema, cur.schema),
         reference={**ref.describe(), "rows": rows_r}, current={**cur.describe(), "rows": rows_c},

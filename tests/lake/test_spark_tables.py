@@ -220,3 +220,16 @@ def test_partition_values_with_special_characters(lake: Lake, spark: Any) -> Non
     assert sorted(r.id for r in t.to_spark(spark).collect()) == [1, 2, 3, 4, 5, 6]
     for reader, table in read_everywhere(lake, "bronze.special").items():
         assert sorted(table.column("id").to_pylist()) == [1, 2, 3, 4, 5, 6], reader
+
+
+def test_a_spark_table_from_naive_datetimes_takes_the_same_data_from_pandas(local_lake: Lake, spark: Any) -> None:
+    """Issue 17: Spark makes `timestamp` (UTC instants) from naive datetimes under the lake's UTC session
+    time zone; the same naive data written from pandas is taken as UTC too, not refused."""
+    naive = [dt.datetime(2024, 5, 1, 12, 30), dt.datetime(2024, 5, 2, 8, 0)]
+    table = local_lake.table("silver.spark_times")
+    table.write(spark.createDataFrame([(1, naive[0])], "id long, at timestamp"))
+    assert table.schema().field("at").type == pa.timestamp("us", tz="UTC")
+    table.write(pd.DataFrame({"id": [2], "at": [naive[1]]}))
+    rows = sorted(table.to_spark(spark).collect())
+    assert [r["at"] for r in rows] == naive  # Spark (UTC session) gives back the same wall clock
+    assert list(table.to_pandas().sort_values("id")["at"]) == [pd.Timestamp(t, tz="UTC") for t in naive]

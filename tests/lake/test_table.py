@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pandas as pd
 import polars as pl
@@ -246,3 +247,72 @@ def test_pandas_nanosecond_timestamps_are_stored_as_micros(local_lake: Lake) -> 
     t.write(df)
     assert t.schema().field("ts").type == pa.timestamp("us", tz="UTC")
     assert t.to_pandas()["ts"].tolist() == df["ts"].tolist()
+
+
+def test_naive_datetimes_into_a_timestamp_column_are_utc_and_aware_ones_into_ntz_are_refused(
+        local_lake: Lake, capsys: pytest.CaptureFixture[str]) -> None:
+    """Delta `timestamp` (an instant, UTC) vs `timestamp_ntz` (no time zone): the issue-17 rule, both ways."""
+    import json
+
+    from lake.cli.main import main
+
+    instants = local_lake.table("silver.instants")
+    instants.write(pd.DataFrame({"id": [1], "at": [pd.Timestamp("2024-01-01 10:00", tz="UTC")]}))
+    # Naive values are taken as UTC (what Spark does with the lake's UTC session time zone).
+    instants.write(pd.DataFrame({"id": [2], "at": [pd.Timestamp("2024-01-02 10:00")]}))
+    instants.write(pa.table({"id": [3], "at": pa.array([dt.datetime(2024, 1, 3, 10)], pa.timestamp("ns"))}))
+    got = instants.to_pandas().sort_values("id")
+    assert list(got["at"]) == [pd.Timestamp(f"2024-01-0{i} 10:00", tz="UTC") for i in (1, 2, 3)]
+    assert instants.schema().field("at").type == pa.timestamp("us", tz="UTC")
+    # Aware values into a column with no time zone: refused, with what to do.
+    walls = local_lake.table("silver.walls")
+    walls.write(pd.DataFrame({"id": [1], "at": [pd.Timestamp("2024-01-01 10:00")]}))
+    paris = pd.DataFrame({"id": [2], "at": [pd.Timestamp("2024-01-02 11:00", tz="Europe/Paris")]})
+    with pytest.raises(SchemaMismatchError, match=r"timestamp_ntz \(no time zone\).*tz_convert\('UTC'\)"
+                                                  r"\.dt\.tz_localize\(None\)"):
+        walls.write(paris)
+    paris["at"] = paris["at"].dt.tz_convert("UTC").dt.tz_localize(None)  # the conversion the message gives
+    walls.write(paris)
+    assert list(walls.to_pandas().sort_values("id")["at"]) == [pd.Timestamp("2024-01-01 10:00"),
+                                                                pd.Timestamp("2024-01-02 10:00")]
+    # `lake table show` names Delta's kind of each timestamp column.
+    for name, kind in (("silver.instants", "timestamp (an instant, in UTC)"),
+                       ("silver.walls", "timestamp_ntz (no time zone)")):
+        assert main(["--root", local_lake.storage.root, "table", "show", name, "--json"]) == 0
+        columns = {c["name"]: c for c in json.loads(capsys.readouterr().out)["schema"]}
+        assert columns["at"]["delta_type"] == kind and columns["id"]["delta_type"] == "long"
+    assert main(["--root", local_lake.storage.root, "table", "show", "silver.walls"]) == 0
+    assert "timestamp_ntz (no time zone)" in capsys.readouterr().out
+
+
+def test_a_change_feed_column_steers_a_merge_from_the_source_only(local_lake: Lake) -> None:
+    """Issue 17: `merge(updates, keys=["id"], delete_when="op = 'D'")` was refused because `op` is not a
+    table column; a column the condition names that the table lacks steers the merge and is not stored."""
+    t = local_lake.table("silver.feed")
+    t.write(pa.table({"id": [1, 2, 3], "country": ["FR", "DE", "IT"]}))
+    updates = [{"id": 1, "country": "BE", "op": "U"}, {"id": 2, "country": "DE", "op": "D"},
+               {"id": 4, "country": "ES", "op": "I"}]
+    result = t.merge(updates, keys=["id"], delete_when="op = 'D'")
+    assert (result.metrics["rows_updated"], result.metrics["rows_deleted"], result.metrics["rows_inserted"]) == (1, 1, 1)
+    assert t.schema().names == ["id", "country"]  # op is not stored
+    assert sorted(t.to_arrow().to_pylist(), key=lambda r: r["id"]) == [
+        {"id": 1, "country": "BE"}, {"id": 3, "country": "IT"}, {"id": 4, "country": "ES"}]
+    with pytest.raises(LakeError, match="nope"):  # a misspelt column is still an error
+        t.merge(updates, keys=["id"], delete_when="nope = 'D'")
+
+
+def test_write_takes_a_suite_file_path(local_lake: Lake, tmp_path: Path) -> None:
+    """Issue 17: `table.write(df, quality="suite.yaml")` gave an AttributeError."""
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("table: silver.q\npolicy: quarantine\nexpectations:\n"
+                     "  - expect_column_values_to_be_between: {column: n, min_value: 0}\n")
+    t = local_lake.table("silver.q")
+    for quality in (str(suite), suite):
+        t.write(pa.table({"n": [1, -2]}), quality=quality)
+    assert t.to_arrow().column("n").to_pylist() == [1, 1]
+    assert local_lake.table("quarantine.silver_q").to_arrow().num_rows == 2
+    with pytest.raises(LakeError, match="missing.yaml") as err:
+        t.write(pa.table({"n": [1]}), quality=str(tmp_path / "missing.yaml"))
+    assert "\n" not in err.value.message.strip()
+    with pytest.raises(LakeError, match=r"load_suite\('quality/x.yaml'\)"):
+        t.write(pa.table({"n": [1]}), quality=42)  # type: ignore[arg-type]

@@ -53,7 +53,12 @@ def test_export_with_split_writes_parquet_and_a_complete_manifest(churn: tuple[L
                                                                   tmp_path: Path) -> None:
     lake, recipe = churn
     uri, fs, base = _target(lake, tmp_path, "churn")
-    result = export(lake, "churn", uri, splits=SPEC, rows_per_file=700, row_group_size=250)
+    seen: list[tuple[int, int, int]] = []
+    result = export(lake, "churn", uri, splits=SPEC, rows_per_file=700, row_group_size=250,
+                    progress=lambda rows, total, files: seen.append((rows, total, files)))
+    # The progress callback (`lake training export`'s bar): rows written of all, files opened, only forward.
+    assert seen and seen[-1][:2] == (2000, 2000) and seen[-1][2] == len(result.files)
+    assert [s[0] for s in seen] == sorted(s[0] for s in seen) and [s[2] for s in seen] == sorted(s[2] for s in seen)
     manifest = json.loads(_read_bytes(fs, f"{base}/manifest.json"))
     assert manifest == result.manifest and read_manifest(uri, lake=lake) == manifest
     assert manifest["format"] == "lake-handoff-export/1" and manifest["location"] == uri

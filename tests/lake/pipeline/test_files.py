@@ -313,3 +313,15 @@ def test_progress_reports_files_parsed_and_rows_read(local_lake: Lake, spark: An
         for event in events:
             report_to(event)
     assert not bars.enabled
+
+
+def test_a_job_description_reaches_the_catalog(local_lake: Lake, spark: Any) -> None:
+    """Issue 17: job descriptions never reached the catalog; now its target table gets it (unless it has one)."""
+    put(local_lake, "landing/orders/a.csv", make_csv(0, 5)[0])
+    JobRunner(local_lake, spark=spark).run(csv_job(description="Orders from the landing folder"))
+    assert local_lake.catalog.show("bronze.orders")["description"] == "Orders from the landing folder"
+    assert any(h.name == "bronze.orders" for h in local_lake.catalog.search("landing folder"))
+    local_lake.catalog.describe("bronze.orders", "Curated by hand")
+    put(local_lake, "landing/orders/b.csv", make_csv(100, 5)[0])
+    JobRunner(local_lake, spark=spark).run(csv_job(description="Orders from the landing folder"))
+    assert local_lake.catalog.show("bronze.orders")["description"] == "Curated by hand"
