@@ -352,6 +352,27 @@ class AuditLog:
 # --------------------------------------------------------------------- policy
 
 
+class Claimant(str):
+    """A principal's name that carries the groups its credential vouched for (a JWT's groups claim).
+
+    The claim travels with the request that presented the token, never with the name: the same name
+    authenticated otherwise (a lake token, a JWT without the groups) holds only what the catalog gives it.
+    Those that name a ``group`` principal in the catalog give their grants; the others are ignored.
+    """
+
+    claimed: frozenset[str]
+
+    def __new__(cls, name: str, claimed: Iterable[str] = ()) -> Claimant:
+        self = super().__new__(cls, name)
+        self.claimed = frozenset(g for g in claimed if isinstance(g, str) and g)
+        return self
+
+
+def claimed_groups(principal: str | None) -> frozenset[str]:
+    """The groups ``principal`` was vouched for by its credential (empty but for a :class:`Claimant`)."""
+    return principal.claimed if isinstance(principal, Claimant) else frozenset()
+
+
 @dataclass
 class Snapshot:
     """Principals, grants and masks as of one moment, with what was derived from them since."""
@@ -376,10 +397,10 @@ class Snapshot:
     def closure(self, principal: str, claimed: frozenset[str] = frozenset()) -> frozenset[str]:
         """The principal and every group it belongs to, transitively: by the catalog's memberships, and
         through ``claimed`` (the groups an identity provider vouched for) where they name catalog groups."""
-        key = (principal, claimed)
+        key = (principal, frozenset(g for g in claimed if self.kinds.get(g) == "group") if claimed else claimed)
         hit = self.closures.get(key)
         if hit is None:
-            start = [principal, *(g for g in claimed if self.kinds.get(g) == "group")]
+            start = [principal, *key[1]]
             seen, todo = set(start), list(start)
             while todo:
                 for group in self.member_of.get(todo.pop(), ()):
@@ -490,30 +511,13 @@ class Policy:
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
         self._refreshing = threading.Event()
-        self._claimed: dict[str, frozenset[str]] = {}
-        self._claims_lock = threading.Lock()
-
-    def claim_groups(self, principal: str, groups: Iterable[str]) -> None:
-        """Record the groups an identity provider says ``principal`` belongs to (a JWT's groups claim).
-
-        Those that name a ``group`` principal in the catalog give their grants to ``principal`` (even
-        one the catalog does not list); the others are ignored. The latest token's claim replaces
-        the previous one.
-        """
-        claimed = frozenset(g for g in groups if isinstance(g, str) and g)
-        with self._claims_lock:
-            if len(self._claimed) > 100_000:
-                self._claimed.clear()
-            if claimed:
-                self._claimed[principal] = claimed
-            else:
-                self._claimed.pop(principal, None)
 
     def closure(self, principal: str | None) -> frozenset[str]:
-        """The principal and the groups it belongs to (catalog memberships and claimed groups)."""
+        """The principal and the groups it belongs to (catalog memberships, and the groups a :class:`Claimant`
+        carries)."""
         if principal is None:
             return frozenset()
-        return self.snapshot().closure(principal, self._claimed.get(principal, frozenset()))
+        return self.snapshot().closure(principal, claimed_groups(principal))
 
     def snapshot(self) -> Snapshot:
         """The current snapshot. Once one exists, an expired one is reloaded by a background thread while
@@ -563,7 +567,7 @@ class Policy:
             return True
         if principal is None:
             return False
-        claimed = self._claimed.get(principal, frozenset())
+        claimed = claimed_groups(principal)
         if principal not in snap.kinds and not claimed:
             return False
         return snap.allows(principal, action, obj, claimed)

@@ -7,7 +7,10 @@ tokens, expiry, revocation, the short cache) plus two things the service needs:
 - with ``[service] jwks_url``, a bearer JWT is validated against the issuer's keys (signature,
   ``exp``/``nbf``, ``iss`` and ``aud`` when configured), its ``[service] jwt_claim`` names the
   principal, and its ``[service] jwt_groups_claim`` (when set) lists groups: each that is a group
-  principal in the catalog gives its grants to the token's holder, who need not be listed. Keys are fetched once and refetched when a token names an unknown key id.
+  principal in the catalog gives its grants to the token's holder, who need not be listed. Those groups
+  go with the request that presented the token (:class:`~catalog.access.Claimant`), never with the name:
+  the same name signed in otherwise holds only its catalog grants. A JWT whose principal claim names a
+  catalog group is refused. Keys are fetched once and refetched when a token names an unknown key id.
 
 Each verification (not each cached hit) is audited as ``token`` with its outcome.
 """
@@ -22,7 +25,7 @@ from typing import Any
 
 import jwt
 
-from catalog.access import AuditLog, Policy
+from catalog.access import AuditLog, Claimant, Policy
 from catalog.db import SessionSource
 from catalog.errors import AuthenticationError
 from catalog.redact import LAKE_TOKEN
@@ -119,8 +122,7 @@ class ServiceAuthenticator(Authenticator):
         if token is not None:
             hit = self._jwts.get(hashlib.sha256(token.encode()).hexdigest())
             if hit is not None and hit[1] > time.time():
-                self.policy.claim_groups(hit[0], hit[2])
-                return Principal(hit[0], "jwt")
+                return Principal(Claimant(hit[0], hit[2]), "jwt")
             return None
         return super().cached(authorization)
 
@@ -130,12 +132,14 @@ class ServiceAuthenticator(Authenticator):
         try:
             if token is not None and self.jwt is not None:
                 name, expires, groups = self.jwt.principal(token)
+                if self.policy.snapshot().kinds.get(name) == "group":
+                    raise AuthenticationError(f"the JWT's {self.jwt.claim!r} claim names a group, not who holds "
+                                              f"the token: a group's grants come through the groups claim")
                 with self._jwt_lock:
                     if len(self._jwts) > 10_000:
                         self._jwts.clear()
                     self._jwts[hashlib.sha256(token.encode()).hexdigest()] = (name, expires, groups)
-                self.policy.claim_groups(name, groups)
-                principal = Principal(name, "jwt")
+                principal = Principal(Claimant(name, groups), "jwt")
             else:
                 principal = super().authenticate(authorization)
         except AuthenticationError as exc:

@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from catalog import access as acl
 from catalog import models as m
+from lake.console.app import create_app as create_console
 from lake.errors import LakeError, ServiceError, SplitError
 from lake.features.server import create_app as create_feature_server
 from lake.features.training import save_training_dataset
@@ -375,6 +376,41 @@ def test_oidc_jwts_from_a_local_issuer(team: Team) -> None:
             details = [d for (d,) in s.execute(select(m.AuditRecord.detail).where(
                 m.AuditRecord.principal == "carol", m.AuditRecord.action == "token"))]
         assert any("groups: readers" in (d or "") for d in details), details
+    finally:
+        access.close()
+        issuer.server.shutdown()
+
+
+def test_jwt_groups_stay_with_their_token(team: Team) -> None:
+    """A JWT's groups give their grants to requests made with that token only: not to the same name's lake
+    token, nor to another (or a later) JWT of that name without the groups; a JWT naming a group is refused."""
+    issuer = _Issuer()
+    settings = team.lake.settings.model_copy(update={"service": team.lake.settings.service.model_copy(update={
+        "jwks_url": issuer.url, "jwt_issuer": "https://idp.test", "jwt_audience": "lake",
+        "jwt_groups_claim": "groups"})})
+    lake = Lake(settings)
+    access = ServiceAccess(lake)
+    app, _, _ = build(lake, access=access, mounts={"/ui": create_console(lake, access)})
+    client = TestClient(app, raise_server_exceptions=False)
+    try:
+        def status(token: str, path: str = "/api/v1/datasets/silver.users") -> int:
+            return client.get(path, headers={"Authorization": f"Bearer {token}"}).status_code
+
+        with_group = issuer.token("svc:training", groups=["readers"])  # svc:training: no read on silver
+        without = issuer.token("svc:training")
+        lake_token = team.tokens["svc:training"]
+        assert status(lake_token) == 403
+        assert status(with_group) == 200
+        assert status(lake_token) == 403  # the JWT's groups are not the name's
+        assert status(without) == 403
+        assert status(with_group) == 200 and status(without) == 403  # cached tokens alike
+        assert status(with_group, "/ui/api/datasets/silver.users") == 200  # the console alike
+        assert status(without, "/ui/api/datasets/silver.users") == 403
+        assert status(lake_token, "/ui/api/datasets/silver.users") == 403
+        assert access.policy.closure("svc:training") == {"svc:training"}  # a bare name claims nothing
+        # A JWT whose principal claim names a catalog group does not act as that group.
+        assert status(issuer.token("readers")) == 401
+        assert status(issuer.token("readers", groups=["readers"])) == 401
     finally:
         access.close()
         issuer.server.shutdown()
