@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from catalog.access import AuditLog, Policy, Snapshot
+from catalog.access import AuditLog, Policy, Snapshot, claimed_groups
 from catalog.errors import PermissionDeniedError
 from lake.features.online import OnlineResult
 from lake.features.online_plan import Plan
@@ -35,7 +35,8 @@ class FeatureAccess:
     def __init__(self, policy: Policy, audit: AuditLog | None, salt: bytes | None, *, namespace: str = "lake",
                  enforce: bool = True) -> None:
         self.policy, self.audit, self.salt, self.namespace, self.enforce = policy, audit, salt, namespace, enforce
-        self._decided: dict[tuple[str | None, str | None, tuple[str, ...]], tuple[str | None, dict[int, str]]] = {}
+        self._decided: dict[tuple[str | None, frozenset[str], str | None, tuple[str, ...]],
+                            tuple[str | None, dict[int, str]]] = {}
         self._snapshot: Snapshot | None = None
 
     def decide(self, principal: str | None, plan: Plan) -> dict[int, str]:
@@ -48,7 +49,7 @@ class FeatureAccess:
         if snapshot is not self._snapshot:
             self._decided.clear()
             self._snapshot = snapshot
-        key = (principal, plan.service, tuple(plan.refs))
+        key = (principal, claimed_groups(principal), plan.service, tuple(plan.refs))  # a JWT's groups decide too
         hit = self._decided.get(key)
         if hit is None:
             hit = self._decided[key] = self._decide(principal, plan)

@@ -8,7 +8,7 @@ import pytest
 
 from catalog import access
 from catalog.entities import ColumnSpec
-from catalog.errors import AccessError, PrincipalNotFoundError, TokenError
+from catalog.errors import AccessError, PermissionDeniedError, PrincipalNotFoundError, TokenError
 from catalog.store import Catalog
 
 
@@ -148,3 +148,29 @@ def test_the_audit_log_writes_in_batches_and_filters(catalog: Catalog) -> None:
         assert access.audit_records(s, since=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)) == []
     assert "s" * 30 not in str(everything)  # a secret in a detail is redacted
     log.close()
+
+
+def test_claimed_groups_go_with_the_claimant_not_the_name(catalog: Catalog) -> None:
+    """A JWT's groups (a Claimant) give their grants to that request only: the plain name holds its own, and
+    the feature server's decision cache does not hand one's decision to the other."""
+    from lake.features.access import FeatureAccess
+    from lake.features.online_plan import Plan
+
+    with catalog.writing() as s:
+        access.create_principal(s, "svc", "service")
+        access.create_principal(s, "ml", "group")
+        access.grant(s, "ml", "read", "feature_service:driver")
+    policy = access.Policy(catalog, cache_seconds=60)
+    claimant = access.Claimant("svc", ["ml", "nosuchgroup"])
+    assert claimant == "svc" and access.claimed_groups(claimant) == {"ml", "nosuchgroup"}
+    assert policy.allows(claimant, "read", "feature_service:driver")
+    assert not policy.allows("svc", "read", "feature_service:driver")
+    assert policy.closure(claimant) == {"svc", "ml"} and policy.closure("svc") == {"svc"}
+    assert policy.allows(access.Claimant("carol", ["ml"]), "read", "feature_service:driver")  # not listed
+    assert not policy.allows(access.Claimant("carol", ["nosuchgroup"]), "read", "feature_service:driver")
+    features = FeatureAccess(policy, None, None)
+    plan = Plan(refs=[], outputs=[], views=[], on_demand=[], request_fields=[], feature_types={}, service="driver")
+    assert features.decide(claimant, plan) == {}
+    with pytest.raises(PermissionDeniedError, match="may not read feature_service:driver"):
+        features.decide("svc", plan)
+    assert features.decide(claimant, plan) == {}
