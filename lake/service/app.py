@@ -47,7 +47,7 @@ from catalog.server import status_of
 from catalog.tokens import whoami
 from lake import metrics
 from lake.errors import LakeError, SQLError, TableNotFoundError, VersionNotFoundError
-from lake.handoff.load import load
+from lake.handoff.load import Dataset, load, parse_ref
 from lake.lakehouse import Lake, is_location
 from lake.masking import mask_table
 from lake.service.access import ServiceAccess, dataset_of, object_of
@@ -325,6 +325,19 @@ def create_app(lake: Lake, access: ServiceAccess | None = None, *, limits: Limit
                                     "path")
         return ref
 
+    def loaded(principal: str | None, ref: str, version: int | None) -> Dataset:
+        """``load`` behind the read grant (audited as ``load``). A table is checked before it is looked up,
+        so without read an unknown table or version answers 403 like a known one; a training dataset is
+        found first (the table of its frame is what grants name)."""
+        text, version = parse_ref(table_of(ref), version)
+        table = None if text.startswith("training:") or "." not in text else text
+        if table is not None:
+            access.check(principal, "read", object_of(table), audit_as="load", version=version)
+        ds = load(lake, text, version=version)
+        if ds.table.name != table:
+            access.check(principal, "read", object_of(ds.table.name), audit_as="load", version=ds.metadata.version)
+        return ds
+
     @api.get("/api/v1/datasets/{name}/preview", tags=["data"])
     def preview(request: Request, name: str, version: int | None = None,
                 limit: int = Query(default=20, ge=1, le=1000)) -> Any:
@@ -339,9 +352,8 @@ def create_app(lake: Lake, access: ServiceAccess | None = None, *, limits: Limit
         """What a load of ``ref`` hands over: its ``DatasetMetadata`` (sources at versions, rows, content
         hash, quality), the columns typed as they leave the service (masked ones included)."""
         principal = who(request)
-        ds = load(lake, table_of(ref), version=version)
+        ds = loaded(principal, ref, version)
         name = ds.table.name
-        access.check(principal, "read", object_of(name), audit_as="load", version=ds.metadata.version)
         masked = access.masks(principal, name)
         schema = mask_table(ds.schema.empty_table(), masked, access.salt).schema if masked else ds.schema
         meta = ds.metadata.as_dict()
@@ -356,9 +368,8 @@ def create_app(lake: Lake, access: ServiceAccess | None = None, *, limits: Limit
         """A curated table or a saved training frame (``training:<id or name>``) for hand-off: an Arrow IPC
         stream (or JSON rows up to the service's row cap), masked for a principal without unmask."""
         principal = who(request)
-        ds = load(lake, table_of(ref), version=version)
+        ds = loaded(principal, ref, version)
         name = ds.table.name
-        access.check(principal, "read", object_of(name), audit_as="load", version=ds.metadata.version)
         wanted = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
         masked = access.masks(principal, name)
         if format == "json":

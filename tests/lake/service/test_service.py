@@ -169,6 +169,16 @@ def test_previews_and_loads_are_masked_without_unmask(team: Team, service: Servi
     assert rows.json()["columns"] == ["email"] and hashed("bob@example.com") in str(rows.json()["rows"])
     assert client.get("/api/v1/load/bronze.users", headers=analyst).status_code == 403
     assert client.get("/api/v1/load/%2Ftmp%2Fx", headers=owner).status_code in (400, 404)
+    # Without read, a table that exists, one that does not and a version that does not all answer 403:
+    # nothing is looked up first (no names, versions or locations leak); with read, 404 as usual.
+    for path in ("/api/v1/load/bronze.users", "/api/v1/load/bronze.nosuch", "/api/v1/load/bronze.users@7",
+                 "/api/v1/load/bronze.users/metadata", "/api/v1/load/bronze.nosuch/metadata",
+                 "/api/v1/load/bronze.users@7/metadata", "/api/v1/load/bronze.users/metadata?version=7"):
+        denied = client.get(path, headers=analyst)
+        assert denied.status_code == 403 and "may not read bronze." in denied.json()["detail"], (path, denied.text)
+        assert "s3://" not in denied.text
+    assert client.get("/api/v1/load/gold.contacts@0/metadata", headers=analyst).json()["version"] == 0
+    assert client.get("/api/v1/load/bronze.nosuch/metadata", headers=owner).status_code == 404
     # unmask on gold lets the training account see it.
     with team.lake.catalog.writing() as s:
         acl.grant(s, "svc:training", "unmask", "gold.contacts")
