@@ -161,6 +161,11 @@ async def body_json(request: Request) -> dict[str, Any]:
         data = json.loads(raw or b"{}")
     except (ValueError, RecursionError) as exc:
         raise ConsoleError(400, "the request body is not JSON") from exc
+    try:  # JSON may escape a lone surrogate (\ud800), which no database or page can take
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ConsoleError(400, "the request body holds text that is not Unicode (a lone surrogate escape such "
+                                "as \\ud800)") from exc
     if not isinstance(data, dict):
         raise ConsoleError(400, "the request body must be a JSON object")
     return data

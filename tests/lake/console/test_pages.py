@@ -164,6 +164,9 @@ def test_column_descriptions_are_edited_with_write(guarded: tuple[TestClient, To
                 {"column_descriptions": {"total": "x" * 20_001}}, {"column_descriptions": {"": "x"}}):
         assert client.post(url, json=bad, **as_user(client, ADMIN)).status_code == 400
     assert client.post(url, json=edit).status_code == 401  # not signed in
+    for raw in ('{"column_descriptions": {"total": "a\\ud800b"}}', '{"description": "\\udfff"}'):  # lone surrogates
+        refused = client.post(url, content=raw, headers={"content-type": "application/json"}, **as_user(client, ADMIN))
+        assert refused.status_code == 400 and "unicode" in refused.text.lower(), refused.text[:300]
     cleared = client.post(url, json={"column_descriptions": {"total": ""}}, **as_user(client, ADMIN))
     assert cleared.status_code == 200 and cleared.json()["schema"][0]["description"] == ""
 
