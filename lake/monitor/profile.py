@@ -15,8 +15,8 @@ import pyarrow.compute as pc
 import yaml
 
 from lake.duck import ident, qualified
-from lake.errors import MonitorError
 from lake.lakehouse import Lake
+from lake.monitor.spark_drift import choose_engine
 from lake.spark_io import quote
 from lake.sql import LakeSQL
 
@@ -28,12 +28,11 @@ def propose(lake: Lake, table: str, *, engine: str | None = None, spark: Any = N
     and dates, small value sets, uniqueness where every value is distinct, a row-count floor."""
     db = LakeSQL(lake)
     columns = [(name, kind) for name, kind in db.schema(table) if not name.startswith("_")]  # not the lake's own
-    wanted = engine or lake.settings.features.engine
-    if wanted not in ("auto", "duckdb", "spark"):
-        raise MonitorError(f"engine {wanted!r}: use one of auto, duckdb, spark")
-    if wanted == "auto":
-        rows = pa.table(lake.table(table).delta().get_add_actions(flatten=True)).column("num_records")
-        wanted = "spark" if int(pc.sum(rows).as_py() or 0) >= lake.settings.features.spark_min_rows else "duckdb"
+    rows = None
+    if (engine or lake.settings.features.engine) == "auto":
+        counts = pa.table(lake.table(table).delta().get_add_actions(flatten=True)).column("num_records")
+        rows = int(pc.sum(counts).as_py() or 0)
+    wanted = choose_engine(lake, engine, rows)  # the feature path's rule, as drift reports use it
     if wanted == "spark":
         total, stats, sets = _spark_stats(lake, table, columns, spark)
     else:

@@ -17,8 +17,9 @@ of each refinement (at most 64 per heavy cell, and at most ``1 / options.toleran
 heavy cells per side), the last refinement at most ``options.refine_rows`` distinct values;
 in exact mode one cell per distinct value (at most ``options.exact_rows`` rows in all, or
 an integer span of at most ``bins`` values, or a column whose sample showed few values);
-plus a sample of about ``options.sample_rows`` values per side (800 KB), and one row per
-category of a categorical column. Executors hold one partition of rows at a time and a
+plus a sample of about ``options.sample_rows`` values per side (800 KB; should the samples
+hold no value at all, a column almost entirely missing, its present values are read instead,
+as on DuckDB), and one row per category of a categorical column. Executors hold one partition of rows at a time and a
 hash table of at most that many groups. In-memory frames (pandas, Arrow) are already on
 the driver; they are handed to Spark as they are.
 
@@ -129,7 +130,7 @@ class SparkRows(Rows):
         if rows <= 2 * target:
             return f"(SELECT {self.normalized(column)} AS x FROM {relation})", False
         return (f"(SELECT {self.normalized(column)} AS x FROM {relation} "
-                f"TABLESAMPLE ({100 * target / rows:.6f} PERCENT) REPEATABLE (7))", True)
+                f"TABLESAMPLE ({100 * target / rows:.12f} PERCENT) REPEATABLE (7))", True)
 
     def attach(self, source: Source, con: duckdb.DuckDBPyConnection) -> None:
         """Make ``source`` (resolved in ``con``) a Spark view of the same name, read by the executors."""
