@@ -8,10 +8,10 @@ a later ``import feast`` in the same process is unaffected), into small objects 
 attributes of Feast's own that :mod:`lake.features.apply` and :mod:`lake.features.online_plan`
 read.
 
-Only the common case is handled: the file registry, feature views over file sources with
-plain field types, feature services, entities. :func:`snapshot` returns ``None`` for
-anything else (a SQL registry, on-demand or batch transformation views, struct types...)
-and the callers use Feast itself, so the answers are the same either way.
+Only the common case is handled: the file registry or Feast's SQL registry, feature views
+over file sources with plain field types, feature services, entities. :func:`snapshot`
+returns ``None`` for anything else (on-demand or batch transformation views, struct
+types...) and the callers use Feast itself, so the answers are the same either way.
 """
 
 from __future__ import annotations
@@ -176,11 +176,12 @@ _CLASSES: dict[str, Any] = {}
 _LOCK = threading.Lock()
 
 
-def _registry_class() -> Any:
-    """Feast's ``Registry`` message class, built in a private descriptor pool from Feast's descriptors."""
+def _classes() -> dict[str, Any]:
+    """Feast's registry message classes (``Registry``, ``FeatureView``...), built in a private descriptor
+    pool from Feast's descriptors."""
     with _LOCK:
-        if "Registry" in _CLASSES:
-            return _CLASSES["Registry"]
+        if _CLASSES:
+            return _CLASSES
         from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
         spec = importlib.util.find_spec("feast")  # finds the package without running its __init__
@@ -209,8 +210,9 @@ def _registry_class() -> Any:
             added.add(name)
 
         add("feast/core/Registry.proto")
-        _CLASSES["Registry"] = message_factory.GetMessageClass(pool.FindMessageTypeByName("feast.core.Registry"))
-        return _CLASSES["Registry"]
+        for kind in ("Registry", "FeatureView", "FeatureService", "Entity"):
+            _CLASSES[kind] = message_factory.GetMessageClass(pool.FindMessageTypeByName(f"feast.core.{kind}"))
+        return _CLASSES
 
 
 # --------------------------------------------------------------------------- reading
@@ -258,32 +260,63 @@ def _entity(proto: Any) -> LightEntity:
 def read(data: bytes, project: str) -> LightRegistry | None:
     """A project's definitions from a serialized registry, or ``None`` if Feast must read them."""
     try:
-        registry = _registry_class().FromString(data)
+        registry = _classes()["Registry"].FromString(data)
         if any(v.spec.project == project for v in registry.on_demand_feature_views):
             return None
-        views = [_view(v) for v in registry.feature_views if v.spec.project == project]
-        services = [_service(s) for s in registry.feature_services if s.spec.project == project]
-        entities = [_entity(e) for e in registry.entities if e.spec.project == project]
-    except _Unsupported:
+        return LightRegistry(project, [_view(v) for v in registry.feature_views if v.spec.project == project],
+                             [_service(s) for s in registry.feature_services if s.spec.project == project],
+                             [_entity(e) for e in registry.entities if e.spec.project == project])
+    except Exception:  # something left to Feast, or an unreadable or newer registry: Feast says what is wrong
         return None
-    except Exception:  # noqa: BLE001 - an unreadable or newer registry: Feast says what is wrong with it
+
+
+def read_sql(url: str, project: str) -> LightRegistry | None:
+    """A project's definitions from Feast's SQL registry (its tables, one protobuf per row; rows in the order
+    Feast's own ``SELECT`` returns them), or ``None`` if Feast must read them."""
+    from sqlalchemy import (  # the catalog's database layer; far lighter than Feast
+        create_engine,
+        text,
+    )
+
+    def blobs(conn: Any, table: str, column: str) -> list[bytes]:
+        # Table and column names are Feast's fixed schema, never data; the project is a parameter.
+        query = text(f"SELECT {column} FROM {table} WHERE project_id = :project")
+        return [bytes(row[0]) for row in conn.execute(query, {"project": project})]
+
+    try:
+        engine = create_engine(url)
+    except Exception:
         return None
-    return LightRegistry(project, views, services, entities)
+    try:
+        with engine.connect() as conn:
+            if blobs(conn, "on_demand_feature_views", "feature_view_proto"):
+                return None
+            kinds = _classes()
+            return LightRegistry(
+                project, [_view(kinds["FeatureView"].FromString(b)) for b in blobs(conn, "feature_views",
+                                                                                 "feature_view_proto")],
+                [_service(kinds["FeatureService"].FromString(b)) for b in blobs(conn, "feature_services",
+                                                                              "feature_service_proto")],
+                [_entity(kinds["Entity"].FromString(b)) for b in blobs(conn, "entities", "entity_proto")])
+    except Exception:  # no tables yet, something left to Feast, the database down: Feast says what is wrong
+        return None
+    finally:
+        engine.dispose()
 
 
 def snapshot(settings: Any, folder: Path) -> LightRegistry | None:
-    """The file registry at ``folder/registry.db`` for ``[feast] project``, or ``None`` (a SQL registry, no
-    file yet, or definitions this reader leaves to Feast).
+    """The registry of ``[feast] project``: the file ``folder/registry.db`` or the SQL registry
+    ``[feast] registry``; ``None`` when Feast must read it (no registry yet, definitions this reader
+    leaves to Feast).
 
     Args:
         settings: the ``[feast]`` settings.
         folder: the lake's Feast folder (:func:`lake.features.repo.feast_dir`).
     """
     if settings.registry is not None:
-        return None
-    path = folder / "registry.db"
+        return read_sql(settings.registry.get_secret_value(), settings.project)
     try:
-        data = path.read_bytes()
+        data = (folder / "registry.db").read_bytes()
     except OSError:
         return None
     return read(data, settings.project)

@@ -251,9 +251,11 @@ def _parse_files(ctx: SourceRun, tasks: list[dict[str, Any]]) -> list[dict[str, 
         return result
 
     outcome: dict[str, Any] = {}
+    group = f"lake-ingest-{ctx.write_id()}"
 
     def collect() -> None:
         try:
+            sc.setJobGroup(group, f"lake job {ctx.job.name}: parse {len(tasks)} file(s)")
             outcome["results"] = sc.parallelize(tasks, len(tasks)).map(parse_one).collect()
         except BaseException as exc:  # raised again in the calling thread
             outcome["error"] = exc
@@ -261,12 +263,16 @@ def _parse_files(ctx: SourceRun, tasks: list[dict[str, Any]]) -> list[dict[str, 
     worker = threading.Thread(target=collect, name="lake-ingest-collect", daemon=True)
     worker.start()
     shown = (-1, -1)
-    while worker.is_alive():
-        worker.join(0.25)
-        now = (files_done.value, rows_read.value)
-        if now != shown and worker.is_alive():
-            ctx.progress(FilesProgress(now[0], len(tasks), now[1]))
-            shown = now
+    try:
+        while worker.is_alive():
+            worker.join(0.25)
+            now = (files_done.value, rows_read.value)
+            if now != shown and worker.is_alive():
+                ctx.progress(FilesProgress(now[0], len(tasks), now[1]))
+                shown = now
+    except BaseException:  # interrupted (Ctrl-C): the executors stop too
+        sc.cancelJobGroup(group)
+        raise
     if "error" in outcome:
         raise outcome["error"]
     results: list[dict[str, Any]] = outcome["results"]

@@ -18,6 +18,7 @@ from lake.features.materialize import materialize
 from lake.features.online import OnlineReader, get_online_features
 from lake.features.registry_light import snapshot, type_name
 from lake.features.repo import feast_dir, feature_store
+from lake.lakehouse import Lake
 from tests.lake.features.conftest import FeatureLake, OnlineLake
 
 FEATURES = ["driver_stats:conv_rate", "driver_stats:trips", "driver_stats:city", "driver_rating:rating"]
@@ -38,8 +39,7 @@ def _same(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def test_list_show_and_get_answer_as_feast(online_lake: OnlineLake, monkeypatch: pytest.MonkeyPatch) -> None:
-    lake = online_lake.lake
+def _answers_as_feast(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
     materialize(lake)
     light = snapshot(lake.settings.feast, feast_dir(lake))
     assert light is not None
@@ -58,6 +58,17 @@ def test_list_show_and_get_answer_as_feast(online_lake: OnlineLake, monkeypatch:
         OnlineReader(lake, light=True).get({"driver_id": [1]}, ["driver_stats:nope"])
     monkeypatch.setattr(apply_module, "registered", feature_store)  # the same questions through Feast
     assert _same((describe(lake), [show(lake, n) for n in names])) == _same(quick)
+
+
+def test_list_show_and_get_answer_as_feast_on_every_online_store(online_lake: OnlineLake,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    _answers_as_feast(online_lake.lake, monkeypatch)
+
+
+def test_list_show_and_get_answer_as_feast_on_both_registries(feature_lake: FeatureLake,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file registry (embedded) and Feast's SQL registry on PostgreSQL (production)."""
+    _answers_as_feast(feature_lake.lake, monkeypatch)
 
 
 def test_the_commands_do_not_import_feast(embedded_lake: FeatureLake, tmp_path: Path) -> None:

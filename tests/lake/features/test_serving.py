@@ -640,9 +640,9 @@ def test_lake_features_serve_as_a_user_starts_it(served: FeatureLake, tmp_path: 
         served.lake.catalog.revoke_token(info.id)
 
 
-def test_the_light_reader_leaves_on_demand_views_and_sql_registries_to_feast(served: FeatureLake) -> None:
-    """`lake features get` reads the registry file without Feast when it can; here it cannot (an on-demand
-    view; production: a SQL registry), and answers through Feast, the same."""
+def test_the_light_reader_leaves_on_demand_views_to_feast(served: FeatureLake) -> None:
+    """`lake features get` reads the registry (file or SQL) without Feast when it can; here it cannot (an
+    on-demand view), and answers through Feast, the same."""
     from lake.features.registry_light import snapshot
     from lake.features.repo import feast_dir
 
