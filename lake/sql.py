@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lake.duck import ident, literal, qualified
+from lake.duck import configure_storage, ident, literal, load_extensions, qualified
 from lake.errors import LakeError, ReadOnlyError, SQLError, TableNotFoundError
 
 if TYPE_CHECKING:
@@ -128,6 +128,7 @@ class LakeSQL:
         import duckdb  # heavy: DuckDB loads on first use
 
         if lake is None and settings is None:
+            # deferred: pydantic loads only when no settings were given
             from lake.config import load_settings
 
             settings = load_settings()
@@ -144,7 +145,8 @@ class LakeSQL:
         self._arrow: dict[str, Any] = {}
         self._missing: set[str] = set()
         if policy is not None:
-            from lake.masking import register  # deferred: pyarrow loads only for the service
+            # deferred: pyarrow loads only for the service
+            from lake.masking import register
 
             register(self._con, policy.salt)
             self._con.execute("SET python_enable_replacements = false")  # no Python variable read as a table
@@ -154,7 +156,6 @@ class LakeSQL:
     def _seal(self, *, delta: bool) -> None:
         """Load the extensions, then lock the session: DuckDB may open files only in the lake and the
         granted folders, spills only in a temp folder of its own, and nothing can change that afterwards."""
-        from lake.duck import configure_storage, load_extensions
 
         if delta:
             load_extensions(self._con, "delta")
@@ -179,7 +180,8 @@ class LakeSQL:
     def lake(self) -> Lake:
         """The lake (made on first use: pyarrow and delta-rs load only when a query needs a table)."""
         if self._lake is None:
-            from lake.lakehouse import Lake  # deferred: pyarrow, delta-rs
+            # deferred: pyarrow, delta-rs
+            from lake.lakehouse import Lake
 
             self._lake = Lake(self.settings)
         return self._lake
@@ -212,6 +214,7 @@ class LakeSQL:
 
     def tables(self) -> list[str]:
         """Every lake table: what the catalog knows plus what is under the root."""
+        # deferred: lake.naming loads pyarrow
         from lake.naming import TABLE_NAME as NAME
 
         names = {ref.name for ref in self.lake.tables()}
@@ -224,6 +227,7 @@ class LakeSQL:
         """The existing lake table a ``layer.name`` denotes: under the root, else where the catalog says."""
         if "." not in name:  # no lake name: nothing to import
             return None
+        # deferred: lake.naming loads pyarrow (not for queries that name no table)
         from lake.naming import TABLE_NAME as NAME
         from lake.naming import is_location
 
@@ -264,7 +268,8 @@ class LakeSQL:
         if table is None:
             raise TableNotFoundError(f"no lake table {name}{self._suggest(name)}; `lake table ls` lists them",
                                      table=name)
-        from lake import protocol  # deferred: pyarrow, delta-rs
+        # deferred: pyarrow, delta-rs
+        from lake import protocol
 
         version = self._version(table, name, when)
         delta = table.delta(version)
@@ -313,7 +318,8 @@ class LakeSQL:
         """Whether a table this session reads at its latest version has committed since (one stat)."""
         if self.as_of is not None:
             return False
-        from lake import delta_log  # deferred: pyarrow
+        # deferred: pyarrow
+        from lake import delta_log
 
         table, version = self._views[name]
         return delta_log.exists(table.storage, table.uri, version + 1)
@@ -331,7 +337,8 @@ class LakeSQL:
         masked = self.policy.table(name)
         if not masked:
             return f"SELECT * FROM {scan}"
-        from lake.masking import match_columns, sql_expression  # deferred: pyarrow
+        # deferred: pyarrow
+        from lake.masking import match_columns, sql_expression
 
         columns = [d[0] for d in self._con.execute(f"SELECT * FROM {scan} LIMIT 0").description]
         hits = match_columns(columns, masked)

@@ -189,6 +189,7 @@ def _register(lake: Lake, project: str, views: list[Any], odfvs: list[Any], serv
 def registered(lake: Lake) -> Any:
     """The registry's definitions, with ``FeatureStore``'s listing methods: read straight from the
     registry file when it can be (Feast, seconds to import, is not loaded), else through Feast."""
+    # deferred: protobuf descriptors load only for listings
     from lake.features.registry_light import snapshot
 
     light = snapshot(lake.settings.feast, feast_dir(lake))

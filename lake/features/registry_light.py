@@ -182,6 +182,7 @@ def _classes() -> dict[str, Any]:
     with _LOCK:
         if _CLASSES:
             return _CLASSES
+        # heavy: on first read only
         from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
         spec = importlib.util.find_spec("feast")  # finds the package without running its __init__
