@@ -69,6 +69,7 @@ def _calls(cat: Catalog, run_id: str) -> dict[str, Callable[[], Any]]:
         "reports": cat.reports,
         "search": lambda: cat.search("bronze"),
         "lineage": lambda: cat.lineage("bronze.a"),
+        "lineage_and": lambda: cat.lineage_and("bronze.a", lambda s, g: len(g.nodes)),
         "show": lambda: cat.show("bronze.a"),
         "runs": cat.runs,
         "run_info": lambda: cat.run_info(run_id),
