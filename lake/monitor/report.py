@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,8 +193,11 @@ def drift_report(
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET perfect_ht_threshold = 17")  # numeric cells group by a 16-bit key: an array, no hashing
-        ref = resolve(lake, con, reference, "_lake_ref")
-        cur = resolve(lake, con, current, "_lake_cur", since=since, until=until, time_column=time_column)
+        # Views of their own per report: a Spark session's temporary views are shared by every report
+        # that runs in it at the same time.
+        tag = uuid.uuid4().hex[:12]
+        ref = resolve(lake, con, reference, f"_lake_ref_{tag}")
+        cur = resolve(lake, con, current, f"_lake_cur_{tag}", since=since, until=until, time_column=time_column)
         plan = plan_columns(ref, cur, list(columns) if columns else None, time_column)
         rows = _rows(lake, con, (ref, cur), engine, spark)
         for source, what in ((ref, "the reference"), (cur, "the current set")):

@@ -200,3 +200,16 @@ def test_engines_agree_on_tables_training_sets_and_windows(served: Lake, spark: 
     assert duck["exact"] is False and on_spark["exact"] is False
     assert abs(duck["ks"] - on_spark["ks"]) <= max(duck["ks_error"], on_spark["ks_error"]) + 1e-12
     assert abs(duck["wasserstein"] - on_spark["wasserstein"]) <= duck["wasserstein_error"] + on_spark["wasserstein_error"]
+
+
+def test_reports_at_the_same_time_in_one_session_do_not_mix(local_lake: Lake, engine: dict[str, object]) -> None:
+    """Each report reads its own views (a Spark session's temporary views are shared by its threads)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(11)
+    pairs = [({"v": rng.normal(0, 1, 3_000)}, {"v": rng.normal(shift, 1, 3_000)}) for shift in (0.0, 3.0, 0.0, 3.0)]
+    alone = [compare(local_lake, ref, cur, engine).feature("v").metrics for ref, cur in pairs]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda p: compare(local_lake, p[0], p[1], engine).feature("v").metrics, pairs))
+    assert together == alone
+    assert alone[1]["ks"] > 0.5 > alone[0]["ks"]  # the shifted pairs drifted, the others did not
