@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 from collections.abc import Iterator
@@ -147,7 +148,10 @@ class ServiceClient:
         (its first ``limit`` rows, or all)."""
         params = {"version": version, "columns": ",".join(columns) if columns else None, "limit": limit}
         response = self.request("GET", f"/api/v1/load/{ref}", params={k: v for k, v in params.items() if v is not None})
-        return pa.ipc.open_stream(response.content).read_all()
+        _check_version(response, ref, version)
+        with _readable(ref):
+            reader = pa.ipc.open_stream(response.content)
+            return pa.Table.from_batches([_valid(b) for b in reader], schema=reader.schema)
 
     def load_metadata(self, ref: str, *, version: int | None = None) -> dict[str, Any]:
         """What the service tells about the data :meth:`load` would hand over (``DatasetMetadata`` as JSON,
@@ -168,13 +172,12 @@ class ServiceClient:
                 if response.status_code >= 400:
                     response.read()
                     self._raise(response)
-                reader = pa.ipc.open_stream(io.BufferedReader(_Chunks(response.iter_bytes()), 1 << 20))
-                yield from reader
+                _check_version(response, ref, version)
+                with _readable(ref):
+                    for batch in pa.ipc.open_stream(io.BufferedReader(_Chunks(response.iter_bytes()), 1 << 20)):
+                        yield _valid(batch)
         except httpx.HTTPError as exc:
             raise ServiceError(f"the lake service's stream of {ref} broke off: {exc}") from None
-        except pa.ArrowInvalid as exc:
-            raise ServiceError(f"the lake service sent an unreadable stream for {ref}: {exc}") from None
-
 
     def export(self, ref: str, out: str, *, version: int | None = None, columns: list[str] | None = None) -> int:
         """Write what :meth:`load` returns to a local Parquet file; returns the rows written."""
@@ -191,6 +194,30 @@ class RemoteCatalog(ServiceClient):
     def __getattr__(self, name: str) -> Any:
         raise ServiceError(f"`{name}` is not available through the lake service yet: unset [service] url "
                            "(LAKE_SERVICE_URL) to use the catalog database directly")
+
+
+def _check_version(response: httpx.Response, ref: str, version: int | None) -> None:
+    """Refuse rows of another version than the one asked for (``X-Lake-Version``)."""
+    sent = response.headers.get("x-lake-version")
+    if version is not None and sent is not None and sent != str(version):
+        raise ServiceError(f"the lake service sent version {sent[:20]} of {ref} for version {version}")
+
+
+@contextlib.contextmanager
+def _readable(ref: str) -> Iterator[None]:
+    """Bytes the service sent that Arrow cannot read are a :class:`ServiceError` (a truncated body is a bare
+    ``OSError``, a forged length a ``MemoryError``)."""
+    try:
+        yield
+    except (pa.ArrowException, OSError, MemoryError) as exc:
+        raise ServiceError(f"the lake service sent an unreadable stream for {ref}: {str(exc)[:300]}") from None
+
+
+def _valid(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch`` once fully validated (offsets, UTF-8): the IPC reader checks only the structure, and these
+    bytes came over the network."""
+    batch.validate(full=True)
+    return batch
 
 
 class _Chunks(io.RawIOBase):

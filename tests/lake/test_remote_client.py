@@ -1,0 +1,62 @@
+"""The service client reads what comes over the network as untrusted: unreadable or invalid Arrow streams,
+and rows of another version than the one asked for, are a ServiceError (never a traceback or bad rows)."""
+
+from __future__ import annotations
+
+import io
+
+import httpx
+import pyarrow as pa
+import pytest
+
+from lake.errors import ServiceError
+from lake.remote import ServiceClient
+
+GOOD = pa.table({"id": [1, 2, 3], "name": ["a", "b", None]})
+
+
+def _ipc(*batches: pa.RecordBatch, schema: pa.Schema | None = None) -> bytes:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, schema or batches[0].schema) as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+    return sink.getvalue()
+
+
+def _client(body: bytes, version: str = "4") -> ServiceClient:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"content-type": "application/vnd.apache.arrow.stream",
+                                                          "x-lake-version": version})
+
+    return ServiceClient("http://lake.test", "t", transport=httpx.MockTransport(answer))
+
+
+def test_a_good_stream_reads_whole_and_in_batches() -> None:
+    body = _ipc(*GOOD.to_batches(max_chunksize=2))
+    assert _client(body).load("gold.x", version=4).equals(GOOD)
+    assert pa.Table.from_batches(list(_client(body).stream("gold.x", version=4))).equals(GOOD)
+    empty = _client(_ipc(schema=GOOD.schema)).load("gold.x")
+    assert empty.schema == GOOD.schema and empty.num_rows == 0
+
+
+@pytest.mark.parametrize("body", [
+    b"not arrow at all",
+    b"",
+    _ipc(*GOOD.to_batches())[:-20],  # cut inside a batch's body: a bare OSError from Arrow
+    _ipc(*GOOD.to_batches())[:40],
+    _ipc(pa.record_batch([pa.array([b"\xff\xfe", b"ok"], pa.binary()).view(pa.string())], names=["s"])),  # bad UTF-8
+])
+def test_unreadable_or_invalid_streams_are_service_errors(body: bytes) -> None:
+    with pytest.raises(ServiceError, match="unreadable stream"):
+        _client(body).load("gold.x")
+    with pytest.raises(ServiceError, match="unreadable stream"):
+        list(_client(body).stream("gold.x"))
+
+
+def test_rows_of_another_version_are_refused() -> None:
+    body = _ipc(*GOOD.to_batches())
+    with pytest.raises(ServiceError, match="version 5 of gold.x for version 4"):
+        _client(body, version="5").load("gold.x", version=4)
+    with pytest.raises(ServiceError, match="version 5 of gold.x for version 4"):
+        list(_client(body, version="5").stream("gold.x", version=4))
+    assert _client(body, version="5").load("gold.x").num_rows == 3  # no version asked: the newest
