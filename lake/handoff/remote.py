@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from lake.errors import HandoffError, SplitError
+from lake.errors import HandoffError, ServiceError, SplitError
 from lake.handoff import stream as st
 from lake.handoff.dataset import DEFAULT_BATCH_SIZE, Dataset
 from lake.handoff.metadata import DatasetMetadata
@@ -57,6 +57,17 @@ class RemoteDataset(Dataset):
     def open(cls, lake: Lake, client: ServiceClient, ref: str, version: int | None) -> RemoteDataset:
         """Ask the service for ``ref``'s metadata (which checks the read grant)."""
         meta = client.load_metadata(ref, version=version)
+        try:
+            metadata, masked = cls._parse(meta)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ServiceError(f"the lake service's metadata of {ref} is not what a load describes: "
+                               f"{type(exc).__name__} {str(exc)[:200]}") from None
+        if version is not None and metadata.version != version:
+            raise ServiceError(f"the lake service described version {metadata.version} of {ref} for version {version}")
+        return cls(lake, client, metadata, masked)
+
+    @staticmethod
+    def _parse(meta: Any) -> tuple[DatasetMetadata, dict[str, str]]:
         created = meta.get("created_at")
         metadata = DatasetMetadata(
             kind=meta["kind"], name=meta["name"], table=meta["table"], version=int(meta["version"]),
@@ -67,7 +78,7 @@ class RemoteDataset(Dataset):
             training_id=meta.get("training_id"), entity_hash=meta.get("entity_hash"),
             entity_location=meta.get("entity_location"), options=meta.get("options") or {},
             run_id=meta.get("run_id"), created_at=dt.datetime.fromisoformat(created) if created else None)
-        return cls(lake, client, metadata, {c["name"]: c["masked"] for c in meta["columns"] if c.get("masked")})
+        return metadata, {str(c["name"]): str(c["masked"]) for c in meta["columns"] if c.get("masked")}
 
     def __repr__(self) -> str:
         return f"RemoteDataset({self.metadata.ref!r}, rows={self.metadata.row_count}, via={self.client.url!r})"

@@ -60,3 +60,33 @@ def test_rows_of_another_version_are_refused() -> None:
     with pytest.raises(ServiceError, match="version 5 of gold.x for version 4"):
         list(_client(body, version="5").stream("gold.x", version=4))
     assert _client(body, version="5").load("gold.x").num_rows == 3  # no version asked: the newest
+
+
+@pytest.mark.parametrize("meta", [[], {"kind": "curated"}, {"kind": "curated", "name": "gold.x", "table": "gold.x",
+                                                             "version": "v", "location": "", "row_count": 1,
+                                                             "content_hash": "", "columns": []},
+                                  {"kind": "curated", "name": "gold.x", "table": "gold.x", "version": 1, "location": "",
+                                   "row_count": 1, "content_hash": "", "columns": [3]}])
+def test_metadata_that_is_not_a_load_description_is_a_service_error(meta: object) -> None:
+    from typing import Any, cast
+
+    from lake.handoff.remote import RemoteDataset
+
+    client = ServiceClient("http://lake.test", "t", transport=httpx.MockTransport(
+        lambda request: httpx.Response(200, json=meta)))
+    with pytest.raises(ServiceError, match="not what a load describes"):
+        RemoteDataset.open(cast(Any, None), client, "gold.x", None)
+
+
+def test_metadata_of_another_version_is_refused() -> None:
+    from typing import Any, cast
+
+    from lake.handoff.remote import RemoteDataset
+
+    meta = {"kind": "curated", "name": "gold.x", "table": "gold.x", "version": 5, "location": "", "row_count": 1,
+            "content_hash": "", "columns": [{"name": "id", "type": "int64", "nullable": True, "masked": "hash"}]}
+    client = ServiceClient("http://lake.test", "t", transport=httpx.MockTransport(
+        lambda request: httpx.Response(200, json=meta)))
+    assert RemoteDataset.open(cast(Any, None), client, "gold.x", 5).masked == {"id": "hash"}
+    with pytest.raises(ServiceError, match="version 5 of gold.x for version 4"):
+        RemoteDataset.open(cast(Any, None), client, "gold.x", 4)
