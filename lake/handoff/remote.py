@@ -11,6 +11,7 @@ same split made on the lake itself). Export needs the files: run it where the la
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 from collections.abc import Iterator, Sequence
@@ -45,13 +46,13 @@ class RemoteDataset(Dataset):
     """
 
     def __init__(self, lake: Lake, client: ServiceClient, metadata: DatasetMetadata,  # noqa: D107
-                 masked: dict[str, str]) -> None:
+                 masked: dict[str, str], schema: pa.Schema | None = None) -> None:
         self.lake = lake
         self.client = client
         self.metadata = metadata
         self.masked = masked
         """``{column: masking method}`` the service applies to this principal's reads."""
-        self._schema: pa.Schema | None = None
+        self._schema = schema
 
     @classmethod
     def open(cls, lake: Lake, client: ServiceClient, ref: str, version: int | None) -> RemoteDataset:
@@ -59,12 +60,14 @@ class RemoteDataset(Dataset):
         meta = client.load_metadata(ref, version=version)
         try:
             metadata, masked = cls._parse(meta)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            sent = meta.get("arrow_schema")  # a service before it sent one: the schema of the first row
+            schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(sent, validate=True))) if sent else None
+        except (KeyError, TypeError, ValueError, AttributeError, OSError, pa.ArrowException) as exc:
             raise ServiceError(f"the lake service's metadata of {ref} is not what a load describes: "
                                f"{type(exc).__name__} {str(exc)[:200]}") from None
         if version is not None and metadata.version != version:
             raise ServiceError(f"the lake service described version {metadata.version} of {ref} for version {version}")
-        return cls(lake, client, metadata, masked)
+        return cls(lake, client, metadata, masked, schema)
 
     @staticmethod
     def _parse(meta: Any) -> tuple[DatasetMetadata, dict[str, str]]:

@@ -14,6 +14,7 @@ The OpenAPI document is at ``/openapi.json`` (``/docs`` renders it).
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import io
 import math
@@ -359,6 +360,7 @@ def create_app(lake: Lake, access: ServiceAccess | None = None, *, limits: Limit
         meta = ds.metadata.as_dict()
         meta["columns"] = [{"name": f.name, "type": str(f.type), "nullable": f.nullable,
                             **({"masked": masked[f.name]} if f.name in masked else {})} for f in schema]
+        meta["arrow_schema"] = base64.b64encode(schema.serialize().to_pybytes()).decode()  # the stream's schema
         return meta
 
     @api.get("/api/v1/load/{ref}", tags=["data"])

@@ -3,6 +3,7 @@ and rows of another version than the one asked for, are a ServiceError (never a 
 
 from __future__ import annotations
 
+import base64
 import io
 
 import httpx
@@ -66,7 +67,10 @@ def test_rows_of_another_version_are_refused() -> None:
                                                              "version": "v", "location": "", "row_count": 1,
                                                              "content_hash": "", "columns": []},
                                   {"kind": "curated", "name": "gold.x", "table": "gold.x", "version": 1, "location": "",
-                                   "row_count": 1, "content_hash": "", "columns": [3]}])
+                                   "row_count": 1, "content_hash": "", "columns": [3]},
+                                  *({"kind": "curated", "name": "gold.x", "table": "gold.x", "version": 1, "location": "",
+                                     "row_count": 1, "content_hash": "", "columns": [], "arrow_schema": bad}
+                                    for bad in ("not base64!", "Z2FyYmFnZSBnYXJiYWdl", 7))])
 def test_metadata_that_is_not_a_load_description_is_a_service_error(meta: object) -> None:
     from typing import Any, cast
 
@@ -87,6 +91,9 @@ def test_metadata_of_another_version_is_refused() -> None:
             "content_hash": "", "columns": [{"name": "id", "type": "int64", "nullable": True, "masked": "hash"}]}
     client = ServiceClient("http://lake.test", "t", transport=httpx.MockTransport(
         lambda request: httpx.Response(200, json=meta)))
-    assert RemoteDataset.open(cast(Any, None), client, "gold.x", 5).masked == {"id": "hash"}
+    ds = RemoteDataset.open(cast(Any, None), client, "gold.x", 5)
+    assert ds.masked == {"id": "hash"}
+    meta["arrow_schema"] = base64.b64encode(pa.schema([("id", pa.string())]).serialize().to_pybytes()).decode()
+    assert RemoteDataset.open(cast(Any, None), client, "gold.x", 5).schema == pa.schema([("id", pa.string())])
     with pytest.raises(ServiceError, match="version 5 of gold.x for version 4"):
         RemoteDataset.open(cast(Any, None), client, "gold.x", 4)

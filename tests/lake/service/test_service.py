@@ -391,6 +391,32 @@ def test_oidc_jwts_from_a_local_issuer(team: Team) -> None:
         issuer.server.shutdown()
 
 
+def test_a_remote_load_is_one_read_of_the_service(team: Team, service: Service) -> None:
+    """A dataset loaded through the service learns its schema with its metadata: reading it is one load
+    (one audited read, one recorded hand-off run), not a peek at its first rows and then the load."""
+    from lake.remote import RemoteCatalog
+
+    client, access = service
+    service_client = RemoteCatalog("http://testserver")
+    service_client.http = TestClient(client.app, headers=team.auth("analyst"))  # the service in process
+    remote = Lake(team.lake.settings, catalog=False, remote=service_client)
+
+    def loads() -> int:
+        access.audit_log.flush()
+        with team.lake.catalog.reading() as s:
+            return len(s.execute(select(m.AuditRecord.id).where(
+                m.AuditRecord.principal == "analyst", m.AuditRecord.action == "load",
+                m.AuditRecord.object == "gold.contacts")).all())
+
+    runs = len(team.lake.catalog.runs(job="handoff.load.gold.contacts", limit=1000))
+    before = loads()
+    ds = load(remote, "gold.contacts")
+    assert ds.schema.names == ["id", "contact"] and ds.schema.field("contact").type == pa.string()
+    frame = ds.to_arrow()
+    assert frame.num_rows == 3 and frame.schema == ds.schema
+    assert loads() - before == 2  # the metadata, then the rows
+    assert len(team.lake.catalog.runs(job="handoff.load.gold.contacts", limit=1000)) - runs == 1
+
 def test_jwt_groups_stay_with_their_token(team: Team) -> None:
     """A JWT's groups give their grants to requests made with that token only: not to the same name's lake
     token, nor to another (or a later) JWT of that name without the groups; a JWT naming a group is refused."""
