@@ -18,7 +18,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from typing import Any, Self
 
 import httpx
@@ -26,7 +27,7 @@ import pyarrow as pa
 
 from catalog.entities import LineageGraph, LineageNode, SearchHit
 from lake.config import Settings
-from lake.errors import ServiceError
+from lake.errors import ServiceError, SplitError
 
 
 class ServiceClient:
@@ -158,12 +159,16 @@ class ServiceClient:
         with the column types as they leave the service, masked ones included)."""
         return self.get(f"/api/v1/load/{ref}/metadata", version=version)  # type: ignore[no-any-return]
 
-    def stream(self, ref: str, *, version: int | None = None,
-               columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    def stream(self, ref: str, *, version: int | None = None, columns: list[str] | None = None,
+               unmasked: Sequence[str] = ()) -> Iterator[pa.RecordBatch]:
         """The batches of :meth:`load` as they arrive (memory bounded by one batch, not the table).
+
+        ``unmasked``: columns that must arrive unmasked (a split's keys): the service says which
+        columns it masks in this answer (``X-Lake-Masked``), and a masked one among them refuses it.
 
         Raises:
             ServiceError: the service refused, or the stream broke off.
+            SplitError: a column of ``unmasked`` arrives masked.
         """
         params = {k: v for k, v in {"version": version, "columns": ",".join(columns) if columns else None}.items()
                   if v is not None}
@@ -173,6 +178,7 @@ class ServiceClient:
                     response.read()
                     self._raise(response)
                 _check_version(response, ref, version)
+                _check_unmasked(response, ref, unmasked)
                 with _readable(ref):
                     for batch in pa.ipc.open_stream(io.BufferedReader(_Chunks(response.iter_bytes()), 1 << 20)):
                         yield _valid(batch)
@@ -201,6 +207,22 @@ def _check_version(response: httpx.Response, ref: str, version: int | None) -> N
     sent = response.headers.get("x-lake-version")
     if version is not None and sent is not None and sent != str(version):
         raise ServiceError(f"the lake service sent version {sent[:20]} of {ref} for version {version}")
+
+
+def _check_unmasked(response: httpx.Response, ref: str, unmasked: Sequence[str]) -> None:
+    """Refuse an answer that masks a column that must arrive unmasked (``X-Lake-Masked``)."""
+    if not unmasked:
+        return
+    try:
+        masked = json.loads(response.headers.get("x-lake-masked") or "[]")
+        if not isinstance(masked, list):
+            raise ValueError("not a list")
+    except ValueError as exc:
+        raise ServiceError(f"the lake service's X-Lake-Masked header for {ref} is not a list of columns: {exc}") from None
+    keys = [k for k in unmasked if k in masked]
+    if keys:
+        raise SplitError(f"split key column(s) {keys} of {ref} now reach you masked, so the split would not be the "
+                         "one made on the lake; key the split by an unmasked column, or ask for unmask")
 
 
 @contextlib.contextmanager

@@ -105,7 +105,7 @@ class RemoteDataset(Dataset):
     def split_counts(self, splits: st.SplitSpec) -> dict[str, int]:
         self.check_split_keys(self.schema, splits)
         counts = np.zeros(len(splits.names), dtype=np.int64)
-        for batch in self._stream(list(splits.keys)):
+        for batch in self._stream(list(splits.keys), unmasked=splits.keys):
             counts += np.bincount(splits.assign(batch), minlength=len(splits.names))
         return {name: int(n) for name, n in zip(splits.names, counts, strict=True)}
 
@@ -123,8 +123,8 @@ class RemoteDataset(Dataset):
         meta = self.metadata
         return f"training:{meta.training_id}" if meta.training_id else meta.table
 
-    def _stream(self, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
-        return self.client.stream(self._ref(), version=self.metadata.version, columns=columns)
+    def _stream(self, columns: list[str] | None, unmasked: Sequence[str] = ()) -> Iterator[pa.RecordBatch]:
+        return self.client.stream(self._ref(), version=self.metadata.version, columns=columns, unmasked=unmasked)
 
     def _rows(self, columns: Sequence[str] | None, splits: st.SplitSpec | None, split: str | None, *,
               batch_size: int = DEFAULT_BATCH_SIZE, seed: int | None = None
@@ -136,7 +136,7 @@ class RemoteDataset(Dataset):
         if splits is None or split is None:
             return schema, self._stream(cols)
         read = sorted(set(names) | set(splits.keys), key=full.names.index)
-        return schema, st.only_split(self._stream(read), splits, split, names)
+        return schema, st.only_split(self._stream(read, unmasked=splits.keys), splits, split, names)
 
     @contextlib.contextmanager
     def _reading(self, parameters: dict[str, Any]) -> Iterator[dict[str, Any]]:

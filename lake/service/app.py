@@ -17,6 +17,7 @@ import asyncio
 import base64
 import datetime as dt
 import io
+import json
 import math
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -403,7 +404,10 @@ def create_app(lake: Lake, access: ServiceAccess | None = None, *, limits: Limit
             yield sink.getvalue()
 
         return StreamingResponse(stream(), media_type=ARROW_STREAM,
-                                 headers={"X-Lake-Version": str(ds.metadata.version)})
+                                 headers={"X-Lake-Version": str(ds.metadata.version),
+                                          # the columns this answer masks (JSON, ASCII): a client keying a
+                                          # split by one of them would split other values than the lake's
+                                          "X-Lake-Masked": json.dumps(sorted(masked))})
 
     @api.post("/api/v1/sql", tags=["data"])
     def sql(request: Request, body: SQLRequest) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
 import httpx
 import pyarrow as pa
@@ -97,3 +98,41 @@ def test_metadata_of_another_version_is_refused() -> None:
     assert RemoteDataset.open(cast(Any, None), client, "gold.x", 5).schema == pa.schema([("id", pa.string())])
     with pytest.raises(ServiceError, match="version 5 of gold.x for version 4"):
         RemoteDataset.open(cast(Any, None), client, "gold.x", 4)
+
+
+def test_a_split_key_masked_since_the_dataset_was_opened_is_refused() -> None:
+    """Masks can change between the metadata and the rows (a grant revoked): the rows' answer says what it
+    masks, and a split keyed by one of those columns is refused instead of splitting masked values."""
+    from typing import Any, cast
+
+    from lake.errors import SplitError
+    from lake.handoff import SplitSpec
+    from lake.handoff.remote import RemoteDataset
+
+    rows = pa.table({"id": list(range(20)), "k": [f"v{i}" for i in range(20)]})
+    meta = {"kind": "curated", "name": "gold.x", "table": "gold.x", "version": 2, "location": "", "row_count": 20,
+            "content_hash": "", "columns": [{"name": "id", "type": "int64", "nullable": True},
+                                            {"name": "k", "type": "string", "nullable": True}],
+            "arrow_schema": base64.b64encode(rows.schema.serialize().to_pybytes()).decode()}
+    masked_now = ["k"]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/metadata"):
+            return httpx.Response(200, json=meta)
+        wanted = request.url.params.get("columns")
+        body = rows.select(wanted.split(",")) if wanted else rows
+        return httpx.Response(200, content=_ipc(*body.to_batches()), headers={
+            "x-lake-version": "2", "x-lake-masked": json.dumps(masked_now)})
+
+    client = ServiceClient("http://lake.test", "t", transport=httpx.MockTransport(answer))
+    ds = RemoteDataset.open(cast(Any, None), client, "gold.x", None)
+    assert ds.masked == {}  # unmasked when opened
+    by_k, by_id = SplitSpec.parse("train=0.5,test=0.5", keys="k"), SplitSpec.parse("train=0.5,test=0.5", keys="id")
+    with pytest.raises(SplitError, match=r"\['k'\] of gold.x now reach you masked"):
+        ds.to_arrow(splits=by_k, split="train")
+    with pytest.raises(SplitError, match="now reach you masked"):
+        ds.split_counts(by_k)
+    assert sum(ds.split_counts(by_id).values()) == 20
+    assert ds.to_arrow().num_rows == 20  # no split: nothing to refuse
+    masked_now.clear()
+    assert sum(ds.split_counts(by_k).values()) == 20
