@@ -407,7 +407,8 @@ def create_app(lake: Lake, access: ServiceAccess | None = None, *, limits: Limit
                                  headers={"X-Lake-Version": str(ds.metadata.version),
                                           # the columns this answer masks (JSON, ASCII): a client keying a
                                           # split by one of them would split other values than the lake's
-                                          "X-Lake-Masked": json.dumps(sorted(masked))})
+                                          "X-Lake-Masked": json.dumps(sorted(
+                                              c for c in masked if wanted is None or c in wanted))})
 
     @api.post("/api/v1/sql", tags=["data"])
     def sql(request: Request, body: SQLRequest) -> Any:

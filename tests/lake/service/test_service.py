@@ -163,6 +163,8 @@ def test_previews_and_loads_are_masked_without_unmask(team: Team, service: Servi
     assert stream.status_code == 200 and stream.headers["content-type"] == "application/vnd.apache.arrow.stream"
     assert stream.headers["x-lake-masked"] == '["contact"]'  # what this answer masks, for split checks
     assert client.get("/api/v1/load/gold.contacts", headers=owner).headers["x-lake-masked"] == "[]"
+    assert client.get("/api/v1/load/gold.contacts", headers=analyst,  # only the columns asked for
+                      params={"columns": "id"}).headers["x-lake-masked"] == "[]"
     table = pa.ipc.open_stream(stream.content).read_all()
     assert "ann@example.com" not in str(table.to_pydict()) and hashed("ann@example.com") in table["contact"].to_pylist()
     full = pa.ipc.open_stream(client.get("/api/v1/load/gold.contacts", headers=owner).content).read_all()
