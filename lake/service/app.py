@@ -332,7 +332,7 @@ def create_app(lake: Lake, access: ServiceAccess | None = None, *, limits: Limit
         so without read an unknown table or version answers 403 like a known one; a training dataset is
         found first (the table of its frame is what grants name)."""
         text, version = parse_ref(table_of(ref), version)
-        table = None if text.startswith("training:") or "." not in text else text
+        table = None if text.startswith("training:") or "." not in text else text.lower()  # as lake.table has it
         if table is not None:
             access.check(principal, "read", object_of(table), audit_as="load", version=version)
         ds = load(lake, text, version=version)

@@ -182,6 +182,7 @@ def test_previews_and_loads_are_masked_without_unmask(team: Team, service: Servi
         assert denied.status_code == 403 and "may not read bronze." in denied.json()["detail"], (path, denied.text)
         assert "s3://" not in denied.text
     assert client.get("/api/v1/load/gold.contacts@0/metadata", headers=analyst).json()["version"] == 0
+    assert client.get("/api/v1/load/Gold.Contacts/metadata", headers=analyst).json()["table"] == "gold.contacts"
     assert client.get("/api/v1/load/bronze.nosuch/metadata", headers=owner).status_code == 404
     # unmask on gold lets the training account see it.
     with team.lake.catalog.writing() as s:
