@@ -184,6 +184,19 @@ def test_previews_and_loads_are_masked_without_unmask(team: Team, service: Servi
     assert client.get("/api/v1/load/gold.contacts@0/metadata", headers=analyst).json()["version"] == 0
     assert client.get("/api/v1/load/Gold.Contacts/metadata", headers=analyst).json()["table"] == "gold.contacts"
     assert client.get("/api/v1/load/bronze.nosuch/metadata", headers=owner).status_code == 404
+    # A table named in other letter case is the same table (lake.table lower-cases it): masked alike, for a
+    # principal whose read reaches it from the root.
+    with team.lake.catalog.writing() as s:
+        acl.grant(s, "analyst", "read", "lake")
+    try:
+        for path in ("/api/v1/datasets/Gold.Contacts/preview", "/api/v1/datasets/GOLD.CONTACTS/preview",
+                     "/api/v1/load/Gold.Contacts?format=json"):
+            answer = client.get(path, headers=analyst)
+            assert answer.status_code == 200 and "ann@example.com" not in answer.text, (path, answer.text[:300])
+            assert hashed("ann@example.com") in answer.text
+    finally:
+        with team.lake.catalog.writing() as s:
+            acl.revoke(s, "analyst", "read", "lake")
     # unmask on gold lets the training account see it.
     with team.lake.catalog.writing() as s:
         acl.grant(s, "svc:training", "unmask", "gold.contacts")
