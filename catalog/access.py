@@ -397,10 +397,10 @@ class Snapshot:
     def closure(self, principal: str, claimed: frozenset[str] = frozenset()) -> frozenset[str]:
         """The principal and every group it belongs to, transitively: by the catalog's memberships, and
         through ``claimed`` (the groups an identity provider vouched for) where they name catalog groups."""
-        key = (principal, frozenset(g for g in claimed if self.kinds.get(g) == "group") if claimed else claimed)
+        key = (principal, claimed)  # a frozenset keeps its hash: a hit costs no walk over the claim
         hit = self.closures.get(key)
         if hit is None:
-            start = [principal, *key[1]]
+            start = [principal, *(g for g in claimed if self.kinds.get(g) == "group")]
             seen, todo = set(start), list(start)
             while todo:
                 for group in self.member_of.get(todo.pop(), ()):

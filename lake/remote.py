@@ -15,9 +15,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from typing import Any, Self
 
 import httpx
@@ -25,7 +27,7 @@ import pyarrow as pa
 
 from catalog.entities import LineageGraph, LineageNode, SearchHit
 from lake.config import Settings
-from lake.errors import ServiceError
+from lake.errors import ServiceError, SplitError
 
 
 class ServiceClient:
@@ -147,19 +149,26 @@ class ServiceClient:
         (its first ``limit`` rows, or all)."""
         params = {"version": version, "columns": ",".join(columns) if columns else None, "limit": limit}
         response = self.request("GET", f"/api/v1/load/{ref}", params={k: v for k, v in params.items() if v is not None})
-        return pa.ipc.open_stream(response.content).read_all()
+        _check_version(response, ref, version)
+        with _readable(ref):
+            reader = pa.ipc.open_stream(response.content)
+            return pa.Table.from_batches([_valid(b) for b in reader], schema=reader.schema)
 
     def load_metadata(self, ref: str, *, version: int | None = None) -> dict[str, Any]:
         """What the service tells about the data :meth:`load` would hand over (``DatasetMetadata`` as JSON,
         with the column types as they leave the service, masked ones included)."""
         return self.get(f"/api/v1/load/{ref}/metadata", version=version)  # type: ignore[no-any-return]
 
-    def stream(self, ref: str, *, version: int | None = None,
-               columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    def stream(self, ref: str, *, version: int | None = None, columns: list[str] | None = None,
+               unmasked: Sequence[str] = ()) -> Iterator[pa.RecordBatch]:
         """The batches of :meth:`load` as they arrive (memory bounded by one batch, not the table).
+
+        ``unmasked``: columns that must arrive unmasked (a split's keys): the service says which
+        columns it masks in this answer (``X-Lake-Masked``), and a masked one among them refuses it.
 
         Raises:
             ServiceError: the service refused, or the stream broke off.
+            SplitError: a column of ``unmasked`` arrives masked.
         """
         params = {k: v for k, v in {"version": version, "columns": ",".join(columns) if columns else None}.items()
                   if v is not None}
@@ -168,13 +177,13 @@ class ServiceClient:
                 if response.status_code >= 400:
                     response.read()
                     self._raise(response)
-                reader = pa.ipc.open_stream(io.BufferedReader(_Chunks(response.iter_bytes()), 1 << 20))
-                yield from reader
+                _check_version(response, ref, version)
+                _check_unmasked(response, ref, unmasked)
+                with _readable(ref):
+                    for batch in pa.ipc.open_stream(io.BufferedReader(_Chunks(response.iter_bytes()), 1 << 20)):
+                        yield _valid(batch)
         except httpx.HTTPError as exc:
             raise ServiceError(f"the lake service's stream of {ref} broke off: {exc}") from None
-        except pa.ArrowInvalid as exc:
-            raise ServiceError(f"the lake service sent an unreadable stream for {ref}: {exc}") from None
-
 
     def export(self, ref: str, out: str, *, version: int | None = None, columns: list[str] | None = None) -> int:
         """Write what :meth:`load` returns to a local Parquet file; returns the rows written."""
@@ -191,6 +200,46 @@ class RemoteCatalog(ServiceClient):
     def __getattr__(self, name: str) -> Any:
         raise ServiceError(f"`{name}` is not available through the lake service yet: unset [service] url "
                            "(LAKE_SERVICE_URL) to use the catalog database directly")
+
+
+def _check_version(response: httpx.Response, ref: str, version: int | None) -> None:
+    """Refuse rows of another version than the one asked for (``X-Lake-Version``)."""
+    sent = response.headers.get("x-lake-version")
+    if version is not None and sent is not None and sent != str(version):
+        raise ServiceError(f"the lake service sent version {sent[:20]} of {ref} for version {version}")
+
+
+def _check_unmasked(response: httpx.Response, ref: str, unmasked: Sequence[str]) -> None:
+    """Refuse an answer that masks a column that must arrive unmasked (``X-Lake-Masked``)."""
+    if not unmasked:
+        return
+    try:
+        masked = json.loads(response.headers.get("x-lake-masked") or "[]")
+        if not isinstance(masked, list):
+            raise ValueError("not a list")
+    except ValueError as exc:
+        raise ServiceError(f"the lake service's X-Lake-Masked header for {ref} is not a list of columns: {exc}") from None
+    keys = [k for k in unmasked if k in masked]
+    if keys:
+        raise SplitError(f"split key column(s) {keys} of {ref} now reach you masked, so the split would not be the "
+                         "one made on the lake; key the split by an unmasked column, or ask for unmask")
+
+
+@contextlib.contextmanager
+def _readable(ref: str) -> Iterator[None]:
+    """Bytes the service sent that Arrow cannot read are a :class:`ServiceError` (a truncated body is a bare
+    ``OSError``, a forged length a ``MemoryError``)."""
+    try:
+        yield
+    except (pa.ArrowException, OSError, MemoryError) as exc:
+        raise ServiceError(f"the lake service sent an unreadable stream for {ref}: {str(exc)[:300]}") from None
+
+
+def _valid(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch`` once fully validated (offsets, UTF-8): the IPC reader checks only the structure, and these
+    bytes came over the network."""
+    batch.validate(full=True)
+    return batch
 
 
 class _Chunks(io.RawIOBase):

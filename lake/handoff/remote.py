@@ -11,6 +11,7 @@ same split made on the lake itself). Export needs the files: run it where the la
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 from collections.abc import Iterator, Sequence
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from lake.errors import HandoffError, SplitError
+from lake.errors import HandoffError, ServiceError, SplitError
 from lake.handoff import stream as st
 from lake.handoff.dataset import DEFAULT_BATCH_SIZE, Dataset
 from lake.handoff.metadata import DatasetMetadata
@@ -45,18 +46,31 @@ class RemoteDataset(Dataset):
     """
 
     def __init__(self, lake: Lake, client: ServiceClient, metadata: DatasetMetadata,  # noqa: D107
-                 masked: dict[str, str]) -> None:
+                 masked: dict[str, str], schema: pa.Schema | None = None) -> None:
         self.lake = lake
         self.client = client
         self.metadata = metadata
         self.masked = masked
         """``{column: masking method}`` the service applies to this principal's reads."""
-        self._schema: pa.Schema | None = None
+        self._schema = schema
 
     @classmethod
     def open(cls, lake: Lake, client: ServiceClient, ref: str, version: int | None) -> RemoteDataset:
         """Ask the service for ``ref``'s metadata (which checks the read grant)."""
         meta = client.load_metadata(ref, version=version)
+        try:
+            metadata, masked = cls._parse(meta)
+            sent = meta.get("arrow_schema")  # a service before it sent one: the schema of the first row
+            schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(sent, validate=True))) if sent else None
+        except (KeyError, TypeError, ValueError, AttributeError, OSError, pa.ArrowException) as exc:
+            raise ServiceError(f"the lake service's metadata of {ref} is not what a load describes: "
+                               f"{type(exc).__name__} {str(exc)[:200]}") from None
+        if version is not None and metadata.version != version:
+            raise ServiceError(f"the lake service described version {metadata.version} of {ref} for version {version}")
+        return cls(lake, client, metadata, masked, schema)
+
+    @staticmethod
+    def _parse(meta: Any) -> tuple[DatasetMetadata, dict[str, str]]:
         created = meta.get("created_at")
         metadata = DatasetMetadata(
             kind=meta["kind"], name=meta["name"], table=meta["table"], version=int(meta["version"]),
@@ -67,7 +81,7 @@ class RemoteDataset(Dataset):
             training_id=meta.get("training_id"), entity_hash=meta.get("entity_hash"),
             entity_location=meta.get("entity_location"), options=meta.get("options") or {},
             run_id=meta.get("run_id"), created_at=dt.datetime.fromisoformat(created) if created else None)
-        return cls(lake, client, metadata, {c["name"]: c["masked"] for c in meta["columns"] if c.get("masked")})
+        return metadata, {str(c["name"]): str(c["masked"]) for c in meta["columns"] if c.get("masked")}
 
     def __repr__(self) -> str:
         return f"RemoteDataset({self.metadata.ref!r}, rows={self.metadata.row_count}, via={self.client.url!r})"
@@ -91,7 +105,7 @@ class RemoteDataset(Dataset):
     def split_counts(self, splits: st.SplitSpec) -> dict[str, int]:
         self.check_split_keys(self.schema, splits)
         counts = np.zeros(len(splits.names), dtype=np.int64)
-        for batch in self._stream(list(splits.keys)):
+        for batch in self._stream(list(splits.keys), unmasked=splits.keys):
             counts += np.bincount(splits.assign(batch), minlength=len(splits.names))
         return {name: int(n) for name, n in zip(splits.names, counts, strict=True)}
 
@@ -109,8 +123,8 @@ class RemoteDataset(Dataset):
         meta = self.metadata
         return f"training:{meta.training_id}" if meta.training_id else meta.table
 
-    def _stream(self, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
-        return self.client.stream(self._ref(), version=self.metadata.version, columns=columns)
+    def _stream(self, columns: list[str] | None, unmasked: Sequence[str] = ()) -> Iterator[pa.RecordBatch]:
+        return self.client.stream(self._ref(), version=self.metadata.version, columns=columns, unmasked=unmasked)
 
     def _rows(self, columns: Sequence[str] | None, splits: st.SplitSpec | None, split: str | None, *,
               batch_size: int = DEFAULT_BATCH_SIZE, seed: int | None = None
@@ -122,7 +136,7 @@ class RemoteDataset(Dataset):
         if splits is None or split is None:
             return schema, self._stream(cols)
         read = sorted(set(names) | set(splits.keys), key=full.names.index)
-        return schema, st.only_split(self._stream(read), splits, split, names)
+        return schema, st.only_split(self._stream(read, unmasked=splits.keys), splits, split, names)
 
     @contextlib.contextmanager
     def _reading(self, parameters: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -20,7 +20,7 @@ from catalog.errors import AuthenticationError, PermissionDeniedError
 from lake.features.access import FeatureAccess
 from lake.lakehouse import Lake
 from lake.masking import mask_table
-from lake.naming import FEATURE_SERVICE_PREFIX, FEATURE_VIEW_PREFIX
+from lake.naming import FEATURE_SERVICE_PREFIX, FEATURE_VIEW_PREFIX, TABLE_NAME
 from lake.service.auth import JWTValidator, ServiceAuthenticator
 
 COOKIE = "lake_token"
@@ -122,6 +122,8 @@ class ServiceAccess:
         """``{column: method}`` to mask when ``principal`` reads catalog dataset ``table``."""
         if not self.enforce:
             return {}
+        if TABLE_NAME.match(table):  # lake.table reads `Gold.X` as gold.x, and the catalog records it so
+            table = table.lower()
         return self.policy.mask_for(principal, table, self.namespace, object_of(table))
 
     def enforced(self) -> bool:

@@ -14,8 +14,10 @@ The OpenAPI document is at ``/openapi.json`` (``/docs`` renders it).
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import io
+import json
 import math
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -330,7 +332,7 @@ def create_app(lake: Lake, access: ServiceAccess | None = None, *, limits: Limit
         so without read an unknown table or version answers 403 like a known one; a training dataset is
         found first (the table of its frame is what grants name)."""
         text, version = parse_ref(table_of(ref), version)
-        table = None if text.startswith("training:") or "." not in text else text
+        table = None if text.startswith("training:") or "." not in text else text.lower()  # as lake.table has it
         if table is not None:
             access.check(principal, "read", object_of(table), audit_as="load", version=version)
         ds = load(lake, text, version=version)
@@ -359,6 +361,7 @@ def create_app(lake: Lake, access: ServiceAccess | None = None, *, limits: Limit
         meta = ds.metadata.as_dict()
         meta["columns"] = [{"name": f.name, "type": str(f.type), "nullable": f.nullable,
                             **({"masked": masked[f.name]} if f.name in masked else {})} for f in schema]
+        meta["arrow_schema"] = base64.b64encode(schema.serialize().to_pybytes()).decode()  # the stream's schema
         return meta
 
     @api.get("/api/v1/load/{ref}", tags=["data"])
@@ -401,7 +404,11 @@ def create_app(lake: Lake, access: ServiceAccess | None = None, *, limits: Limit
             yield sink.getvalue()
 
         return StreamingResponse(stream(), media_type=ARROW_STREAM,
-                                 headers={"X-Lake-Version": str(ds.metadata.version)})
+                                 headers={"X-Lake-Version": str(ds.metadata.version),
+                                          # the columns this answer masks (JSON, ASCII): a client keying a
+                                          # split by one of them would split other values than the lake's
+                                          "X-Lake-Masked": json.dumps(sorted(
+                                              c for c in masked if wanted is None or c in wanted))})
 
     @api.post("/api/v1/sql", tags=["data"])
     def sql(request: Request, body: SQLRequest) -> Any:

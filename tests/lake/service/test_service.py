@@ -161,6 +161,10 @@ def test_previews_and_loads_are_masked_without_unmask(team: Team, service: Servi
     # Hand-off load as an Arrow stream and as JSON rows.
     stream = client.get("/api/v1/load/gold.contacts", headers=analyst)
     assert stream.status_code == 200 and stream.headers["content-type"] == "application/vnd.apache.arrow.stream"
+    assert stream.headers["x-lake-masked"] == '["contact"]'  # what this answer masks, for split checks
+    assert client.get("/api/v1/load/gold.contacts", headers=owner).headers["x-lake-masked"] == "[]"
+    assert client.get("/api/v1/load/gold.contacts", headers=analyst,  # only the columns asked for
+                      params={"columns": "id"}).headers["x-lake-masked"] == "[]"
     table = pa.ipc.open_stream(stream.content).read_all()
     assert "ann@example.com" not in str(table.to_pydict()) and hashed("ann@example.com") in table["contact"].to_pylist()
     full = pa.ipc.open_stream(client.get("/api/v1/load/gold.contacts", headers=owner).content).read_all()
@@ -178,7 +182,21 @@ def test_previews_and_loads_are_masked_without_unmask(team: Team, service: Servi
         assert denied.status_code == 403 and "may not read bronze." in denied.json()["detail"], (path, denied.text)
         assert "s3://" not in denied.text
     assert client.get("/api/v1/load/gold.contacts@0/metadata", headers=analyst).json()["version"] == 0
+    assert client.get("/api/v1/load/Gold.Contacts/metadata", headers=analyst).json()["table"] == "gold.contacts"
     assert client.get("/api/v1/load/bronze.nosuch/metadata", headers=owner).status_code == 404
+    # A table named in other letter case is the same table (lake.table lower-cases it): masked alike, for a
+    # principal whose read reaches it from the root.
+    with team.lake.catalog.writing() as s:
+        acl.grant(s, "analyst", "read", "lake")
+    try:
+        for path in ("/api/v1/datasets/Gold.Contacts/preview", "/api/v1/datasets/GOLD.CONTACTS/preview",
+                     "/api/v1/load/Gold.Contacts?format=json"):
+            answer = client.get(path, headers=analyst)
+            assert answer.status_code == 200 and "ann@example.com" not in answer.text, (path, answer.text[:300])
+            assert hashed("ann@example.com") in answer.text
+    finally:
+        with team.lake.catalog.writing() as s:
+            acl.revoke(s, "analyst", "read", "lake")
     # unmask on gold lets the training account see it.
     with team.lake.catalog.writing() as s:
         acl.grant(s, "svc:training", "unmask", "gold.contacts")
@@ -390,6 +408,32 @@ def test_oidc_jwts_from_a_local_issuer(team: Team) -> None:
         access.close()
         issuer.server.shutdown()
 
+
+def test_a_remote_load_is_one_read_of_the_service(team: Team, service: Service) -> None:
+    """A dataset loaded through the service learns its schema with its metadata: reading it is one load
+    (one audited read, one recorded hand-off run), not a peek at its first rows and then the load."""
+    from lake.remote import RemoteCatalog
+
+    client, access = service
+    service_client = RemoteCatalog("http://testserver")
+    service_client.http = TestClient(client.app, headers=team.auth("analyst"))  # the service in process
+    remote = Lake(team.lake.settings, catalog=False, remote=service_client)
+
+    def loads() -> int:
+        access.audit_log.flush()
+        with team.lake.catalog.reading() as s:
+            return len(s.execute(select(m.AuditRecord.id).where(
+                m.AuditRecord.principal == "analyst", m.AuditRecord.action == "load",
+                m.AuditRecord.object == "gold.contacts")).all())
+
+    runs = len(team.lake.catalog.runs(job="handoff.load.gold.contacts", limit=1000))
+    before = loads()
+    ds = load(remote, "gold.contacts")
+    assert ds.schema.names == ["id", "contact"] and ds.schema.field("contact").type == pa.string()
+    frame = ds.to_arrow()
+    assert frame.num_rows == 3 and frame.schema == ds.schema
+    assert loads() - before == 2  # the metadata, then the rows
+    assert len(team.lake.catalog.runs(job="handoff.load.gold.contacts", limit=1000)) - runs == 1
 
 def test_jwt_groups_stay_with_their_token(team: Team) -> None:
     """A JWT's groups give their grants to requests made with that token only: not to the same name's lake
