@@ -76,7 +76,7 @@ class Lake:
             settings: the settings to start from (default :func:`lake.config.load_settings`).
 
         Example:
-            >>> lake = Lake.connect("http://lake.internal:8080", token)
+            >>> lake = Lake.connect("https://lake.internal", token)
             >>> lake.catalog.search("churn")
             >>> frame = handoff.load(lake, "training:churn_v1").to_pandas()
         """

@@ -8,7 +8,7 @@ types, so ``lake catalog search|show|lineage|runs|run|tag|describe|owner`` work 
 :meth:`lake.lakehouse.Lake.connect` gives a ``Lake`` whose catalog and hand-off loads go through it.
 
 Example:
-    >>> client = ServiceClient("http://lake.internal:8080", token)
+    >>> client = ServiceClient("https://lake.internal", token)
     >>> client.sql("SELECT count(*) FROM gold.daily")
     >>> client.load("training:churn_v1")  # an Arrow table, masked as the service decides
 """
@@ -19,6 +19,8 @@ import contextlib
 import datetime as dt
 import io
 import json
+import urllib.parse
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, Self
 
@@ -27,7 +29,7 @@ import pyarrow as pa
 
 from catalog.entities import LineageGraph, LineageNode, SearchHit
 from lake.config import Settings
-from lake.errors import ServiceError, SplitError
+from lake.errors import LakeWarning, ServiceError, SplitError
 
 
 class ServiceClient:
@@ -43,6 +45,10 @@ class ServiceClient:
                  transport: httpx.BaseTransport | None = None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")
+        parsed = urllib.parse.urlsplit(self.url)
+        if token and parsed.scheme == "http" and parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
+            warnings.warn(f"the token goes to {parsed.hostname} unencrypted (http://): use https:// unless the "
+                          "network between you and the service is trusted", LakeWarning, stacklevel=2)
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
 
     @classmethod
@@ -87,11 +93,11 @@ class ServiceClient:
         return [SearchHit(**row) for row in rows]
 
     def show(self, name: str, *, version: int | None = None, namespace: str | None = None) -> dict[str, Any]:
-        return _times(self.get(f"/api/v1/datasets/{name}", version=version))  # type: ignore[no-any-return]
+        return _times(self.get(f"/api/v1/datasets/{_seg(name)}", version=version))  # type: ignore[no-any-return]
 
     def lineage(self, name: str, **kwargs: Any) -> LineageGraph:
         kwargs.pop("namespace", None)
-        body = self.get(f"/api/v1/lineage/{name}", **kwargs)
+        body = self.get(f"/api/v1/lineage/{_seg(name)}", **kwargs)
         edges = [(e["from"], e["to"]) for e in body["edges"]]
         jobs = {(e["from"], e["to"]): e["job"] for e in body["edges"] if "job" in e}
         return LineageGraph(body["root"], [LineageNode(**n) for n in body["nodes"]], edges, jobs)
@@ -103,7 +109,7 @@ class ServiceClient:
         return _times(self.get("/api/v1/runs", job=job, status=status, dataset=dataset, limit=limit))  # type: ignore[no-any-return]
 
     def run_info(self, run_id: str) -> dict[str, Any]:
-        return _times(self.get(f"/api/v1/runs/{run_id}"))  # type: ignore[no-any-return]
+        return _times(self.get(f"/api/v1/runs/{_seg(run_id)}"))  # type: ignore[no-any-return]
 
     def datasets(self, *, layer: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
         return self.get("/api/v1/datasets", layer=layer)  # type: ignore[no-any-return]
@@ -112,7 +118,7 @@ class ServiceClient:
         return _times(self.get("/api/v1/training", name=name, limit=limit))  # type: ignore[no-any-return]
 
     def training_dataset(self, ref: str) -> dict[str, Any]:
-        return _times(self.get(f"/api/v1/training/{ref}"))  # type: ignore[no-any-return]
+        return _times(self.get(f"/api/v1/training/{_seg(ref)}"))  # type: ignore[no-any-return]
 
     def reports(self, *, dataset: str | None = None, kind: str | None = None, limit: int = 50,
                 namespace: str | None = None) -> list[dict[str, Any]]:
@@ -121,20 +127,20 @@ class ServiceClient:
     # ----------------------------------------------------------------- writes
 
     def tag(self, name: str, tag: str, *, column: str | None = None, namespace: str | None = None) -> None:
-        self.request("POST", f"/api/v1/datasets/{name}/tags", json={"tag": tag, "column": column})
+        self.request("POST", f"/api/v1/datasets/{_seg(name)}/tags", json={"tag": tag, "column": column})
 
     def untag(self, name: str, tag: str, *, column: str | None = None, namespace: str | None = None) -> None:
-        self.request("DELETE", f"/api/v1/datasets/{name}/tags/{tag}",
+        self.request("DELETE", f"/api/v1/datasets/{_seg(name)}/tags/{_seg(tag)}",
                      params={"column": column} if column is not None else None)
 
     def describe(self, name: str, text: str, *, column: str | None = None, namespace: str | None = None) -> None:
-        self.request("PUT", f"/api/v1/datasets/{name}/description", json={"text": text, "column": column})
+        self.request("PUT", f"/api/v1/datasets/{_seg(name)}/description", json={"text": text, "column": column})
 
     def add_owner(self, name: str, owner: str, *, namespace: str | None = None) -> None:
-        self.request("POST", f"/api/v1/datasets/{name}/owners/{owner}")
+        self.request("POST", f"/api/v1/datasets/{_seg(name)}/owners/{_seg(owner)}")
 
     def remove_owner(self, name: str, owner: str, *, namespace: str | None = None) -> None:
-        self.request("DELETE", f"/api/v1/datasets/{name}/owners/{owner}")
+        self.request("DELETE", f"/api/v1/datasets/{_seg(name)}/owners/{_seg(owner)}")
 
     def sql(self, query: str, *, limit: int | None = None) -> pa.Table:
         """A query's result (masked and capped by the service) as an Arrow table."""
@@ -148,7 +154,7 @@ class ServiceClient:
         """A table or a saved training frame for hand-off (``training:<id or name>``), masked by the service
         (its first ``limit`` rows, or all)."""
         params = {"version": version, "columns": ",".join(columns) if columns else None, "limit": limit}
-        response = self.request("GET", f"/api/v1/load/{ref}", params={k: v for k, v in params.items() if v is not None})
+        response = self.request("GET", f"/api/v1/load/{_seg(ref)}", params={k: v for k, v in params.items() if v is not None})
         _check_version(response, ref, version)
         with _readable(ref):
             reader = pa.ipc.open_stream(response.content)
@@ -157,7 +163,7 @@ class ServiceClient:
     def load_metadata(self, ref: str, *, version: int | None = None) -> dict[str, Any]:
         """What the service tells about the data :meth:`load` would hand over (``DatasetMetadata`` as JSON,
         with the column types as they leave the service, masked ones included)."""
-        return self.get(f"/api/v1/load/{ref}/metadata", version=version)  # type: ignore[no-any-return]
+        return self.get(f"/api/v1/load/{_seg(ref)}/metadata", version=version)  # type: ignore[no-any-return]
 
     def stream(self, ref: str, *, version: int | None = None, columns: list[str] | None = None,
                unmasked: Sequence[str] = ()) -> Iterator[pa.RecordBatch]:
@@ -173,7 +179,7 @@ class ServiceClient:
         params = {k: v for k, v in {"version": version, "columns": ",".join(columns) if columns else None}.items()
                   if v is not None}
         try:
-            with self.http.stream("GET", f"/api/v1/load/{ref}", params=params) as response:
+            with self.http.stream("GET", f"/api/v1/load/{_seg(ref)}", params=params) as response:
                 if response.status_code >= 400:
                     response.read()
                     self._raise(response)
@@ -263,6 +269,11 @@ class _Chunks(io.RawIOBase):
         view[:size] = self._left[:size]
         self._left = self._left[size:]
         return size
+
+
+def _seg(value: object) -> str:
+    """One path segment of a request (a dataset name, a reference, an id), escaped."""
+    return urllib.parse.quote(str(value), safe=":@.")
 
 
 def _times(value: Any) -> Any:

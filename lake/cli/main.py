@@ -121,9 +121,15 @@ def quiet_engines(verbose: bool) -> None:
         return
     warnings.filterwarnings("ignore")
     warnings.filterwarnings("default", category=LakeWarning)
+    warnings.formatwarning = one_line_warning
     logging.getLogger().setLevel(logging.ERROR)
     for own in ("lake", "catalog"):
         logging.getLogger(own).setLevel(logging.WARNING)
+
+
+def one_line_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> str:
+    """A warning as the CLI prints it: ``warning: <message>`` (no file, line or source)."""
+    return f"warning: {message}\n"
 
 
 def error_object(exc: LakeError) -> dict[str, Any]:

@@ -39,7 +39,7 @@ class RemoteDataset(Dataset):
     """A table or a saved training frame at one version, streamed from the lake service.
 
     Example:
-        >>> lake = Lake.connect("http://lake.internal:8080", token)
+        >>> lake = Lake.connect("https://lake.internal", token)
         >>> ds = handoff.load(lake, "training:churn_v1")
         >>> ds.metadata.sources, ds.metadata.content_hash, ds.masked
         >>> frame = ds.to_pandas()          # masked columns arrive masked

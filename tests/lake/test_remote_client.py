@@ -11,7 +11,7 @@ import httpx
 import pyarrow as pa
 import pytest
 
-from lake.errors import ServiceError
+from lake.errors import LakeWarning, ServiceError
 from lake.remote import ServiceClient
 
 GOOD = pa.table({"id": [1, 2, 3], "name": ["a", "b", None]})
@@ -30,7 +30,7 @@ def _client(body: bytes, version: str = "4") -> ServiceClient:
         return httpx.Response(200, content=body, headers={"content-type": "application/vnd.apache.arrow.stream",
                                                           "x-lake-version": version})
 
-    return ServiceClient("http://lake.test", "t", transport=httpx.MockTransport(answer))
+    return ServiceClient("https://lake.test", "t", transport=httpx.MockTransport(answer))
 
 
 def test_a_good_stream_reads_whole_and_in_batches() -> None:
@@ -77,7 +77,7 @@ def test_metadata_that_is_not_a_load_description_is_a_service_error(meta: object
 
     from lake.handoff.remote import RemoteDataset
 
-    client = ServiceClient("http://lake.test", "t", transport=httpx.MockTransport(
+    client = ServiceClient("https://lake.test", "t", transport=httpx.MockTransport(
         lambda request: httpx.Response(200, json=meta)))
     with pytest.raises(ServiceError, match="not what a load describes"):
         RemoteDataset.open(cast(Any, None), client, "gold.x", None)
@@ -90,7 +90,7 @@ def test_metadata_of_another_version_is_refused() -> None:
 
     meta = {"kind": "curated", "name": "gold.x", "table": "gold.x", "version": 5, "location": "", "row_count": 1,
             "content_hash": "", "columns": [{"name": "id", "type": "int64", "nullable": True, "masked": "hash"}]}
-    client = ServiceClient("http://lake.test", "t", transport=httpx.MockTransport(
+    client = ServiceClient("https://lake.test", "t", transport=httpx.MockTransport(
         lambda request: httpx.Response(200, json=meta)))
     ds = RemoteDataset.open(cast(Any, None), client, "gold.x", 5)
     assert ds.masked == {"id": "hash"}
@@ -124,7 +124,7 @@ def test_a_split_key_masked_since_the_dataset_was_opened_is_refused() -> None:
         return httpx.Response(200, content=_ipc(*body.to_batches()), headers={
             "x-lake-version": "2", "x-lake-masked": json.dumps(masked_now)})
 
-    client = ServiceClient("http://lake.test", "t", transport=httpx.MockTransport(answer))
+    client = ServiceClient("https://lake.test", "t", transport=httpx.MockTransport(answer))
     ds = RemoteDataset.open(cast(Any, None), client, "gold.x", None)
     assert ds.masked == {}  # unmasked when opened
     by_k, by_id = SplitSpec.parse("train=0.5,test=0.5", keys="k"), SplitSpec.parse("train=0.5,test=0.5", keys="id")
@@ -136,3 +136,20 @@ def test_a_split_key_masked_since_the_dataset_was_opened_is_refused() -> None:
     assert ds.to_arrow().num_rows == 20  # no split: nothing to refuse
     masked_now.clear()
     assert sum(ds.split_counts(by_k).values()) == 20
+
+
+def test_names_are_escaped_in_paths_and_a_token_over_plain_http_is_warned_of() -> None:
+    seen: list[bytes] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.raw_path)
+        return httpx.Response(200, json={"name": "x"})
+
+    client = ServiceClient("https://lake.test", "t", transport=httpx.MockTransport(answer))
+    client.show("gold.x/../../admin?y=1#z")
+    assert seen == [b"/api/v1/datasets/gold.x%2F..%2F..%2Fadmin%3Fy%3D1%23z"]
+    with pytest.warns(LakeWarning, match="unencrypted"):
+        ServiceClient("http://lake.example.com:8080", "t")
+    for quiet in ("http://127.0.0.1:8080", "https://lake.example.com"):  # loopback, or TLS: nothing to say
+        ServiceClient(quiet, "t").close()
+    ServiceClient("http://lake.example.com:8080").close()  # no token, nothing sent
