@@ -130,7 +130,7 @@ def percentiles(fn: Callable[[Any], Any], args: list[Any], repeat: int) -> tuple
             fn(a)
             times.append((time.perf_counter() - t) * 1000)
     times.sort()
-    return statistics.median(times), times[int(len(times) * 0.95) - 1]
+    return statistics.median(times), times[max(int(len(times) * 0.95) - 1, 0)]
 
 
 def naive_search(engine: Any) -> Callable[[str], Any]:

@@ -90,6 +90,22 @@ async def _client(port: int, bodies: list[bytes], start: float, stop: float, out
     writer.close()
 
 
+
+def stop_servers(procs: list[subprocess.Popen[Any]]) -> None:
+    """Ask every server to stop, then kill those still up after 30 s."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def median_stats(stats_list: list[dict[str, float]]) -> dict[str, float]:
+    """The median of each figure over the rounds of one side."""
+    return {k: round(statistics.median(s[k] for s in stats_list), 3) for k in stats_list[0]}
+
 def _requests(bodies: list[dict[str, Any]], port: int) -> list[bytes]:
     out = []
     for body in bodies:
@@ -291,17 +307,10 @@ def main() -> None:
                     assert name != "lake" or stats["errors"] == 0, f"the lean server failed requests: {stats}"
                     runs[name].append(stats)
             for name, stats_list in runs.items():
-                http[f"{name}_c{clients}"] = stats = {k: round(statistics.median(s[k] for s in stats_list), 3)
-                                                      for k in stats_list[0]}
+                http[f"{name}_c{clients}"] = stats = median_stats(stats_list)
                 print(f"  {name:5s} {clients:2d} clients (median of {repeat}): {stats}")
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_servers(procs)
         _cleanup_redis(project)
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)

@@ -35,6 +35,8 @@ from benchmarks.features_serving import (
     _drive,
     _wait_healthy,
     build,
+    median_stats,
+    stop_servers,
 )
 
 
@@ -138,17 +140,10 @@ def main() -> None:
             pairs[clients] = statistics.median(p["rps"] / m["rps"] for m, p in zip(runs["metrics"], runs["plain"],
                                                                                       strict=True))
             for name, stats_list in runs.items():
-                http[f"{name}_c{clients}"] = stats = {k: round(statistics.median(s[k] for s in stats_list), 3)
-                                                      for k in stats_list[0]}
+                http[f"{name}_c{clients}"] = stats = median_stats(stats_list)
                 print(f"  {name:7s} {clients:2d} clients (median of {repeat}): {stats}")
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_servers(procs)
         _cleanup_redis(lake.settings.feast.project)
         shutil.rmtree(base, ignore_errors=True)
     direct_cost = direct["metrics"] / direct["plain"]
